@@ -1,0 +1,115 @@
+"""The one entry point the rest of the project uses: load a checkpoint, embed images, caption them."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from mlcore.checkpoint import load_checkpoint
+from mlcore.devices import default_batch_size, inference_context, resolve_device
+from mlcore.encoder import ClipEncoder
+from mlcore.errors import CheckpointError
+from mlcore.generate import DecodingOptions, generate
+from mlcore.model import CaptionerConfig, ClipCaptionModel, stop_token_id
+
+# Rough memory per image during beam search with a 124M GPT-2 (KV cache for 5 beams and the logits).
+BYTES_PER_CAPTION = 24 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    text: str
+    score: float
+    token_ids: list[int]
+
+
+class Captioner:
+    """A captioning model ready to run. CLIP loads on first use, so captioning stored embeddings needs no CLIP."""
+
+    def __init__(
+        self,
+        config: CaptionerConfig,
+        model: ClipCaptionModel,
+        tokenizer,
+        device: torch.device,
+        checkpoint_dir: Path | None = None,
+        encoder: ClipEncoder | None = None,
+    ):
+        self.config = config
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.stop_token_id = stop_token_id(tokenizer, config.stop_token)
+        self._encoder = encoder
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str | torch.device | None = "auto") -> "Captioner":
+        checkpoint = Path(checkpoint)
+        config, model, tokenizer = load_checkpoint(checkpoint)
+        return cls(config, model, tokenizer, resolve_device(device), checkpoint_dir=checkpoint)
+
+    @property
+    def encoder(self) -> ClipEncoder:
+        if self._encoder is None:
+            encoder = ClipEncoder.load(self.config.clip_model, device=self.device, base_dir=self.checkpoint_dir)
+            if encoder.embedding_size != self.config.clip_embedding_size:
+                raise CheckpointError(
+                    f"CLIP {self.config.clip_model!r} gives {encoder.embedding_size}-d embeddings but the captioner "
+                    f"was trained on {self.config.clip_embedding_size}-d ones"
+                )
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def embedding_size(self) -> int:
+        return self.config.clip_embedding_size
+
+    def embed(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """CLIP image embeddings, [N, D] float32 on the CPU (not normalised: the mapper was trained on these)."""
+        return self.encoder.encode_images(images, batch_size=batch_size)
+
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.encoder.encode_texts(texts)
+
+    def caption(
+        self,
+        images: Sequence[Image.Image],
+        options: DecodingOptions | None = None,
+        batch_size: int | None = None,
+        **overrides,
+    ) -> list[CaptionResult]:
+        return self.caption_embeddings(self.embed(images), options, batch_size=batch_size, **overrides)
+
+    def caption_embeddings(
+        self,
+        embeddings: torch.Tensor,
+        options: DecodingOptions | None = None,
+        batch_size: int | None = None,
+        **overrides,
+    ) -> list[CaptionResult]:
+        options = _options(options, overrides)
+        self.model.check_embeddings(embeddings)
+        batch_size = batch_size or default_batch_size(self.device, BYTES_PER_CAPTION)
+        results: list[CaptionResult] = []
+        for start in range(0, embeddings.shape[0], batch_size):
+            with inference_context(self.device):
+                prefixes = self.model.prefix_embeddings(embeddings[start : start + batch_size].to(self.device))
+                generated = generate(self.model.gpt, prefixes, self.stop_token_id, options)
+            results.extend(CaptionResult(self.decode(item.token_ids), item.score, item.token_ids) for item in generated)
+        return results
+
+    def decode(self, token_ids: list[int]) -> str:
+        if token_ids and token_ids[-1] == self.stop_token_id and self.stop_token_id == self.tokenizer.eos_token_id:
+            token_ids = token_ids[:-1]
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
+
+
+def _options(options: DecodingOptions | None, overrides: dict) -> DecodingOptions:
+    if options is None:
+        return DecodingOptions(**overrides)
+    if overrides:
+        return DecodingOptions.from_dict({**options.to_dict(), **overrides})
+    return options

@@ -1,0 +1,241 @@
+"""Caption generation from GPT-2 prefixes: beam search, greedy decoding and sampling.
+
+Every strategy runs over a whole batch of images at once and feeds GPT-2 one new token per step,
+reusing its key/value cache. All sequences in a batch share one length (the prefix has a fixed length
+and every live beam grows by one token per step), so no padding or attention mask is needed.
+
+Beam search follows ClipCap's `generate_beam` exactly, so both pick the same best caption:
+- candidates are ranked by summed log-probability divided by length (`length_normalization` is the
+  exponent on the length; 1.0 is ClipCap's rule);
+- a beam that has emitted the stop token stays in the beam and is "extended" at zero cost without
+  growing, so it competes with its final score;
+- an image is finished when all its beams have stopped, or after `max_length` tokens.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from transformers import GPT2LMHeadModel
+
+Strategy = Literal["beam", "greedy", "sample"]
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    strategy: Strategy = "beam"
+    beam_size: int = 5
+    length_normalization: float = 1.0
+    max_length: int = 40
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("beam", "greedy", "sample"):
+            raise ValueError(f"unknown decoding strategy {self.strategy!r}; use beam, greedy or sample")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DecodingOptions":
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown decoding options: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GeneratedTokens:
+    """One caption's token ids (the stop token included when it was reached) and its score.
+
+    The score is the summed log-probability divided by length**length_normalization for beam search,
+    and the mean log-probability per token under the model for greedy decoding and sampling.
+    """
+
+    token_ids: list[int]
+    score: float
+
+
+def generate(
+    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+) -> list[GeneratedTokens]:
+    """Continues each prefix ([N, prefix_length, width]) into one caption."""
+    if prefixes.shape[0] == 0:
+        return []
+    if options.strategy == "beam":
+        return beam_search(gpt, prefixes, stop_token_id, options)
+    return sample_or_greedy(gpt, prefixes, stop_token_id, options)
+
+
+def _log_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return F.log_softmax(logits, dim=-1)
+
+
+def _step(gpt: GPT2LMHeadModel, token_ids: torch.Tensor, cache) -> torch.Tensor:
+    """Feeds one token per row; returns the next-token logits, [rows, vocab]."""
+    embeddings = gpt.transformer.wte(token_ids).unsqueeze(1)
+    output = gpt(inputs_embeds=embeddings, cache=cache, use_cache=True)
+    return output.logits[:, -1]
+
+
+def _start(gpt: GPT2LMHeadModel, prefixes: torch.Tensor):
+    output = gpt(inputs_embeds=prefixes, use_cache=True, logits_to_keep=1)
+    return output.logits[:, -1], output.cache
+
+
+def beam_search(
+    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+) -> list[GeneratedTokens]:
+    beams = options.beam_size
+    alpha = options.length_normalization
+    logits, cache = _start(gpt, prefixes)
+    log_probs = _log_probabilities(logits, options.temperature)
+    beams = min(beams, log_probs.shape[-1])
+    sums, first_tokens = log_probs.topk(beams, dim=-1)  # [images, beams]
+    tokens = first_tokens.unsqueeze(-1)  # [images, beams, length]
+    lengths = torch.ones_like(sums)
+    stopped = first_tokens == stop_token_id
+    cache.batch_repeat_interleave(beams)
+
+    # Rows of the running batch map to these images; finished images leave the batch.
+    running_images = torch.arange(prefixes.shape[0], device=prefixes.device)
+    results: dict[int, GeneratedTokens] = {}
+
+    for _ in range(1, options.max_length):
+        finished = stopped.all(dim=-1)
+        if finished.any():
+            _record_best(results, running_images[finished], tokens[finished], sums[finished], lengths[finished], alpha)
+            keep = ~finished
+            if not keep.any():
+                break
+            running_images, tokens, sums, lengths, stopped = (
+                running_images[keep],
+                tokens[keep],
+                sums[keep],
+                lengths[keep],
+                stopped[keep],
+            )
+            cache.batch_select_indices(_beam_rows(keep.nonzero().squeeze(-1), beams))
+
+        images = tokens.shape[0]
+        step_log_probs = _log_probabilities(_step(gpt, tokens[:, :, -1].reshape(-1), cache), options.temperature)
+        step_log_probs = step_log_probs.view(images, beams, -1)
+        # Only the best `beams` tokens of each beam can make the joint top `beams`: rank those alone.
+        top_log_probs, top_tokens = step_log_probs.topk(beams, dim=-1)  # [images, beams, beams]
+        # A stopped beam offers exactly one candidate: token 0 at no cost, length unchanged.
+        top_log_probs = torch.where(stopped.unsqueeze(-1), _stopped_row(top_log_probs), top_log_probs)
+        top_tokens = torch.where(stopped.unsqueeze(-1), torch.zeros_like(top_tokens), top_tokens)
+        new_lengths = lengths + (~stopped).to(lengths.dtype)
+        candidate_scores = (sums.unsqueeze(-1) + top_log_probs) / new_lengths.unsqueeze(-1) ** alpha
+        best_scores, best_flat = candidate_scores.view(images, -1).topk(beams, dim=-1)
+        source_beams = best_flat // beams
+        next_tokens = top_tokens.view(images, -1).gather(1, best_flat)
+
+        lengths = new_lengths.gather(1, source_beams)
+        sums = best_scores * lengths**alpha
+        tokens = torch.cat(
+            (tokens.gather(1, source_beams.unsqueeze(-1).expand_as(tokens)), next_tokens.unsqueeze(-1)), -1
+        )
+        stopped = stopped.gather(1, source_beams) | (next_tokens == stop_token_id)
+        row_offsets = torch.arange(images, device=tokens.device).unsqueeze(-1) * beams
+        cache.reorder_cache((row_offsets + source_beams).reshape(-1))
+
+    else:
+        _record_best(results, running_images, tokens, sums, lengths, alpha)
+    return [results[index] for index in range(prefixes.shape[0])]
+
+
+def _stopped_row(top_log_probs: torch.Tensor) -> torch.Tensor:
+    row = torch.full_like(top_log_probs, float("-inf"))
+    row[..., 0] = 0.0
+    return row
+
+
+def _beam_rows(images: torch.Tensor, beams: int) -> torch.Tensor:
+    return (images.unsqueeze(-1) * beams + torch.arange(beams, device=images.device)).reshape(-1)
+
+
+def _record_best(
+    results: dict[int, GeneratedTokens],
+    image_indices: torch.Tensor,
+    tokens: torch.Tensor,
+    sums: torch.Tensor,
+    lengths: torch.Tensor,
+    alpha: float,
+) -> None:
+    final_scores = sums / lengths**alpha
+    best = final_scores.argmax(dim=-1)
+    for row, image in enumerate(image_indices.tolist()):
+        beam = int(best[row])
+        length = int(lengths[row, beam])
+        results[image] = GeneratedTokens(tokens[row, beam, :length].tolist(), float(final_scores[row, beam]))
+
+
+def sample_or_greedy(
+    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+) -> list[GeneratedTokens]:
+    generator = None
+    if options.strategy == "sample" and options.seed is not None:
+        generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
+    logits, cache = _start(gpt, prefixes)
+    count = prefixes.shape[0]
+    sequences: list[list[int]] = [[] for _ in range(count)]
+    log_prob_sums = [0.0] * count
+    running = torch.arange(count, device=prefixes.device)
+
+    for step in range(options.max_length):
+        model_log_probs = _log_probabilities(logits)
+        if options.strategy == "greedy":
+            next_tokens = model_log_probs.argmax(dim=-1)
+        else:
+            next_tokens = _sample(logits, options, generator)
+        chosen_log_probs = model_log_probs.gather(1, next_tokens.unsqueeze(-1)).squeeze(-1)
+        for image, token, log_prob in zip(
+            running.tolist(), next_tokens.tolist(), chosen_log_probs.tolist(), strict=True
+        ):
+            sequences[image].append(token)
+            log_prob_sums[image] += log_prob
+        keep = next_tokens != stop_token_id
+        if step + 1 == options.max_length or not keep.any():
+            break
+        if not keep.all():
+            running, next_tokens = running[keep], next_tokens[keep]
+            cache.batch_select_indices(keep.nonzero().squeeze(-1))
+        logits = _step(gpt, next_tokens, cache)
+    return [
+        GeneratedTokens(tokens, total / len(tokens)) for tokens, total in zip(sequences, log_prob_sums, strict=True)
+    ]
+
+
+def _sample(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
+    scores = logits.float() / options.temperature
+    if options.top_k is not None and options.top_k < scores.shape[-1]:
+        kth_best = scores.topk(options.top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth_best, float("-inf"))
+    if options.top_p is not None and options.top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+        # Keep the smallest set whose mass reaches top_p: a token is dropped if the mass before it already does.
+        drop_sorted = (cumulative - sorted_scores.softmax(dim=-1)) >= options.top_p
+        drop = drop_sorted.scatter(1, order, drop_sorted)
+        scores = scores.masked_fill(drop, float("-inf"))
+    probabilities = scores.softmax(dim=-1)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
