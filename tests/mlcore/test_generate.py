@@ -5,7 +5,7 @@ import torch
 
 from mlcore.generate import DecodingOptions, generate
 from mlcore.model import ClipCaptionModel
-from tests.mlcore.conftest import make_captioner_config, make_random_model
+from tests.conftest import make_captioner_config, make_random_model
 
 
 def reference_beam_search(
