@@ -11,6 +11,7 @@ Nothing is ever unpickled: weights are safetensors, everything else JSON.
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,7 +49,8 @@ def save_checkpoint(
 ) -> Path:
     """Writes a checkpoint directory atomically: a crash mid-save never leaves a half-written checkpoint."""
     directory = Path(directory)
-    config = config or model.config
+    # The stored GPT-2 architecture is the live model's, so a reload rebuilds exactly what was trained.
+    config = replace(config or model.config, gpt2_config=gpt2_config_dict(model.gpt.config))
     staging = directory.with_name(directory.name + ".saving")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -207,7 +209,7 @@ def _gpt2_config_from_state(state: dict[str, torch.Tensor], num_heads: int | Non
         int(match.group(1)) for name in state if (match := re.match(r"gpt\.transformer\.h\.(\d+)\.", name))
     }
     # GPT-2's released sizes all use 64-wide attention heads.
-    heads = num_heads or width // 64
+    heads = num_heads or max(1, width // 64)
     return GPT2Config(
         vocab_size=int(vocab_size),
         n_positions=int(positions),

@@ -62,10 +62,10 @@ def resolve_clip_name(name: str, base_dir: Path | None = None) -> ClipSource:
     if name.startswith(HF_HUB_PREFIX):
         return ClipSource(name, name, None)
     local_path = name[len(LOCAL_DIR_PREFIX) :] if name.startswith(LOCAL_DIR_PREFIX) else None
-    if local_path is None and (os.sep in name or name.startswith(".")) and ":" not in name:
+    if local_path is None and (name.startswith(("/", "./", "../", "~")) or _is_dir(name, base_dir)):
         local_path = name
     if local_path is not None:
-        path = Path(local_path)
+        path = Path(local_path).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not (path / LOCAL_CONFIG_FILE).is_file():
@@ -82,6 +82,10 @@ def resolve_clip_name(name: str, base_dir: Path | None = None) -> ClipSource:
             "pair, an hf-hub: id, or a local directory with open_clip_config.json"
         )
     return ClipSource(name, model.replace("/", "-"), pretrained or None)
+
+
+def _is_dir(name: str, base_dir: Path | None) -> bool:
+    return Path(name).is_dir() or (base_dir is not None and (base_dir / name).is_dir())
 
 
 def load_image(path: str | Path) -> Image.Image:

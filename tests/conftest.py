@@ -3,6 +3,12 @@ loading code (the same path `ViT-B/32` and `gpt2` take).
 """
 
 import os
+
+# No network here: without this, every hub lookup retries with backoff for ~25 s before failing.
+# huggingface_hub reads it at import time, so it is set before anything imports it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CLIPPRO_ENV", "test")
+
 from pathlib import Path
 
 import pytest
@@ -12,8 +18,6 @@ from mlcore.checkpoint import save_checkpoint
 from mlcore.mapping import MapperConfig
 from mlcore.model import CaptionerConfig, ClipCaptionModel, gpt2_config_dict, load_gpt2, load_tokenizer
 from mlcore.tiny import TinyClipSpec, build_gpt2, create_clip, save_clip, train_tokenizer
-
-os.environ.setdefault("CLIPPRO_ENV", "test")
 
 COLOURS = ["red", "green", "blue", "yellow", "white", "black", "purple", "orange"]
 SHAPES = ["circle", "square", "triangle", "star"]

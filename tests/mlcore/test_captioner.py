@@ -1,0 +1,46 @@
+import pytest
+import torch
+from PIL import Image
+
+from mlcore import Captioner, DecodingOptions
+
+IMAGES = [Image.new("RGB", (48, 32), colour) for colour in ("red", "green", "blue", "white", "black", "yellow", "grey")]
+
+
+@pytest.fixture
+def captioner(save_random_checkpoint) -> Captioner:
+    return Captioner.load(save_random_checkpoint(mapper_type="transformer", train_gpt2=True), device="auto")
+
+
+def test_caption_from_images_equals_caption_from_their_embeddings(captioner):
+    from_images = captioner.caption(IMAGES, beam_size=3, max_length=8)
+    from_embeddings = captioner.caption_embeddings(captioner.embed(IMAGES), DecodingOptions(beam_size=3, max_length=8))
+    assert [r.token_ids for r in from_images] == [r.token_ids for r in from_embeddings]
+    assert captioner.device.type == "cpu"
+
+
+def test_batch_size_does_not_change_the_captions(captioner):
+    embeddings = captioner.embed(IMAGES)
+    whole = captioner.caption_embeddings(embeddings, beam_size=3, max_length=8, batch_size=64)
+    pieces = captioner.caption_embeddings(embeddings, beam_size=3, max_length=8, batch_size=2)
+    assert [r.token_ids for r in whole] == [r.token_ids for r in pieces]
+    assert [r.score for r in whole] == pytest.approx([r.score for r in pieces], rel=1e-4)
+
+
+def test_caption_text_is_the_decoded_tokens_without_the_end_of_text(captioner):
+    for result in captioner.caption(IMAGES[:3], strategy="greedy", max_length=10):
+        ids = [token for token in result.token_ids if token != captioner.tokenizer.eos_token_id]
+        assert result.text == captioner.tokenizer.decode(ids).strip()
+        assert "<|endoftext|>" not in result.text
+
+
+def test_text_embeddings_have_the_image_embedding_size(captioner):
+    assert captioner.embed_text(["a red circle", "a blue square"]).shape == (2, captioner.embedding_size)
+    assert captioner.embed([]).shape == (0, captioner.embedding_size)
+    assert captioner.caption_embeddings(torch.empty(0, captioner.embedding_size)) == []
+
+
+def test_decoding_overrides_apply_on_top_of_given_options(captioner):
+    base = DecodingOptions(strategy="sample", seed=3, max_length=4)
+    results = captioner.caption_embeddings(captioner.embed(IMAGES[:2]), base, max_length=2)
+    assert all(len(result.token_ids) <= 2 for result in results)
