@@ -163,3 +163,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# COCO downloads for `manage.py encode_coco`. Point them at a mirror, or at a local copy served over HTTP.
+COCO_ANNOTATIONS_URL = env_str(
+    "COCO_ANNOTATIONS_URL", "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+)
+COCO_IMAGES_BASE_URL = env_str("COCO_IMAGES_BASE_URL", "http://images.cocodataset.org")
