@@ -5,6 +5,8 @@ django-q2 ORM broker, DEBUG on only when CLIPPRO_ENV=development (the default fo
 Outside development, SECRET_KEY and ALLOWED_HOSTS are required.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -84,9 +86,17 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server and the worker share the file: wait for a lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not SQLite's in-memory default, so a `qcluster` started by a test sees the test database;
+    # one per test run, so engineers sharing a checkout do not collide.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env_str(
+            "CLIPPRO_TEST_SQLITE_PATH", str(Path(tempfile.gettempdir()) / f"clippro-test-{os.getpid()}.sqlite3")
+        )
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -127,7 +137,7 @@ if not IS_DEVELOPMENT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "gallery-list"
 LOGOUT_REDIRECT_URL = "home"
 
 REST_FRAMEWORK = {
@@ -156,6 +166,43 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# Captioning (captioning/services/captioning.py). A photo claimed by a worker longer ago than the lease is
+# taken to be abandoned (the worker was killed) and is picked up again, so the lease outlasts the task timeout.
+CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
+CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")
+CAPTION_BATCH_SIZE = env_int("CAPTION_BATCH_SIZE", 16)
+CAPTION_MAX_ATTEMPTS = env_int("CAPTION_MAX_ATTEMPTS", 3)
+CAPTION_RETRY_DELAY_SECONDS = env_int("CAPTION_RETRY_DELAY_SECONDS", 30)
+CAPTION_LEASE_SECONDS = env_int("CAPTION_LEASE_SECONDS", CAPTION_TASK_TIMEOUT_SECONDS + 60)
+CAPTION_BEAM_SIZE = env_int("CAPTION_BEAM_SIZE", 5)
+CAPTION_MAX_LENGTH = env_int("CAPTION_MAX_LENGTH", 40)
+if CAPTION_LEASE_SECONDS <= CAPTION_TASK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("CAPTION_LEASE_SECONDS must be longer than CAPTION_TASK_TIMEOUT_SECONDS")
+
+# Uploads (captioning/images.py): refused above these sizes, before anything is decoded.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
+THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 480)
+DISPLAY_IMAGE_SIZE = env_int("DISPLAY_IMAGE_SIZE", 2048)
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
+# Caption translations (captioning/translators.py). Captions are written in English; these are offered.
+CAPTION_LANGUAGES = env_list("CAPTION_LANGUAGES", ["fr", "de", "es", "it", "pt", "nl", "pl", "ja", "zh-CN"])
+DEEPL_API_KEY = env_str("DEEPL_API_KEY", "")
+DEEPL_USE_FREE_API = env_bool("DEEPL_USE_FREE_API", True)
+MICROSOFT_TRANSLATOR_KEY = env_str("MICROSOFT_TRANSLATOR_KEY", "")
+MICROSOFT_TRANSLATOR_REGION = env_str("MICROSOFT_TRANSLATOR_REGION", "")
+# google (no key), deepl or microsoft; by default the first whose key is set, else google.
+TRANSLATION_PROVIDER = env_str(
+    "TRANSLATION_PROVIDER", "deepl" if DEEPL_API_KEY else "microsoft" if MICROSOFT_TRANSLATOR_KEY else "google"
+)
+if TRANSLATION_PROVIDER not in {"google", "deepl", "microsoft"}:
+    raise ImproperlyConfigured(f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft")
+TRANSLATION_TIMEOUT_SECONDS = env_int("TRANSLATION_TIMEOUT_SECONDS", 10)
+# Where the provider is reached; empty means deep-translator's own address (set for a proxy or a mirror).
+TRANSLATION_SERVICE_URL = env_str("TRANSLATION_SERVICE_URL", "")
 
 LOGGING = {
     "version": 1,

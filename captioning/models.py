@@ -1,0 +1,230 @@
+"""Galleries, their photos, the captions a model wrote for them, and their translations.
+
+Business rules live in services (writes) and selectors (reads); the models hold data and the database
+constraints that must hold whatever code runs (one current caption per photo, one copy of a file per owner,
+one translation per caption and language, one active model).
+"""
+
+import secrets
+import uuid
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+def new_public_id() -> str:
+    """An unguessable id for URLs: an unlisted gallery is as private as its link."""
+    return secrets.token_urlsafe(9)
+
+
+class ModelVersion(models.Model):
+    """A captioning checkpoint the worker can run. At most one is active: new photos get its captions."""
+
+    name = models.CharField(max_length=200, unique=True)
+    checkpoint_path = models.CharField(max_length=1000, help_text="Directory holding config.json and model.safetensors")
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def clip_model(self) -> str:
+        return str(self.config.get("clip_model", ""))
+
+
+class Gallery(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private — only you and members"
+        UNLISTED = "unlisted", "Unlisted — anyone with the link"
+        PUBLIC = "public", "Public — listed on Explore"
+
+    public_id = models.CharField(max_length=16, unique=True, default=new_public_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="galleries")
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, allow_unicode=True)
+    description = models.TextField(blank=True)
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="GalleryMembership", related_name="shared_galleries", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name_plural = "galleries"
+        indexes = [models.Index(fields=["visibility", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("gallery-detail", kwargs={"public_id": self.public_id, "slug": self.slug or "-"})
+
+
+class GalleryMembership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer — sees the gallery"
+        EDITOR = "editor", "Editor — also uploads photos"
+
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gallery_memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gallery", "user"], name="one_membership_per_user_and_gallery")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.gallery}"
+
+
+def photo_file_path(photo: "Photo", filename: str) -> str:
+    """Every file of a photo in one folder named by its random uuid, never by the uploaded name."""
+    return f"photos/{photo.owner_id}/{photo.uuid.hex}/{filename}"
+
+
+class Photo(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Captioning"
+        CAPTIONED = "captioned", "Captioned"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="photos")
+
+    # The file as uploaded, metadata included: served to its owner only.
+    original = models.FileField(upload_to=photo_file_path, max_length=500)
+    original_filename = models.CharField(max_length=255, blank=True)
+    # Derivatives: EXIF orientation applied, no metadata (no GPS). What everyone else gets.
+    display_image = models.FileField(upload_to=photo_file_path, max_length=500)
+    thumbnail = models.FileField(upload_to=photo_file_path, max_length=500)
+    sha256 = models.CharField(max_length=64)
+    byte_size = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(help_text="After EXIF orientation")
+    height = models.PositiveIntegerField(help_text="After EXIF orientation")
+    format = models.CharField(max_length=10)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    has_location = models.BooleanField(
+        default=False, help_text="The original carries GPS data (shown to its owner only)"
+    )
+
+    # Raw (unnormalised) CLIP image embedding as little-endian float32 bytes, and the model version whose
+    # CLIP made it: search embeds a query with that same CLIP, and a re-caption by that model reuses it.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="embedded_photos"
+    )
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Set when a worker claims the photo; a claim older than CAPTION_LEASE_SECONDS is abandoned.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # After a failed attempt, not claimed again before this time.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # What the next captioning run uses: null means the active model and the default decoding.
+    requested_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="requested_photos"
+    )
+    requested_decoding = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_copy_of_a_file_per_owner")]
+        indexes = [
+            models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["gallery", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_filename or str(self.uuid)
+
+    def get_absolute_url(self) -> str:
+        return reverse("photo-detail", kwargs={"photo_uuid": self.uuid})
+
+    def embedding_vector(self) -> np.ndarray | None:
+        if self.embedding is None:
+            return None
+        return np.frombuffer(bytes(self.embedding), dtype="<f4")
+
+    @property
+    def storage_names(self) -> list[str]:
+        return [name for name in (self.original.name, self.display_image.name, self.thumbnail.name) if name]
+
+
+class Caption(models.Model):
+    """One caption a photo had. The history is kept; exactly one per captioned photo is current."""
+
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        EDITED = "edited", "Edited by hand"
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="captions")
+    text = models.TextField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MODEL)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="captions"
+    )
+    decoding = models.JSONField(default=dict, blank=True)
+    score = models.FloatField(null=True, blank=True, help_text="Model score: mean log-probability, higher is better")
+    is_current = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["photo"], condition=Q(is_current=True), name="one_current_caption_per_photo"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Translation(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Translating"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    caption = models.ForeignKey(Caption, on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(max_length=10)
+    text = models.TextField(blank=True)
+    provider = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(fields=["caption", "language"], name="one_translation_per_caption_and_language")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.language}: {self.text or self.status}"

@@ -1,0 +1,146 @@
+"""Reads. Who may see and do what is decided here, once; pages, the JSON endpoints and the API all ask here.
+
+Visibility of a gallery and of every photo in it:
+- private: its owner and its members;
+- unlisted: also anyone who has the link (never listed, never searched by others);
+- public: anyone, and listed on Explore.
+Members are viewers (see) or editors (see and upload). Changing a photo (caption, re-caption, delete) is
+for the photo's owner and the gallery's owner. The original file, with its metadata, is for the photo's
+owner only; everyone else gets the derivative without metadata.
+"""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+
+User = AbstractBaseUser | AnonymousUser
+
+OWNER = "owner"
+
+
+def _signed_in(user: User | None) -> bool:
+    return user is not None and user.is_authenticated
+
+
+def _visible_gallery_ids_q(user: User | None, *, include_unlisted: bool, field: str) -> Q:
+    """A condition on `field` (a gallery: "" for Gallery itself, "gallery__" for Photo, ...)."""
+    levels = [Gallery.Visibility.PUBLIC]
+    if include_unlisted:
+        levels.append(Gallery.Visibility.UNLISTED)
+    condition = Q(**{f"{field}visibility__in": levels})
+    if _signed_in(user):
+        member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
+        condition |= Q(**{f"{field}owner": user}) | Q(**{f"{field}pk__in": member_of})
+    return condition
+
+
+def gallery_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
+    """Galleries `user` may open. Others' unlisted ones only with `include_unlisted` (someone has the link)."""
+    return Gallery.objects.filter(
+        _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="")
+    ).select_related("owner")
+
+
+def gallery_list_for_member(user: User) -> QuerySet[Gallery]:
+    """`user`'s own galleries and those shared with them: the "My galleries" page."""
+    if not _signed_in(user):
+        return Gallery.objects.none()
+    member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
+    return _with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of)))
+
+
+def gallery_list_public() -> QuerySet[Gallery]:
+    return _with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC))
+
+
+def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
+    return galleries.select_related("owner").annotate(photo_count=Count("photos", distinct=True))
+
+
+def gallery_get_for_viewer(*, user: User | None, public_id: str) -> Gallery:
+    """The gallery behind a link, if `user` may see it; Gallery.DoesNotExist otherwise (a 404, never a 403,
+    so a private gallery's existence is not revealed)."""
+    return gallery_list_visible_to(user, include_unlisted=True).get(public_id=public_id)
+
+
+def gallery_role(user: User | None, gallery: Gallery) -> str | None:
+    """ "owner", "editor", "viewer" or None (someone who sees it only because it is public or unlisted)."""
+    if not _signed_in(user):
+        return None
+    if gallery.owner_id == user.pk:
+        return OWNER
+    membership = GalleryMembership.objects.filter(gallery=gallery, user=user).only("role").first()
+    return membership.role if membership else None
+
+
+def gallery_can_edit(user: User | None, gallery: Gallery) -> bool:
+    return gallery_role(user, gallery) == OWNER
+
+
+def gallery_can_upload(user: User | None, gallery: Gallery) -> bool:
+    return gallery_role(user, gallery) in (OWNER, GalleryMembership.Role.EDITOR)
+
+
+def gallery_members(gallery: Gallery) -> QuerySet[GalleryMembership]:
+    return gallery.memberships.select_related("user").order_by("user__username")
+
+
+def photo_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
+    """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
+    return Photo.objects.filter(
+        _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="gallery__")
+    ).select_related("gallery", "owner")
+
+
+def photo_get_for_viewer(*, user: User | None, photo_uuid) -> Photo:
+    """The photo behind a link, if `user` may see it; Photo.DoesNotExist otherwise."""
+    return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
+
+
+def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
+    """A gallery's photos (the caller has checked the gallery is visible) with their current captions."""
+    return gallery.photos.select_related("owner").prefetch_related(
+        Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+    )
+
+
+def photo_can_manage(user: User | None, photo: Photo) -> bool:
+    """Edit its caption, re-caption, retry, delete: the photo's owner and the gallery's owner."""
+    return _signed_in(user) and user.pk in (photo.owner_id, photo.gallery.owner_id)
+
+
+def photo_sees_original(user: User | None, photo: Photo) -> bool:
+    """The file as uploaded, metadata (GPS) included, is its owner's alone."""
+    return _signed_in(user) and user.pk == photo.owner_id
+
+
+def caption_current(photo: Photo) -> Caption | None:
+    prefetched = getattr(photo, "current_captions", None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return photo.captions.filter(is_current=True).select_related("model_version").first()
+
+
+def caption_history(photo: Photo) -> QuerySet[Caption]:
+    return photo.captions.select_related("model_version", "created_by").order_by("-created_at", "-id")
+
+
+def translation_get(*, caption: Caption, language: str) -> Translation | None:
+    return Translation.objects.filter(caption=caption, language=language).first()
+
+
+def translation_map(captions: list[Caption], language: str) -> dict[int, Translation]:
+    """caption id -> its translation into `language`, for a page of captions at once."""
+    return {
+        translation.caption_id: translation
+        for translation in Translation.objects.filter(caption__in=captions, language=language)
+    }
+
+
+def model_version_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.all()

@@ -1,0 +1,70 @@
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from captioning.models import Gallery, GalleryMembership
+from captioning.selectors import gallery_can_edit
+
+
+def gallery_create(
+    *, owner, title: str, description: str = "", visibility: str = Gallery.Visibility.PRIVATE
+) -> Gallery:
+    gallery = Gallery(
+        owner=owner, title=title.strip(), slug=_slug(title), description=description.strip(), visibility=visibility
+    )
+    gallery.full_clean()
+    gallery.save()
+    return gallery
+
+
+def gallery_update(*, gallery: Gallery, by, title: str, description: str, visibility: str) -> Gallery:
+    _require_owner(by, gallery)
+    gallery.title = title.strip()
+    gallery.slug = _slug(title)
+    gallery.description = description.strip()
+    gallery.visibility = visibility
+    gallery.full_clean()
+    gallery.save()
+    return gallery
+
+
+@transaction.atomic
+def gallery_delete(*, gallery: Gallery, by) -> None:
+    """Deletes the gallery, its photos and their files (the files once the deletion is committed)."""
+    from captioning.services.photos import photo_files_delete_on_commit
+
+    _require_owner(by, gallery)
+    for photo in gallery.photos.all():
+        photo_files_delete_on_commit(photo)
+    gallery.delete()
+
+
+def gallery_member_set(*, gallery: Gallery, by, username: str, role: str) -> GalleryMembership:
+    """Adds `username` to the gallery with `role`, or changes their role."""
+    _require_owner(by, gallery)
+    if role not in GalleryMembership.Role.values:
+        raise ValidationError(f"Unknown role {role!r}; choose viewer or editor.")
+    user = get_user_model().objects.filter(username__iexact=username.strip()).first()
+    if user is None:
+        raise ValidationError(f"There is no user called {username.strip()!r}.")
+    if user.pk == gallery.owner_id:
+        raise ValidationError("The owner of a gallery is not one of its members.")
+    membership, _created = GalleryMembership.objects.update_or_create(
+        gallery=gallery, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def gallery_member_remove(*, gallery: Gallery, by, user_id: int) -> None:
+    _require_owner(by, gallery)
+    GalleryMembership.objects.filter(gallery=gallery, user_id=user_id).delete()
+
+
+def _require_owner(user, gallery: Gallery) -> None:
+    if not gallery_can_edit(user, gallery):
+        raise PermissionDenied("Only the owner of a gallery can change it.")
+
+
+def _slug(title: str) -> str:
+    return slugify(title, allow_unicode=True)[:200] or "gallery"

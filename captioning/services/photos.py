@@ -1,0 +1,215 @@
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from captioning.images import UploadRefused, inspect_upload, render_derivative
+from captioning.models import Caption, Gallery, ModelVersion, Photo, photo_file_path
+from captioning.selectors import gallery_can_upload, photo_can_manage
+from captioning.services.captioning import caption_queue_work, decoding_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    photo: Photo
+    duplicate: bool  # the owner had uploaded this very file before: `photo` is that earlier one
+
+
+def photo_upload(*, uploaded_by, gallery: Gallery, file, filename: str = "") -> UploadOutcome:
+    """Checks the file by decoding it, stores it with its derivatives and queues it for captioning.
+
+    Raises UploadRefused (the file is not accepted: nothing was written) or PermissionDenied. A file the
+    owner uploaded before returns that photo. Any failure after the first file is written removes every file
+    written and the row, so nothing of a failed upload stays behind.
+    """
+    if not gallery_can_upload(uploaded_by, gallery):
+        raise PermissionDenied("You cannot upload photos to this gallery.")
+    inspected = inspect_upload(_read_at_most(file, settings.UPLOAD_MAX_BYTES))
+    existing = Photo.objects.filter(owner=uploaded_by, sha256=inspected.sha256).first()
+    if existing is not None:
+        return UploadOutcome(existing, duplicate=True)
+
+    photo = Photo(
+        owner=uploaded_by,
+        gallery=gallery,
+        original_filename=os.path.basename(filename or getattr(file, "name", "") or "")[:255],
+        sha256=inspected.sha256,
+        byte_size=len(inspected.content),
+        width=inspected.width,
+        height=inspected.height,
+        format=inspected.format,
+        taken_at=inspected.taken_at,
+        has_location=inspected.has_location,
+    )
+    written: list[str] = []
+
+    def store(field, name: str, content: bytes) -> None:
+        stored_name = default_storage.save(photo_file_path(photo, name), ContentFile(content))
+        written.append(stored_name)
+        field.name = stored_name
+
+    try:
+        with transaction.atomic():
+            store(photo.original, f"original.{inspected.extension}", inspected.content)
+            store(
+                photo.display_image,
+                "display.webp",
+                render_derivative(inspected.upright, settings.DISPLAY_IMAGE_SIZE, 88),
+            )
+            store(photo.thumbnail, "thumbnail.webp", render_derivative(inspected.upright, settings.THUMBNAIL_SIZE, 80))
+            photo.save()
+            Gallery.objects.filter(pk=gallery.pk).update(updated_at=timezone.now())
+            transaction.on_commit(caption_queue_work)
+    except IntegrityError:
+        _delete_files(written)
+        # The same file arrived twice at once; the other request stored it first.
+        existing = Photo.objects.filter(owner=uploaded_by, sha256=inspected.sha256).first()
+        if existing is None:
+            raise
+        return UploadOutcome(existing, duplicate=True)
+    except BaseException:
+        _delete_files(written)
+        raise
+    return UploadOutcome(photo, duplicate=False)
+
+
+def _read_at_most(file, limit: int) -> bytes:
+    """Reads the upload, refusing it as soon as it is larger than `limit` (without reading it all)."""
+    size = getattr(file, "size", None)
+    if size is not None and size > limit:
+        raise UploadRefused(f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB.")
+    if hasattr(file, "seek"):
+        file.seek(0)
+    content = file.read(limit + 1)
+    if len(content) > limit:
+        raise UploadRefused(f"The file is larger than the limit of {limit / 2**20:.1f} MB.")
+    return content
+
+
+def photo_delete(*, photo: Photo, by) -> None:
+    _require_manage(by, photo)
+    with transaction.atomic():
+        photo_files_delete_on_commit(photo)
+        photo.delete()
+
+
+def photo_files_delete_on_commit(photo: Photo) -> None:
+    names = photo.storage_names
+    transaction.on_commit(lambda: _delete_files(names))
+
+
+def photo_caption_edit(*, photo: Photo, by, text: str) -> Caption:
+    """The owner's own wording becomes the current caption; the model's stays in the history."""
+    _require_manage(by, photo)
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationError("A caption cannot be empty.")
+    if len(text) > 1000:
+        raise ValidationError("A caption is at most 1000 characters.")
+    with transaction.atomic():
+        locked = Photo.objects.select_for_update().get(pk=photo.pk)
+        previous = locked.captions.filter(is_current=True).first()
+        locked.captions.filter(is_current=True).update(is_current=False)
+        caption = Caption.objects.create(
+            photo=locked,
+            text=text,
+            source=Caption.Source.EDITED,
+            model_version=previous.model_version if previous else None,
+            decoding=previous.decoding if previous else {},
+            is_current=True,
+            created_by=by,
+        )
+    return caption
+
+
+def photo_recaption(
+    *, photo: Photo, by, model_version: ModelVersion | None = None, decoding: dict | None = None
+) -> Photo:
+    """Queues the photo to be captioned again (another model, other settings); the current caption stays
+    current, and in the history, until the new one is written."""
+    _require_manage(by, photo)
+    decoding = _checked_decoding(decoding or {})
+    Photo.objects.filter(pk=photo.pk).update(
+        status=Photo.Status.QUEUED,
+        error_message="",
+        attempts=0,
+        claim_token=None,
+        claimed_at=None,
+        next_attempt_at=None,
+        requested_model=model_version,
+        requested_decoding=decoding,
+        updated_at=timezone.now(),
+    )
+    transaction.on_commit(caption_queue_work)
+    photo.refresh_from_db()
+    return photo
+
+
+def photo_retry(*, photo: Photo, by) -> Photo:
+    """A failed photo goes back in the queue with a fresh count of attempts."""
+    _require_manage(by, photo)
+    if photo.status != Photo.Status.FAILED:
+        raise ValidationError("Only a photo whose captioning failed can be retried.")
+    photo_requeue_failed(photos=Photo.objects.filter(pk=photo.pk))
+    photo.refresh_from_db()
+    return photo
+
+
+def photo_requeue_failed(*, photos) -> int:
+    """Puts the failed ones of `photos` back in the queue with a fresh count of attempts (the retry button,
+    the admin, and a model newly made active). Returns how many."""
+    count = photos.filter(status=Photo.Status.FAILED).update(
+        status=Photo.Status.QUEUED,
+        error_message="",
+        attempts=0,
+        claim_token=None,
+        claimed_at=None,
+        next_attempt_at=None,
+        updated_at=timezone.now(),
+    )
+    if count:
+        transaction.on_commit(caption_queue_work)
+    return count
+
+
+def _checked_decoding(decoding: dict) -> dict:
+    try:
+        decoding_settings(decoding)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"Invalid decoding settings: {error}") from None
+    return decoding
+
+
+def _require_manage(user, photo: Photo) -> None:
+    if not photo_can_manage(user, photo):
+        raise PermissionDenied("Only the photo's owner or the gallery's owner can change it.")
+
+
+def _delete_files(names: list[str]) -> None:
+    folders = set()
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.exception("could not delete %s", name)
+        folders.add(os.path.dirname(name))
+    for folder in folders:
+        _remove_empty_folder(folder)
+
+
+def _remove_empty_folder(folder: str) -> None:
+    try:
+        path = default_storage.path(folder)
+    except NotImplementedError:  # object stores have no folders
+        return
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        os.rmdir(path)
