@@ -1,6 +1,499 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Pages and their small JSON endpoints. Each view reads through a selector or calls one service.
+
+Anything a visitor may not see answers 404 (not 403), so private galleries and photos do not reveal that
+they exist. Photo files are streamed from here after the same check; there is no public media URL.
+"""
+
+import mimetypes
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from captioning import selectors
+from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
+from captioning.images import UploadRefused
+from captioning.models import Gallery, Photo, Translation
+from captioning.services.galleries import (
+    gallery_create,
+    gallery_delete,
+    gallery_member_remove,
+    gallery_member_set,
+    gallery_update,
+)
+from captioning.services.photos import (
+    photo_caption_edit,
+    photo_delete,
+    photo_recaption,
+    photo_requeue_failed,
+    photo_retry,
+    photo_upload,
+)
+from captioning.services.translations import translation_request, translation_request_many, translation_retry
+from captioning.translators import SOURCE_LANGUAGE, available_languages, language_name
+
+LANGUAGE_SESSION_KEY = "caption_language"
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "HEIF": "image/heic",
+}
+# Uploads are one file per request; allow the multipart envelope around it.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
+# Helpers -------------------------------------------------------------------------------------------------
+
+
+def caption_language(request: HttpRequest) -> str:
+    """The language captions are shown in: ?lang= (remembered), else the visitor's last choice, else English."""
+    offered = {code for code, _name in available_languages()}
+    requested = request.GET.get("lang")
+    if requested in offered:
+        request.session[LANGUAGE_SESSION_KEY] = requested
+        return requested
+    stored = request.session.get(LANGUAGE_SESSION_KEY)
+    return stored if stored in offered else SOURCE_LANGUAGE
+
+
+def _gallery_or_404(request: HttpRequest, public_id: str) -> Gallery:
+    try:
+        return selectors.gallery_get_for_viewer(user=request.user, public_id=public_id)
+    except Gallery.DoesNotExist:
+        raise Http404("No such gallery") from None
+
+
+def _photo_or_404(request: HttpRequest, photo_uuid) -> Photo:
+    try:
+        return selectors.photo_get_for_viewer(user=request.user, photo_uuid=photo_uuid)
+    except Photo.DoesNotExist:
+        raise Http404("No such photo") from None
+
+
+def _owned_gallery_or_404(request: HttpRequest, public_id: str) -> Gallery:
+    gallery = _gallery_or_404(request, public_id)
+    if not selectors.gallery_can_edit(request.user, gallery):
+        raise PermissionDenied("Only the owner of this gallery can change it.")
+    return gallery
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def photo_summary(photo: Photo, language: str, translations: dict[int, Translation]) -> dict:
+    """What the gallery grid shows of a photo, as JSON for the live status polling."""
+    caption = selectors.caption_current(photo)
+    translation = translations.get(caption.pk) if caption else None
+    return {
+        "id": str(photo.uuid),
+        "url": photo.get_absolute_url(),
+        "thumbnail": reverse("photo-thumbnail", args=[photo.uuid]),
+        "name": photo.original_filename,
+        "status": photo.status,
+        "status_label": photo.get_status_display(),
+        "error": photo.error_message,
+        "caption": caption.text if caption else None,
+        "language": language,
+        "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
+        "translation_status": translation.status if translation else None,
+    }
+
+
+def _gallery_photo_summaries(request: HttpRequest, gallery: Gallery, language: str) -> list[dict]:
+    photos = list(selectors.photo_list_for_gallery(gallery))
+    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    translations: dict[int, Translation] = {}
+    if language != SOURCE_LANGUAGE and captions:
+        if request.user.is_authenticated:
+            translation_request_many(captions=captions, language=language)
+        translations = selectors.translation_map(captions, language)
+    return [photo_summary(photo, language, translations) for photo in photos]
+
+
+# Pages ---------------------------------------------------------------------------------------------------
+
+
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    if request.user.is_authenticated:
+        return redirect("gallery-list")
+    return render(request, "captioning/home.html", {"public_galleries": selectors.gallery_list_public()[:6]})
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("gallery-list")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}! Create your first gallery to start uploading.")
+        return redirect("gallery-list")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_GET
+def gallery_list(request: HttpRequest) -> HttpResponse:
+    galleries = selectors.gallery_list_for_member(request.user)
+    return render(request, "captioning/gallery_list.html", {"galleries": galleries})
+
+
+@require_GET
+def gallery_public_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "captioning/gallery_public_list.html", {"galleries": selectors.gallery_list_public()})
+
+
+@login_required
+def gallery_new(request: HttpRequest) -> HttpResponse:
+    form = GalleryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            gallery = gallery_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, _error_text(error))
+        else:
+            messages.success(request, f"Gallery “{gallery.title}” created. Drop photos here to caption them.")
+            return redirect(gallery)
+    return render(request, "captioning/gallery_form.html", {"form": form, "creating": True})
+
+
+@require_GET
+def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> HttpResponse:
+    gallery = _gallery_or_404(request, public_id)
+    if slug != (gallery.slug or "-"):
+        return redirect(gallery)
+    language = caption_language(request)
+    role = selectors.gallery_role(request.user, gallery)
+    summaries = _gallery_photo_summaries(request, gallery, language)
+    return render(
+        request,
+        "captioning/gallery_detail.html",
+        {
+            "gallery": gallery,
+            "photos": summaries,
+            "role": role,
+            "can_upload": selectors.gallery_can_upload(request.user, gallery),
+            "can_edit": role == selectors.OWNER,
+            "failed_count": sum(1 for photo in summaries if photo["status"] == Photo.Status.FAILED),
+            "language": language,
+            "language_name": language_name(language),
+            "upload_limit_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
+        },
+    )
+
+
+@require_GET
+def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
+    gallery = _gallery_or_404(request, public_id)
+    summaries = _gallery_photo_summaries(request, gallery, caption_language(request))
+    busy = sum(
+        1
+        for photo in summaries
+        if photo["status"] in (Photo.Status.QUEUED, Photo.Status.PROCESSING)
+        or photo["translation_status"] == Translation.Status.PENDING
+    )
+    return JsonResponse({"photos": summaries, "busy": busy})
+
+
+@login_required
+def gallery_edit(request: HttpRequest, public_id: str) -> HttpResponse:
+    gallery = _owned_gallery_or_404(request, public_id)
+    initial = {"title": gallery.title, "description": gallery.description, "visibility": gallery.visibility}
+    form = GalleryForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            gallery_update(gallery=gallery, by=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, _error_text(error))
+        else:
+            messages.success(request, "Gallery saved.")
+            return redirect(gallery)
+    return render(
+        request,
+        "captioning/gallery_form.html",
+        {
+            "form": form,
+            "gallery": gallery,
+            "member_form": MemberForm(),
+            "members": selectors.gallery_members(gallery),
+            "creating": False,
+        },
+    )
+
+
+@login_required
+@require_POST
+def gallery_member_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    gallery = _owned_gallery_or_404(request, public_id)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = gallery_member_set(gallery=gallery, by=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(
+                request, f"{membership.user.username} is now {membership.get_role_display().split(' —')[0].lower()}."
+            )
+    else:
+        messages.error(request, "Give a username and a role.")
+    return redirect("gallery-edit", public_id=gallery.public_id)
+
+
+@login_required
+@require_POST
+def gallery_member_delete(request: HttpRequest, public_id: str, user_id: int) -> HttpResponse:
+    gallery = _owned_gallery_or_404(request, public_id)
+    gallery_member_remove(gallery=gallery, by=request.user, user_id=user_id)
+    messages.success(request, "Member removed.")
+    return redirect("gallery-edit", public_id=gallery.public_id)
+
+
+@login_required
+@require_POST
+def gallery_remove(request: HttpRequest, public_id: str) -> HttpResponse:
+    gallery = _owned_gallery_or_404(request, public_id)
+    title = gallery.title
+    gallery_delete(gallery=gallery, by=request.user)
+    messages.success(request, f"Gallery “{title}” and its photos were deleted.")
+    return redirect("gallery-list")
+
+
+@login_required
+@require_POST
+def gallery_retry_failed(request: HttpRequest, public_id: str) -> HttpResponse:
+    gallery = _gallery_or_404(request, public_id)
+    manageable = [
+        photo.pk
+        for photo in gallery.photos.filter(status=Photo.Status.FAILED)
+        if selectors.photo_can_manage(request.user, photo)
+    ]
+    count = photo_requeue_failed(photos=Photo.objects.filter(pk__in=manageable))
+    messages.success(request, f"{count} photo{'s' if count != 1 else ''} queued again.")
+    return redirect(gallery)
+
+
+@login_required
+@require_POST
+def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
+    """One file per request (the page sends each file separately, with its own progress bar)."""
+    gallery = _gallery_or_404(request, public_id)
+    if not selectors.gallery_can_upload(request.user, gallery):
+        return JsonResponse({"ok": False, "error": "You cannot upload photos to this gallery."}, status=403)
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD:
+        # Refused before the body is read, so nothing of it is written to a temporary file either.
+        limit = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
+        return JsonResponse({"ok": False, "error": f"The file is larger than the limit of {limit:.1f} MB."}, status=413)
+    files = request.FILES.getlist("file")
+    if len(files) != 1:
+        return JsonResponse({"ok": False, "error": "Send exactly one file, in the field “file”."}, status=400)
+    upload = files[0]
+    try:
+        outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+    except UploadRefused as refusal:
+        return JsonResponse({"ok": False, "error": str(refusal)}, status=400)
+    finally:
+        upload.close()
+    photo = outcome.photo
+    body = {
+        "ok": True,
+        "duplicate": outcome.duplicate,
+        "message": (
+            f"Already uploaded{' to this gallery' if photo.gallery_id == gallery.pk else ' to “' + photo.gallery.title + '”'}."
+            if outcome.duplicate
+            else "Uploaded — captioning queued."
+        ),
+        "photo": photo_summary(photo, SOURCE_LANGUAGE, {}),
+    }
+    return JsonResponse(body, status=200 if outcome.duplicate else 201)
+
+
+@require_GET
+def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    language = caption_language(request)
+    caption = selectors.caption_current(photo)
+    translation = None
+    if caption and language != SOURCE_LANGUAGE:
+        translation = (
+            translation_request(caption=caption, language=language)
+            if request.user.is_authenticated
+            else selectors.translation_get(caption=caption, language=language)
+        )
+    can_manage = selectors.photo_can_manage(request.user, photo)
+    return render(
+        request,
+        "captioning/photo_detail.html",
+        {
+            "photo": photo,
+            "gallery": photo.gallery,
+            "caption": caption,
+            "history": selectors.caption_history(photo),
+            "translation": translation,
+            "translations": caption.translations.all() if caption else [],
+            "language": language,
+            "language_name": language_name(language),
+            "can_manage": can_manage,
+            "sees_original": selectors.photo_sees_original(request.user, photo),
+            "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
+            "recaption_form": RecaptionForm() if can_manage else None,
+        },
+    )
+
+
+@require_GET
+def photo_status(request: HttpRequest, photo_uuid) -> JsonResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    language = caption_language(request)
+    caption = selectors.caption_current(photo)
+    translation = selectors.translation_get(caption=caption, language=language) if caption else None
+    summary = photo_summary(photo, language, {caption.pk: translation} if caption and translation else {})
+    summary["translation_error"] = translation.error_message if translation else ""
+    summary["caption_id"] = caption.pk if caption else None
+    return JsonResponse(summary)
+
+
+@login_required
+@require_POST
+def photo_caption_update(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    form = CaptionEditForm(request.POST)
+    if form.is_valid():
+        try:
+            photo_caption_edit(photo=photo, by=request.user, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, "Caption saved; the previous one is in the history.")
+    else:
+        messages.error(request, "A caption is 1 to 1000 characters.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    form = RecaptionForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "Check the captioning settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+        )
+        return redirect(photo)
+    try:
+        photo_recaption(
+            photo=photo, by=request.user, model_version=form.cleaned_data["model_version"], decoding=form.decoding()
+        )
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, "Queued for a new caption; the current one stays in the history.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    try:
+        photo_retry(photo=photo, by=request.user)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, "Queued again.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    gallery = photo.gallery
+    photo_delete(photo=photo, by=request.user)
+    messages.success(request, "Photo deleted.")
+    return redirect(gallery)
+
+
+@login_required
+@require_POST
+def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    caption = selectors.caption_current(photo)
+    language = request.POST.get("language", "")
+    if caption is None:
+        raise Http404("This photo has no caption yet")
+    try:
+        translation = translation_request(caption=caption, language=language)
+        if translation is not None and translation.status == Translation.Status.FAILED and request.POST.get("retry"):
+            translation = translation_retry(translation=translation)
+    except ValidationError as error:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "error": _error_text(error)}, status=400)
+        messages.error(request, _error_text(error))
+        return redirect(photo)
+    request.session[LANGUAGE_SESSION_KEY] = language
+    if _wants_json(request):
+        return JsonResponse({"ok": True, "status": translation.status if translation else "done"})
+    return redirect(photo)
+
+
+# Files ---------------------------------------------------------------------------------------------------
+
+
+def _file_response(file_field, content_type: str, *, download_name: str | None = None) -> FileResponse:
+    try:
+        handle = file_field.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404("The file is missing") from None
+    response = FileResponse(
+        handle, content_type=content_type, as_attachment=download_name is not None, filename=download_name or ""
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    # Even if a file were not what it seems, a browser must not run it as a page.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+def photo_thumbnail(request: HttpRequest, photo_uuid) -> FileResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    return _file_response(photo.thumbnail, "image/webp")
+
+
+@require_GET
+def photo_image(request: HttpRequest, photo_uuid) -> FileResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    return _file_response(photo.display_image, "image/webp")
+
+
+@require_GET
+def photo_original(request: HttpRequest, photo_uuid) -> FileResponse:
+    """The uploaded file for its owner; for everyone else the copy without metadata (no GPS)."""
+    photo = _photo_or_404(request, photo_uuid)
+    stem = (photo.original_filename.rsplit(".", 1)[0] if photo.original_filename else str(photo.uuid)) or "photo"
+    if selectors.photo_sees_original(request.user, photo):
+        extension = photo.original.name.rsplit(".", 1)[-1]
+        content_type = (
+            CONTENT_TYPES.get(photo.format)
+            or mimetypes.guess_type(photo.original.name)[0]
+            or "application/octet-stream"
+        )
+        return _file_response(photo.original, content_type, download_name=f"{stem}.{extension}")
+    return _file_response(photo.display_image, "image/webp", download_name=f"{stem}.webp")

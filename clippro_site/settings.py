@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "captioning.context_processors.caption_languages",
             ],
         },
     },
@@ -130,6 +131,9 @@ STORAGES = {
 }
 # Uploaded files are never served from a public URL: views check permissions first.
 MEDIA_ROOT = DATA_DIR / "media"
+# Without `collectstatic` (laptops, tests), whitenoise serves static files straight from the source folders.
+WHITENOISE_USE_FINDERS = IS_DEVELOPMENT
+WHITENOISE_AUTOREFRESH = IS_DEVELOPMENT
 
 if not IS_DEVELOPMENT:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)

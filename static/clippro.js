@@ -1,0 +1,238 @@
+// CLIP-Pro pages: uploads with per-file progress, live captioning status, the language picker.
+// Plain JavaScript, no framework; every page works without it, only less live.
+(function () {
+  "use strict";
+
+  var POLL_MS = 2000;
+
+  function csrfToken(root) {
+    var input = (root || document).querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function getJson(url, done) {
+    var request = new XMLHttpRequest();
+    request.open("GET", url);
+    request.setRequestHeader("Accept", "application/json");
+    request.onload = function () {
+      if (request.status === 200) {
+        try { done(JSON.parse(request.responseText)); return; } catch (error) { /* fall through */ }
+      }
+      done(null);
+    };
+    request.onerror = function () { done(null); };
+    request.send();
+  }
+
+  // Language picker: choosing a language reloads the page with ?lang= (remembered for the session).
+  document.querySelectorAll("[data-language-picker] select").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+
+  // Forms that destroy something ask first.
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  });
+
+  // Gallery grid ------------------------------------------------------------------------------------------
+  var grid = document.querySelector("[data-photo-grid]");
+  var polling = null;
+
+  function tileText(photo) {
+    if (photo.translation) return photo.translation;
+    if (photo.caption) return photo.caption;
+    if (photo.status === "failed") return "Captioning failed";
+    return "Waiting for a caption…";
+  }
+
+  function buildTile(photo) {
+    var tile = element("li", "tile tile--" + photo.status);
+    tile.setAttribute("data-photo", photo.id);
+    var link = element("a", "tile__image");
+    link.href = photo.url;
+    var image = element("img");
+    image.src = photo.thumbnail;
+    image.alt = photo.caption || photo.name || "";
+    image.loading = "lazy";
+    link.appendChild(image);
+    var body = element("div", "tile__body");
+    var caption = element("p", "tile__caption");
+    caption.setAttribute("data-caption", "");
+    var status = element("p", "tile__status");
+    var badge = element("span", "status");
+    badge.setAttribute("data-status", "");
+    var error = element("span", "tile__error");
+    error.setAttribute("data-error", "");
+    status.appendChild(badge);
+    status.appendChild(document.createTextNode(" "));
+    status.appendChild(error);
+    body.appendChild(caption);
+    body.appendChild(status);
+    tile.appendChild(link);
+    tile.appendChild(body);
+    return tile;
+  }
+
+  function updateTile(tile, photo) {
+    tile.className = "tile tile--" + photo.status;
+    tile.querySelector("[data-caption]").textContent = tileText(photo);
+    var badge = tile.querySelector("[data-status]");
+    badge.className = "status status--" + photo.status;
+    badge.textContent = photo.translation_status === "pending" && photo.status === "captioned" ? "Translating…" : photo.status_label;
+    tile.querySelector("[data-error]").textContent = photo.status === "failed" ? photo.error : "";
+    var image = tile.querySelector("img");
+    if (image && photo.caption) image.alt = photo.caption;
+  }
+
+  function showPhoto(photo) {
+    if (!grid) return;
+    var tile = grid.querySelector('[data-photo="' + photo.id + '"]');
+    if (!tile) {
+      tile = buildTile(photo);
+      grid.insertBefore(tile, grid.firstChild);
+      var empty = document.querySelector("[data-empty-grid]");
+      if (empty) empty.remove();
+    }
+    updateTile(tile, photo);
+  }
+
+  function pollGrid() {
+    if (!grid) return;
+    getJson(grid.getAttribute("data-status-url"), function (data) {
+      if (data) {
+        data.photos.slice().reverse().forEach(showPhoto);
+        grid.setAttribute("data-busy", String(data.busy));
+      }
+      polling = data && data.busy === 0 ? null : window.setTimeout(pollGrid, POLL_MS);
+    });
+  }
+
+  function startPolling() {
+    if (polling === null) polling = window.setTimeout(pollGrid, 300);
+  }
+
+  // One look at the status at once (captions or translations may be under way); it goes on while busy.
+  if (grid) startPolling();
+
+  // Uploads: each file in its own request, with its own progress bar and result ------------------------------
+  var uploader = document.querySelector("[data-uploader]");
+  if (uploader) {
+    var uploadUrl = uploader.getAttribute("data-upload-url");
+    var list = uploader.querySelector("[data-upload-list]");
+    var input = uploader.querySelector("[data-file-input]");
+    var dropzone = uploader.querySelector("[data-dropzone]");
+    var queue = [];
+    var active = 0;
+    var PARALLEL = 2;
+
+    function addFiles(files) {
+      Array.prototype.forEach.call(files, function (file) {
+        var row = element("li", "upload upload--waiting");
+        var name = element("span", "upload__name", file.name);
+        var bar = element("progress", "upload__bar");
+        bar.max = 100;
+        bar.value = 0;
+        var result = element("span", "upload__result", "Waiting…");
+        row.appendChild(name);
+        row.appendChild(bar);
+        row.appendChild(result);
+        list.appendChild(row);
+        queue.push({ file: file, row: row, bar: bar, result: result });
+      });
+      pump();
+    }
+
+    function finish(item, state, message) {
+      item.row.className = "upload upload--" + state;
+      item.result.textContent = message;
+      if (state !== "uploading") item.bar.value = 100;
+      active -= 1;
+      pump();
+    }
+
+    function send(item) {
+      var form = new FormData();
+      form.append("file", item.file, item.file.name);
+      var request = new XMLHttpRequest();
+      request.open("POST", uploadUrl);
+      request.setRequestHeader("X-CSRFToken", csrfToken(uploader));
+      request.setRequestHeader("Accept", "application/json");
+      item.row.className = "upload upload--uploading";
+      item.result.textContent = "Uploading…";
+      request.upload.onprogress = function (event) {
+        if (event.lengthComputable) item.bar.value = Math.round((event.loaded / event.total) * 100);
+      };
+      request.onload = function () {
+        var data = null;
+        try { data = JSON.parse(request.responseText); } catch (error) { data = null; }
+        if (data && data.ok) {
+          finish(item, data.duplicate ? "duplicate" : "done", data.message);
+          showPhoto(data.photo);
+          startPolling();
+        } else {
+          var message = data && data.error ? data.error : "Upload failed (HTTP " + request.status + ").";
+          finish(item, "refused", message);
+        }
+      };
+      request.onerror = function () { finish(item, "refused", "The connection was lost; try again."); };
+      request.send(form);
+    }
+
+    function pump() {
+      while (active < PARALLEL && queue.length) {
+        active += 1;
+        send(queue.shift());
+      }
+    }
+
+    input.addEventListener("change", function () {
+      addFiles(input.files);
+      input.value = "";
+    });
+    ["dragenter", "dragover"].forEach(function (type) {
+      dropzone.addEventListener(type, function (event) {
+        event.preventDefault();
+        dropzone.classList.add("dropzone--over");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      dropzone.addEventListener(type, function (event) {
+        event.preventDefault();
+        dropzone.classList.remove("dropzone--over");
+      });
+    });
+    dropzone.addEventListener("drop", function (event) {
+      if (event.dataTransfer && event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
+    });
+  }
+
+  // Photo page: reload once the caption or the translation it waits for has arrived ---------------------------
+  var photoPage = document.querySelector("[data-photo-page]");
+  if (photoPage) {
+    var waitingPhoto = ["queued", "processing"].indexOf(photoPage.getAttribute("data-photo-status")) !== -1;
+    var waitingTranslation = photoPage.getAttribute("data-translation-status") === "pending";
+    var pollPhoto = function () {
+      getJson(photoPage.getAttribute("data-status-url"), function (data) {
+        if (data) {
+          var photoDone = ["queued", "processing"].indexOf(data.status) === -1;
+          var translationDone = data.translation_status !== "pending";
+          if ((waitingPhoto && photoDone) || (waitingTranslation && translationDone)) {
+            window.location.reload();
+            return;
+          }
+        }
+        window.setTimeout(pollPhoto, POLL_MS);
+      });
+    };
+    if (waitingPhoto || waitingTranslation) window.setTimeout(pollPhoto, POLL_MS);
+  }
+})();
