@@ -1,0 +1,230 @@
+"""Caption translations. The translation web services (Google, DeepL) are outside this machine, so a fake
+one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
+pointed there by TRANSLATION_SERVICE_URL."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from captioning.models import Caption, Gallery, Photo, Translation
+from captioning.services.photos import photo_upload
+from captioning.services.translations import translation_perform, translation_request, translation_retry
+from tests.captioning.helpers import encode, picture
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class FakeTranslationService:
+    """Answers like translate.google.com/m (HTML with a div.t0) and DeepL's /translate (JSON)."""
+
+    base_url: str = ""
+    requests: list[dict] = field(default_factory=list)
+    status: int = 200
+    delay_seconds: float = 0.0
+
+    def translated(self, text: str, target: str) -> str:
+        return f"[{target}] {text}"
+
+
+def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServer]:
+    service = FakeTranslationService()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            params = {key: values[0] for key, values in parse_qs(url.query).items()}
+            service.requests.append({"path": url.path, **params})
+            if service.delay_seconds:
+                time.sleep(service.delay_seconds)
+            if service.status != 200:
+                body, content_type = b"unavailable", "text/plain"
+            elif url.path.endswith("/translate"):  # DeepL
+                text = service.translated(params["text"], params["target_lang"].lower())
+                body, content_type = json.dumps({"translations": [{"text": text}]}).encode(), "application/json"
+            else:  # Google's mobile page
+                text = service.translated(params["q"], params["tl"])
+                body = f'<html><body><div class="t0">{text}</div></body></html>'.encode()
+                content_type = "text/html; charset=utf-8"
+            try:
+                self.send_response(service.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (the timeout test)
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    service.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return service, server
+
+
+@pytest.fixture(scope="session")
+def fake_translation_server() -> Iterator[FakeTranslationService]:
+    service, server = serve_fake_translations()
+    yield service
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fake_google(fake_translation_server, settings) -> FakeTranslationService:
+    fake_translation_server.requests.clear()
+    fake_translation_server.status = 200
+    fake_translation_server.delay_seconds = 0.0
+    settings.TRANSLATION_PROVIDER = "google"
+    settings.TRANSLATION_SERVICE_URL = f"{fake_translation_server.base_url}/m"
+    settings.CAPTION_LANGUAGES = ["fr", "de"]
+    return fake_translation_server
+
+
+@pytest.fixture
+def caption(alice, gallery) -> Caption:
+    photo = photo_upload(
+        uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
+    ).photo
+    photo.status = Photo.Status.CAPTIONED
+    photo.save()
+    return Caption.objects.create(photo=photo, text="a dog running on the beach", is_current=True)
+
+
+def test_a_caption_is_translated_once_and_stored(fake_google, caption):
+    translation = translation_request(caption=caption, language="fr")
+    assert translation.status == Translation.Status.PENDING
+
+    translation = translation_perform(translation_id=translation.pk)
+
+    assert (translation.status, translation.text, translation.provider) == (
+        Translation.Status.DONE,
+        "[fr] a dog running on the beach",
+        "google",
+    )
+    assert fake_google.requests == [{"path": "/m", "tl": "fr", "sl": "en", "q": "a dog running on the beach"}]
+
+    again = translation_request(caption=caption, language="fr")
+    translation_perform(translation_id=again.pk)
+    assert again.pk == translation.pk
+    assert Translation.objects.count() == 1
+    assert len(fake_google.requests) == 1
+
+
+def test_english_needs_no_translation_and_unknown_languages_are_refused(fake_google, caption):
+    assert translation_request(caption=caption, language="en") is None
+    with pytest.raises(ValidationError):
+        translation_request(caption=caption, language="xx")
+    assert Translation.objects.count() == 0
+
+
+def test_a_stalled_service_times_out_and_the_failure_is_stored(fake_google, caption, settings):
+    settings.TRANSLATION_TIMEOUT_SECONDS = 1
+    fake_google.delay_seconds = 4
+    translation = translation_request(caption=caption, language="de")
+
+    started = time.monotonic()
+    translation = translation_perform(translation_id=translation.pk)
+
+    assert time.monotonic() - started < 3
+    assert translation.status == Translation.Status.FAILED
+    assert "did not answer within 1 s" in translation.error_message
+
+
+def test_a_failed_translation_can_be_retried(fake_google, caption):
+    fake_google.status = 500
+    translation = translation_perform(translation_id=translation_request(caption=caption, language="fr").pk)
+    assert translation.status == Translation.Status.FAILED
+    assert translation.error_message
+
+    # A failed one is not asked for again by itself...
+    assert translation_request(caption=caption, language="fr").status == Translation.Status.FAILED
+    # ...but on request.
+    fake_google.status = 200
+    translation = translation_retry(translation=translation)
+    assert translation.status == Translation.Status.PENDING
+    translation = translation_perform(translation_id=translation.pk)
+    assert (translation.status, translation.text, translation.attempts) == (
+        Translation.Status.DONE,
+        "[fr] a dog running on the beach",
+        2,
+    )
+
+
+def test_deepl_is_used_when_its_key_is_set(fake_google, caption, settings):
+    settings.TRANSLATION_PROVIDER = "deepl"
+    settings.DEEPL_API_KEY = "test-key"
+    settings.TRANSLATION_SERVICE_URL = f"{fake_google.base_url}/v2/"
+
+    translation = translation_perform(translation_id=translation_request(caption=caption, language="de").pk)
+
+    assert (translation.status, translation.provider, translation.text) == (
+        "done",
+        "deepl",
+        "[de] a dog running on the beach",
+    )
+    assert fake_google.requests[-1]["path"] == "/v2/translate"
+    assert fake_google.requests[-1]["auth_key"] == "test-key"
+
+
+def test_other_requests_get_no_timeout_added(fake_google, caption, monkeypatch):
+    """The deadline applies to the translating thread while it translates, not to the rest of the process."""
+    import requests
+
+    from captioning import translators
+
+    seen = []
+    real_request = translators._original_session_request
+
+    def record(self, method, url, *args, **kwargs):
+        seen.append(kwargs.get("timeout"))
+        return real_request(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(translators, "_original_session_request", record)
+    translators.translate("hello", "fr")
+    requests.get(fake_google.base_url + "/m", params={"q": "x", "tl": "fr"})
+    assert seen == [10, None]
+
+
+def test_the_photo_page_switches_language(client, alice, fake_google, caption):
+    client.force_login(alice)
+    url = reverse("photo-detail", args=[caption.photo.uuid])
+
+    page = client.get(url, {"lang": "fr"}).content.decode()
+    assert "Translating…" in page
+    assert '<option value="fr" selected>' in page
+
+    translation_perform(translation_id=Translation.objects.get(language="fr").pk)
+    page = client.get(url).content.decode()  # the choice is remembered
+    assert "[fr] a dog running on the beach" in page
+
+    status = client.get(reverse("photo-status", args=[caption.photo.uuid])).json()
+    assert status["translation"] == "[fr] a dog running on the beach"
+
+    page = client.get(url, {"lang": "en"}).content.decode()
+    assert "[fr]" not in page.split("Translations")[0]
+
+
+def test_the_gallery_page_asks_for_missing_translations(client, alice, fake_google, caption):
+    client.force_login(alice)
+    gallery: Gallery = caption.photo.gallery
+
+    client.get(gallery.get_absolute_url(), {"lang": "de"})
+    translation = Translation.objects.get(caption=caption, language="de")
+    translation_perform(translation_id=translation.pk)
+
+    data = client.get(reverse("gallery-status", args=[gallery.public_id])).json()
+    assert data["photos"][0]["translation"] == "[de] a dog running on the beach"
+    assert data["busy"] == 0
