@@ -1,7 +1,7 @@
 """Caption generation from GPT-2 prefixes: beam search, greedy decoding and sampling.
 
 Every strategy runs over a whole batch of images at once and feeds GPT-2 one new token per step,
-reusing its key/value cache. All sequences in a batch share one length (the prefix has a fixed length
+reusing its keys and values (mlcore.decoder). All sequences in a batch share one length (the prefix has a fixed length
 and every live beam grows by one token per step), so no padding or attention mask is needed.
 
 Beam search follows ClipCap's `generate_beam` exactly, so both pick the same best caption:
@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
+
+from mlcore.decoder import IncrementalGPT2
 
 Strategy = Literal["beam", "greedy", "sample"]
 
@@ -89,31 +91,18 @@ def _log_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.
     return F.log_softmax(logits, dim=-1)
 
 
-def _step(gpt: GPT2LMHeadModel, token_ids: torch.Tensor, cache) -> torch.Tensor:
-    """Feeds one token per row; returns the next-token logits, [rows, vocab]."""
-    embeddings = gpt.transformer.wte(token_ids).unsqueeze(1)
-    output = gpt(inputs_embeds=embeddings, cache=cache, use_cache=True)
-    return output.logits[:, -1]
-
-
-def _start(gpt: GPT2LMHeadModel, prefixes: torch.Tensor):
-    output = gpt(inputs_embeds=prefixes, use_cache=True, logits_to_keep=1)
-    return output.logits[:, -1], output.cache
-
-
 def beam_search(
     gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
-    beams = options.beam_size
     alpha = options.length_normalization
-    logits, cache = _start(gpt, prefixes)
+    beams = min(options.beam_size, gpt.config.vocab_size)
+    decoder = IncrementalGPT2(gpt)
+    logits, state = decoder.prefill(prefixes, beams)
     log_probs = _log_probabilities(logits, options.temperature)
-    beams = min(beams, log_probs.shape[-1])
     sums, first_tokens = log_probs.topk(beams, dim=-1)  # [images, beams]
     tokens = first_tokens.unsqueeze(-1)  # [images, beams, length]
     lengths = torch.ones_like(sums)
     stopped = first_tokens == stop_token_id
-    cache.batch_repeat_interleave(beams)
 
     # Rows of the running batch map to these images; finished images leave the batch.
     running_images = torch.arange(prefixes.shape[0], device=prefixes.device)
@@ -133,10 +122,10 @@ def beam_search(
                 lengths[keep],
                 stopped[keep],
             )
-            cache.batch_select_indices(_beam_rows(keep.nonzero().squeeze(-1), beams))
+            state.keep_images(keep.nonzero().squeeze(-1))
 
         images = tokens.shape[0]
-        step_log_probs = _log_probabilities(_step(gpt, tokens[:, :, -1].reshape(-1), cache), options.temperature)
+        step_log_probs = _log_probabilities(decoder.step(tokens[:, :, -1].reshape(-1), state), options.temperature)
         step_log_probs = step_log_probs.view(images, beams, -1)
         # Only the best `beams` tokens of each beam can make the joint top `beams`: rank those alone.
         top_log_probs, top_tokens = step_log_probs.topk(beams, dim=-1)  # [images, beams, beams]
@@ -156,7 +145,7 @@ def beam_search(
         )
         stopped = stopped.gather(1, source_beams) | (next_tokens == stop_token_id)
         row_offsets = torch.arange(images, device=tokens.device).unsqueeze(-1) * beams
-        cache.reorder_cache((row_offsets + source_beams).reshape(-1))
+        state.reorder_rows((row_offsets + source_beams).reshape(-1))
 
     else:
         _record_best(results, running_images, tokens, sums, lengths, alpha)
@@ -167,10 +156,6 @@ def _stopped_row(top_log_probs: torch.Tensor) -> torch.Tensor:
     row = torch.full_like(top_log_probs, float("-inf"))
     row[..., 0] = 0.0
     return row
-
-
-def _beam_rows(images: torch.Tensor, beams: int) -> torch.Tensor:
-    return (images.unsqueeze(-1) * beams + torch.arange(beams, device=images.device)).reshape(-1)
 
 
 def _record_best(
@@ -195,7 +180,8 @@ def sample_or_greedy(
     generator = None
     if options.strategy == "sample" and options.seed is not None:
         generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
-    logits, cache = _start(gpt, prefixes)
+    decoder = IncrementalGPT2(gpt)
+    logits, state = decoder.prefill(prefixes, beams=1)
     count = prefixes.shape[0]
     sequences: list[list[int]] = [[] for _ in range(count)]
     log_prob_sums = [0.0] * count
@@ -218,8 +204,8 @@ def sample_or_greedy(
             break
         if not keep.all():
             running, next_tokens = running[keep], next_tokens[keep]
-            cache.batch_select_indices(keep.nonzero().squeeze(-1))
-        logits = _step(gpt, next_tokens, cache)
+            state.keep_images(keep.nonzero().squeeze(-1))
+        logits = decoder.step(next_tokens, state)
     return [
         GeneratedTokens(tokens, total / len(tokens)) for tokens, total in zip(sequences, log_prob_sums, strict=True)
     ]

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from mlcore.decoder import IncrementalGPT2
+from mlcore.model import load_gpt2
+
+
+@pytest.mark.parametrize("activation", ["gelu_new", "relu"])
+def test_incremental_decoding_matches_the_full_forward_pass(tiny_gpt2_dir, activation):
+    torch.manual_seed(0)
+    gpt = load_gpt2(tiny_gpt2_dir).double().eval()
+    gpt.config.activation_function = activation
+    for block in gpt.transformer.h:
+        block.mlp.act = torch.nn.ReLU() if activation == "relu" else block.mlp.act
+    decoder = IncrementalGPT2(gpt)
+    images, beams, prefix_length = 3, 2, 4
+    prefixes = torch.randn(images, prefix_length, gpt.config.n_embd, dtype=torch.float64)
+    tokens = torch.randint(0, gpt.config.vocab_size, (images * beams, 5))
+
+    with torch.inference_mode():
+        logits, state = decoder.prefill(prefixes, beams)
+        torch.testing.assert_close(logits, gpt(inputs_embeds=prefixes).logits[:, -1])
+        full = torch.cat((prefixes.repeat_interleave(beams, 0), gpt.transformer.wte(tokens)), dim=1)
+        expected = gpt(inputs_embeds=full).logits
+        for step in range(tokens.shape[1]):
+            step_logits = decoder.step(tokens[:, step], state)
+            torch.testing.assert_close(step_logits, expected[:, prefix_length + step])
+
+
+def test_reordering_rows_follows_the_chosen_beams(tiny_gpt2_dir):
+    gpt = load_gpt2(tiny_gpt2_dir).double().eval()
+    decoder = IncrementalGPT2(gpt)
+    prefixes = torch.randn(2, 3, gpt.config.n_embd, dtype=torch.float64)
+    first, second = torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12])
+    with torch.inference_mode():
+        _, state = decoder.prefill(prefixes, beams=2)
+        decoder.step(first, state)
+        state.reorder_rows(torch.tensor([1, 1, 3, 2]))  # image 0 keeps beam 1 twice; image 1 swaps
+        logits = decoder.step(second, state)
+        histories = torch.tensor([[6, 9], [6, 10], [8, 11], [7, 12]])
+        full = torch.cat((prefixes.repeat_interleave(2, 0), gpt.transformer.wte(histories)), dim=1)
+        torch.testing.assert_close(logits, gpt(inputs_embeds=full).logits[:, -1])
