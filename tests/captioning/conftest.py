@@ -115,9 +115,10 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(isolated_files) -> Iterator[Callable[..., Worker]]:
+def start_worker(transactional_db, isolated_files) -> Iterator[Callable[..., Worker]]:
     """Starts a real django-q2 cluster (ORM broker) on the test database and this test's media folder.
-    Use with `transactional_db` or `live_server`, so the worker sees what the test writes."""
+    The test's writes are committed (transactional_db), so the worker sees them; it is stopped before
+    the database is emptied for the next test."""
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
