@@ -12,9 +12,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# The web server and a captioning worker together (manage.py serve); Ctrl-C stops both. Without a model
+# (prepare_caption_model failed) the site still runs and photos say which command provides one.
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py runserver 127.0.0.1:$${PORT:-8000}
+	-$(PY) manage.py prepare_caption_model
+	$(PY) manage.py serve 127.0.0.1:$${PORT:-8000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

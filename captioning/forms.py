@@ -15,7 +15,9 @@ class SignupForm(UserCreationForm):
 class GalleryForm(forms.Form):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    visibility = forms.ChoiceField(choices=Gallery.Visibility.choices, initial=Gallery.Visibility.PRIVATE)
+    visibility = forms.ChoiceField(
+        choices=Gallery.Visibility.choices, initial=Gallery.Visibility.PRIVATE, widget=forms.RadioSelect
+    )
 
 
 class MemberForm(forms.Form):

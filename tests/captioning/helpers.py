@@ -1,8 +1,14 @@
-"""Helpers for the web platform's tests: image files made on the spot, and waiting on another process."""
+"""Helpers for the web platform's tests: image files made on the spot, waiting on another process, and a
+fake translation web service (the real ones are outside this machine)."""
 
 import io
+import json
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from PIL import Image, ImageDraw
@@ -57,3 +63,54 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, worker=No
         time.sleep(0.25)
     log = worker.log()[-4000:] if worker else ""
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
+
+
+@dataclass
+class FakeTranslationService:
+    """Answers like translate.google.com/m (HTML with a div.t0) and DeepL's /translate (JSON)."""
+
+    base_url: str = ""
+    requests: list[dict] = field(default_factory=list)
+    status: int = 200
+    delay_seconds: float = 0.0
+
+    def translated(self, text: str, target: str) -> str:
+        return f"[{target}] {text}"
+
+
+def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServer]:
+    service = FakeTranslationService()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            params = {key: values[0] for key, values in parse_qs(url.query).items()}
+            service.requests.append({"path": url.path, **params})
+            if service.delay_seconds:
+                time.sleep(service.delay_seconds)
+            if service.status != 200:
+                body, content_type = b"unavailable", "text/plain"
+            elif url.path.endswith("/translate"):  # DeepL
+                text = service.translated(params["text"], params["target_lang"].lower())
+                body, content_type = json.dumps({"translations": [{"text": text}]}).encode(), "application/json"
+            else:  # Google's mobile page
+                text = service.translated(params["q"], params["tl"])
+                body = f'<html><body><div class="t0">{text}</div></body></html>'.encode()
+                content_type = "text/html; charset=utf-8"
+            try:
+                self.send_response(service.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (the timeout test)
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    service.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return service, server

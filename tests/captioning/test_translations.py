@@ -2,13 +2,8 @@
 one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
 pointed there by TRANSLATION_SERVICE_URL."""
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,60 +13,9 @@ from django.urls import reverse
 from captioning.models import Caption, Gallery, Photo, Translation
 from captioning.services.photos import photo_upload
 from captioning.services.translations import translation_perform, translation_request, translation_retry
-from tests.captioning.helpers import encode, picture
+from tests.captioning.helpers import FakeTranslationService, encode, picture, serve_fake_translations
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass
-class FakeTranslationService:
-    """Answers like translate.google.com/m (HTML with a div.t0) and DeepL's /translate (JSON)."""
-
-    base_url: str = ""
-    requests: list[dict] = field(default_factory=list)
-    status: int = 200
-    delay_seconds: float = 0.0
-
-    def translated(self, text: str, target: str) -> str:
-        return f"[{target}] {text}"
-
-
-def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServer]:
-    service = FakeTranslationService()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urlparse(self.path)
-            params = {key: values[0] for key, values in parse_qs(url.query).items()}
-            service.requests.append({"path": url.path, **params})
-            if service.delay_seconds:
-                time.sleep(service.delay_seconds)
-            if service.status != 200:
-                body, content_type = b"unavailable", "text/plain"
-            elif url.path.endswith("/translate"):  # DeepL
-                text = service.translated(params["text"], params["target_lang"].lower())
-                body, content_type = json.dumps({"translations": [{"text": text}]}).encode(), "application/json"
-            else:  # Google's mobile page
-                text = service.translated(params["q"], params["tl"])
-                body = f'<html><body><div class="t0">{text}</div></body></html>'.encode()
-                content_type = "text/html; charset=utf-8"
-            try:
-                self.send_response(service.status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (the timeout test)
-
-        def log_message(self, format: str, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    service.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return service, server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,74 @@
+"""A person's first visit, in a real browser: sign up, create a gallery, drop in real photos, watch the
+worker caption them, switch the captions to French, and keep screenshots of what it looked like."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from captioning.services.model_versions import model_version_register
+from tests.captioning.helpers import serve_fake_translations
+
+pytestmark = pytest.mark.slow
+PHOTOS = ["COCO_val2014_000000060623.jpg", "COCO_val2014_000000165547.jpg", "CONCEPTUAL_01.jpg"]
+
+
+@pytest.fixture
+def fake_translations():
+    # The translation web service is outside this machine: a fake one on 127.0.0.1 stands in for Google.
+    service, server = serve_fake_translations()
+    yield service
+    server.shutdown()
+    server.server_close()
+
+
+def test_sign_up_upload_caption_and_translate(
+    page, live_server, start_worker, save_random_checkpoint, fake_translations, settings, artifacts_dir
+):
+    from tests.captioning.conftest import PHOTO_FIXTURES
+
+    settings.CAPTION_LANGUAGES = ["fr", "de"]
+    model_version_register(name="tiny", checkpoint_path=save_random_checkpoint("tiny", seed=7), activate=True)
+    worker = start_worker(TRANSLATION_SERVICE_URL=f"{fake_translations.base_url}/m", CAPTION_LANGUAGES="fr,de")
+
+    page.goto("/")
+    page.get_by_role("link", name="Sign up").first.click()
+    page.get_by_label("Username").fill("marie")
+    page.get_by_label("Password", exact=True).fill("a-Long-passw0rd")
+    page.get_by_label("Password again").fill("a-Long-passw0rd")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_text("You have no galleries yet.")).to_be_visible()
+
+    page.get_by_role("link", name="Create your first gallery").click()
+    page.get_by_label("Title").fill("Summer 2024")
+    page.get_by_label("Description").fill("Photos from the trip")
+    page.get_by_role("button", name="Create gallery").click()
+    expect(page.get_by_role("heading", name=re.compile("Summer 2024"))).to_be_visible()
+    expect(page.get_by_text("No photos in this gallery yet.")).to_be_visible()
+
+    page.locator("[data-file-input]").set_input_files([str(PHOTO_FIXTURES / name) for name in PHOTOS])
+    uploads = page.locator(".upload")
+    expect(uploads).to_have_count(3)
+    expect(page.locator(".upload--done")).to_have_count(3, timeout=30_000)
+    expect(page.locator(".tile")).to_have_count(3)
+
+    try:
+        expect(page.locator(".tile--captioned")).to_have_count(3, timeout=150_000)
+    except AssertionError:
+        page.screenshot(path=str(artifacts_dir / "gallery-not-captioned.png"), full_page=True)
+        raise AssertionError(f"captions did not appear; worker log:\n{worker.log()[-4000:]}") from None
+    captions = page.locator(".tile--captioned [data-caption]").all_inner_texts()
+    assert all(text and text != "Waiting for a caption…" for text in captions), captions
+    page.screenshot(path=str(artifacts_dir / "gallery-captioned.png"), full_page=True)
+
+    page.locator(".tile__image").first.click()
+    english = page.locator("[data-caption]").inner_text()
+    assert english
+    page.get_by_label("Captions in").select_option("fr")
+    expect(page).to_have_url(re.compile(r"lang=fr"))
+    expect(page.locator("[data-translated-caption]")).to_have_text(f"[fr] {english}", timeout=60_000)
+    page.screenshot(path=str(artifacts_dir / "photo-in-french.png"), full_page=True)
+
+    page.get_by_role("link", name=re.compile("Summer 2024")).click()
+    expect(page.locator(".tile__caption").filter(has_text="[fr]")).to_have_count(3, timeout=60_000)
+    page.screenshot(path=str(artifacts_dir / "gallery-in-french.png"), full_page=True)
