@@ -23,7 +23,8 @@ class Command(BaseCommand):
                 call_command("build_demo_model", "--out", str(path), "--if-missing")
             except CommandError as error:
                 raise CommandError(
-                    f"Could not build the demo model ({error}). Photos will wait in the queue until a model is "
-                    "registered: `python manage.py register_model PATH --activate`."
+                    f"Could not build the demo model ({error}). Until a model is registered (`python manage.py "
+                    "register_model PATH --activate`), uploaded photos fail with a message naming these commands; "
+                    "they are queued again as soon as a model is made active."
                 ) from None
         call_command("register_model", str(path), "--name", "demo", "--if-none-active", stdout=self.stdout)
