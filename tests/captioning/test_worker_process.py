@@ -39,7 +39,13 @@ def test_a_real_qcluster_captions_uploads_end_to_end(
         (caption,) = Caption.objects.filter(photo=photo, is_current=True)
         assert caption.model_version == model
         assert photo.embedding_vector() is not None
-    assert Success.objects.filter(func="captioning.tasks.caption_pending_photos").exists()
+    # The cluster's monitor records the task's result just after the photos are written.
+    wait_for(
+        lambda: Success.objects.filter(func="captioning.tasks.caption_pending_photos").exists(),
+        timeout=30,
+        what="the task's result recorded",
+        worker=worker,
+    )
 
     status = client.get(reverse("gallery-status", args=[gallery.public_id])).json()
     assert status["busy"] == 0
