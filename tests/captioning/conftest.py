@@ -1,7 +1,9 @@
 """Fixtures for the web platform: users, galleries, image files made on the spot, a tiny active model, an
 isolated media folder, and a real `manage.py qcluster` worker process on the test database."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -104,6 +106,12 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL to the cluster and every worker process it forked, as when a machine dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -141,6 +149,7 @@ def start_worker(transactional_db, isolated_files) -> Iterator[Callable[..., Wor
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so `kill()` reaches the forked workers too
             )
         worker = Worker(process, log_path)
         workers.append(worker)
