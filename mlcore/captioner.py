@@ -1,7 +1,7 @@
 """The one entry point the rest of the project uses: load a checkpoint, embed images, caption them."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -46,9 +46,14 @@ class Captioner:
         self._encoder = encoder
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str | torch.device | None = "auto") -> "Captioner":
+    def load(
+        cls, checkpoint: str | Path, device: str | torch.device | None = "auto", clip_model: str | None = None
+    ) -> "Captioner":
+        """`clip_model` replaces the checkpoint's CLIP (same embedding size), e.g. a local copy of ViT-B/32."""
         checkpoint = Path(checkpoint)
         config, model, tokenizer = load_checkpoint(checkpoint)
+        if clip_model:
+            config = replace(config, clip_model=clip_model)
         return cls(config, model, tokenizer, resolve_device(device), checkpoint_dir=checkpoint)
 
     @property

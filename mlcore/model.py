@@ -104,19 +104,14 @@ class ClipCaptionModel(nn.Module):
             clip_embeddings = clip_embeddings / clip_embeddings.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return self.clip_project(clip_embeddings)
 
-    def forward(
-        self,
-        token_ids: torch.Tensor,
-        clip_embeddings: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Teacher-forced logits for every caption position; [N, prefix_length + T, vocab]."""
+    def forward(self, token_ids: torch.Tensor, clip_embeddings: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits predicting each caption token from the prefix and the tokens before it:
+        [N, T] tokens -> [N, T, vocab]. Padding after a caption's end cannot affect it (attention is causal)."""
         prefix = self.prefix_embeddings(clip_embeddings)
         inputs = torch.cat((prefix, self.token_embedding(token_ids)), dim=1)
-        if attention_mask is not None:
-            prefix_mask = attention_mask.new_ones(prefix.shape[:2])
-            attention_mask = torch.cat((prefix_mask, attention_mask), dim=1)
-        return self.gpt(inputs_embeds=inputs, attention_mask=attention_mask, use_cache=False).logits
+        caption_length = token_ids.shape[1]
+        logits = self.gpt(inputs_embeds=inputs, use_cache=False, logits_to_keep=caption_length + 1).logits
+        return logits[:, :-1]
 
 
 def load_gpt2(source: str | Path) -> GPT2LMHeadModel:

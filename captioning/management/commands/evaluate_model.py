@@ -8,12 +8,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from captioning.management.decoding import add_decoding_arguments, decoding_options_from
 from mlcore.captioner import Captioner
 from mlcore.coco import read_caption_annotations
 from mlcore.data import EmbeddingSet
 from mlcore.errors import MlcoreError
 from mlcore.evaluate import ReferenceImage, evaluate_captioner, reference_images_in_folder
-from mlcore.generate import DecodingOptions
 
 SPICE_CHOICES = {"auto": None, "require": True, "off": False}
 
@@ -31,12 +31,7 @@ class Command(BaseCommand):
         source.add_argument("--images", help="folder of images; needs --annotations")
         parser.add_argument("--annotations", help="COCO captions file (e.g. captions_val2017.json) for --images")
         parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
-        parser.add_argument("--beam_size", "--beam-size", type=int, default=5, help="beam search width (default 5)")
-        parser.add_argument("--sample", action="store_true", help="sample instead of beam search")
-        parser.add_argument("--temperature", type=float, default=1.0)
-        parser.add_argument("--top_p", "--top-p", type=float, help="nucleus sampling mass (with --sample)")
-        parser.add_argument("--top_k", "--top-k", type=int, help="sample among the k likeliest tokens (with --sample)")
-        parser.add_argument("--seed", type=int, help="seed for --sample")
+        add_decoding_arguments(parser)
         parser.add_argument("--batch-size", type=int, help="images per captioning batch (default: fit the device)")
         parser.add_argument("--out", help="report path (default: evaluation-<data name>.json in the checkpoint)")
         parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -48,7 +43,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        decoding = self._decoding_options(options)
+        decoding = decoding_options_from(options)
         if options["images"] and not options["annotations"]:
             raise CommandError("--images needs --annotations, the COCO captions file with the references")
         if options["annotations"] and not options["images"]:
@@ -79,22 +74,6 @@ class Command(BaseCommand):
         if left_out.get("not_in_folder"):
             self.stdout.write(f"{left_out['not_in_folder']} annotated images are not in {options['images']}")
         self.stdout.write(self.style.SUCCESS(f"Report written to {out}"))
-
-    def _decoding_options(self, options: dict) -> DecodingOptions:
-        if not options["sample"] and (options["top_p"] is not None or options["top_k"] is not None):
-            raise CommandError("--top_p and --top_k apply to sampling; add --sample")
-        try:
-            if options["sample"]:
-                return DecodingOptions(
-                    strategy="sample",
-                    temperature=options["temperature"],
-                    top_p=options["top_p"],
-                    top_k=options["top_k"],
-                    seed=options["seed"],
-                )
-            return DecodingOptions(beam_size=options["beam_size"], temperature=options["temperature"])
-        except ValueError as error:
-            raise CommandError(str(error)) from error
 
     def _dataset(self, options: dict) -> tuple[EmbeddingSet | list[ReferenceImage], dict, dict]:
         if options["data"]:
