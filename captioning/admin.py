@@ -1,8 +1,53 @@
-"""A plain admin for looking at the data; the review dashboard comes with the REST API issue."""
+"""The staff dashboard in the Django admin.
 
-from django.contrib import admin
+- Caption review queue: current captions with their photo's thumbnail, worst first (lowest CLIPScore, then
+  lowest model score), pending ones by default; approve or reject a row with its buttons or many rows with the
+  actions, rewrite a caption in its row and Save. Who decided and when is kept on the caption.
+- Photos: status and error, re-queue actions. Model versions: evaluation metrics, captions written, mean
+  CLIPScore, and an activate action. Captioning queue and throughput: the worker's queue, recent failures
+  and captions per hour (django-q2's own pages list every task).
 
-from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+Every action calls a service (captioning.services); nothing here writes on its own.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Avg, Count, F
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from captioning import selectors
+from captioning.models import (
+    Caption,
+    CaptioningActivity,
+    CaptionReview,
+    Gallery,
+    GalleryMembership,
+    ModelVersion,
+    Photo,
+    Translation,
+)
+from captioning.services.model_versions import model_version_activate
+from captioning.services.photos import photo_requeue, photo_requeue_failed
+from captioning.services.reviews import (
+    caption_approve,
+    caption_approve_many,
+    caption_reject,
+    caption_reject_many,
+    caption_review_edit,
+)
+from captioning.views import file_response
+
+WORST_FIRST = (F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at")
+
+
+def _thumbnail(photo_id: int, alt: str = ""):
+    url = reverse("admin:captioning_photo_thumbnail", args=[photo_id])
+    return format_html('<img src="{}" alt="{}" class="review-thumbnail" width="120" loading="lazy">', url, alt)
 
 
 class GalleryMembershipInline(admin.TabularInline):
@@ -22,19 +67,250 @@ class GalleryAdmin(admin.ModelAdmin):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
-    list_display = ["uuid", "original_filename", "owner", "gallery", "status", "attempts", "created_at"]
-    list_filter = ["status", "format"]
-    search_fields = ["original_filename", "owner__username", "sha256"]
+    list_display = [
+        "thumbnail",
+        "original_filename",
+        "owner",
+        "gallery",
+        "status",
+        "error_message",
+        "attempts",
+        "embedding_model",
+        "created_at",
+    ]
+    list_display_links = ["original_filename"]
+    list_filter = ["status", "format", "embedding_model", "created_at"]
+    search_fields = ["original_filename", "owner__username", "sha256", "error_message"]
     raw_id_fields = ["owner", "gallery", "requested_model", "embedding_model"]
     readonly_fields = ["uuid", "sha256", "claim_token", "claimed_at", "created_at", "updated_at"]
+    actions = ["requeue_failed", "requeue"]
+    list_select_related = ["owner", "gallery", "embedding_model"]
+
+    @admin.display(description="Photo")
+    def thumbnail(self, photo: Photo):
+        return _thumbnail(photo.pk, photo.original_filename)
+
+    @admin.action(description="Re-queue the failed ones of the selected photos")
+    def requeue_failed(self, request: HttpRequest, queryset):
+        count = photo_requeue_failed(photos=queryset)
+        self.message_user(request, f"{count} failed photo(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Caption the selected photos again with the active model")
+    def requeue(self, request: HttpRequest, queryset):
+        count = photo_requeue(photos=queryset)
+        self.message_user(request, f"{count} photo(s) queued for a new caption.", messages.SUCCESS)
+
+    def get_urls(self):
+        thumbnail = path(
+            "<int:photo_id>/thumbnail/",
+            self.admin_site.admin_view(self.thumbnail_view),
+            name="captioning_photo_thumbnail",
+        )
+        return [thumbnail, *super().get_urls()]
+
+    def thumbnail_view(self, request: HttpRequest, photo_id: int):
+        """Staff see any photo's thumbnail here (the site's own media URLs keep the visibility rule)."""
+        if not self.has_view_permission(request) and not CaptionReviewAdmin.may_review(request):
+            raise PermissionDenied
+        photo = get_object_or_404(Photo, pk=photo_id)
+        return file_response(photo.thumbnail, "image/webp")
+
+
+class CaptionReviewStateFilter(admin.SimpleListFilter):
+    """Pending by default: the queue is what is left to review."""
+
+    title = "review state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [*Caption.ReviewState.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        for value, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or Caption.ReviewState.PENDING) == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        state = self.value() or Caption.ReviewState.PENDING
+        return queryset if state == "all" else queryset.filter(review_state=state)
+
+
+@admin.register(CaptionReview)
+class CaptionReviewAdmin(admin.ModelAdmin):
+    list_display = [
+        "thumbnail",
+        "text",
+        "clip_score_display",
+        "score_display",
+        "model_version",
+        "review",
+        "decision",
+        "photo_link",
+    ]
+    list_display_links = None
+    list_editable = ["text"]
+    list_filter = [CaptionReviewStateFilter, "model_version", "source", "created_at"]
+    search_fields = ["text", "photo__original_filename", "photo__owner__username"]
+    ordering = WORST_FIRST
+    list_per_page = 50
+    actions = ["approve_selected", "reject_selected"]
+    readonly_fields = [
+        "photo",
+        "source",
+        "model_version",
+        "decoding",
+        "score",
+        "clip_score",
+        "created_by",
+        "created_at",
+        "review_state",
+        "reviewed_by",
+        "reviewed_at",
+    ]
+    fields = ["text", *readonly_fields]
+
+    class Media:
+        css = {"all": ["admin-review.css"]}
+
+    def get_queryset(self, request):
+        return selectors.caption_review_queue()
+
+    @staticmethod
+    def may_review(request: HttpRequest) -> bool:
+        return selectors.caption_can_review(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return self.may_review(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_review(request) or super().has_view_permission(request, obj)
+
+    @admin.display(description="Photo")
+    def thumbnail(self, caption: Caption):
+        return _thumbnail(caption.photo_id, caption.photo.original_filename)
+
+    @admin.display(description="CLIPScore", ordering="clip_score")
+    def clip_score_display(self, caption: Caption):
+        return "—" if caption.clip_score is None else f"{caption.clip_score:.3f}"
+
+    @admin.display(description="Model score", ordering="score")
+    def score_display(self, caption: Caption):
+        return "—" if caption.score is None else f"{caption.score:.2f}"
+
+    @admin.display(description="State", ordering="review_state")
+    def review(self, caption: Caption):
+        who = caption.reviewed_by.username if caption.reviewed_by else None
+        when = caption.reviewed_at.strftime("%Y-%m-%d %H:%M") if caption.reviewed_at else None
+        detail = f" by {who}, {when}" if who and when else ""
+        return format_html(
+            '<span class="review-state review-state--{}">{}</span>{}',
+            caption.review_state,
+            caption.get_review_state_display(),
+            detail,
+        )
+
+    @admin.display(description="Decide")
+    def decision(self, caption: Caption):
+        # Buttons of the changelist's own form (it carries the CSRF token), sent to this row's address.
+        buttons = [
+            (reverse(f"admin:captioning_captionreview_{action}", args=[caption.pk]), label, action)
+            for action, label in (("approve", "Approve"), ("reject", "Reject"))
+        ]
+        return format_html_join(
+            " ",
+            '<button type="submit" class="button review-button review-button--{2}" formaction="{0}" '
+            'formmethod="post" data-review="{2}">{1}</button>',
+            ((url, label, action) for url, label, action in buttons),
+        )
+
+    @admin.display(description="On the site")
+    def photo_link(self, caption: Caption):
+        return format_html('<a href="{}">{}</a>', caption.photo.get_absolute_url(), caption.photo.gallery.title)
+
+    def save_model(self, request, obj, form, change):
+        """A caption rewritten here (its row, or its page) becomes a new current caption, edited in review."""
+        if change and "text" in form.changed_data:
+            try:
+                caption_review_edit(caption=Caption.objects.get(pk=obj.pk), by=request.user, text=obj.text)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing related is edited here; the service wrote everything
+
+    def log_change(self, request, obj, message):
+        pass  # the caption keeps who edited it; the admin's log would point at the replaced row
+
+    @admin.action(description="Approve the selected captions")
+    def approve_selected(self, request, queryset):
+        count = caption_approve_many(captions=queryset, by=request.user)
+        self.message_user(request, f"{count} caption(s) approved.", messages.SUCCESS)
+
+    @admin.action(description="Reject the selected captions")
+    def reject_selected(self, request, queryset):
+        count = caption_reject_many(captions=queryset, by=request.user)
+        self.message_user(request, f"{count} caption(s) rejected.", messages.SUCCESS)
+
+    def get_urls(self):
+        def decide(service, verb):
+            @require_POST
+            def view(request: HttpRequest, caption_id: int):
+                caption = get_object_or_404(Caption, pk=caption_id)
+                service(caption=caption, by=request.user)
+                self.message_user(request, f"Caption “{caption.text[:60]}” {verb}.", messages.SUCCESS)
+                back = request.META.get("HTTP_REFERER") or reverse("admin:captioning_captionreview_changelist")
+                return HttpResponseRedirect(back)
+
+            return self.admin_site.admin_view(view)
+
+        return [
+            path(
+                "<int:caption_id>/approve/",
+                decide(caption_approve, "approved"),
+                name="captioning_captionreview_approve",
+            ),
+            path(
+                "<int:caption_id>/reject/", decide(caption_reject, "rejected"), name="captioning_captionreview_reject"
+            ),
+            *super().get_urls(),
+        ]
 
 
 @admin.register(Caption)
 class CaptionAdmin(admin.ModelAdmin):
-    list_display = ["text", "photo", "source", "model_version", "score", "is_current", "created_at"]
-    list_filter = ["source", "is_current", "model_version"]
+    """Every caption, history included (read-only: captions change through the review queue or the site)."""
+
+    list_display = [
+        "text",
+        "photo",
+        "source",
+        "model_version",
+        "score",
+        "clip_score",
+        "is_current",
+        "review_state",
+        "reviewed_by",
+        "reviewed_at",
+        "created_at",
+    ]
+    list_filter = ["source", "is_current", "review_state", "model_version"]
     search_fields = ["text"]
-    raw_id_fields = ["photo", "created_by"]
+    raw_id_fields = ["photo", "created_by", "reviewed_by"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Translation)
@@ -46,5 +322,73 @@ class TranslationAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "checkpoint_path", "is_active", "created_at"]
+    list_display = [
+        "name",
+        "is_active",
+        "clip_model",
+        "metrics_summary",
+        "caption_count",
+        "mean_clip_score",
+        "created_at",
+    ]
     list_filter = ["is_active"]
+    readonly_fields = ["is_active", "config", "metrics", "created_at"]
+    actions = ["activate"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                caption_count=Count("captions", distinct=True),
+                mean_clip_score=Avg("captions__clip_score"),
+            )
+        )
+
+    @admin.display(description="Evaluation metrics")
+    def metrics_summary(self, model_version: ModelVersion):
+        metrics = (model_version.metrics or {}).get("metrics", model_version.metrics) or {}
+        shown = [(name, value) for name, value in metrics.items() if isinstance(value, int | float)]
+        if not shown:
+            return "—"
+        return format_html_join(", ", "{} {}", ((name, f"{value:.3f}") for name, value in shown))
+
+    @admin.display(description="Captions", ordering="caption_count")
+    def caption_count(self, model_version):
+        return model_version.caption_count
+
+    @admin.display(description="Mean CLIPScore", ordering="mean_clip_score")
+    def mean_clip_score(self, model_version):
+        return "—" if model_version.mean_clip_score is None else f"{model_version.mean_clip_score:.3f}"
+
+    @admin.action(description="Activate the selected model (new photos get its captions)")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one model version to activate.", messages.ERROR)
+            return
+        model_version = model_version_activate(model_version=queryset.get())
+        self.message_user(request, f"{model_version.name} is now the active model.", messages.SUCCESS)
+
+
+@admin.register(CaptioningActivity)
+class CaptioningActivityAdmin(admin.ModelAdmin):
+    """One page: photos by status, the worker queue, reviews waiting, throughput and the latest failures."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Captioning queue and throughput",
+            "opts": self.model._meta,
+            "status": selectors.queue_status(request.user),
+            "per_hour": selectors.caption_throughput_by_hour(hours=24),
+        }
+        return TemplateResponse(request, "admin/captioning/activity.html", context)

@@ -153,6 +153,8 @@ class Photo(models.Model):
         indexes = [
             models.Index(fields=["status", "claimed_at"]),
             models.Index(fields=["gallery", "-created_at"]),
+            # Search keeps an in-memory matrix per model version fresh by asking what changed since (count, max).
+            models.Index(fields=["embedding_model", "updated_at"]),
         ]
 
     def __str__(self) -> str:
@@ -178,6 +180,12 @@ class Caption(models.Model):
         MODEL = "model", "Model"
         EDITED = "edited", "Edited by hand"
 
+    class ReviewState(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EDITED = "edited", "Edited in review"
+
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="captions")
     text = models.TextField()
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MODEL)
@@ -186,11 +194,23 @@ class Caption(models.Model):
     )
     decoding = models.JSONField(default=dict, blank=True)
     score = models.FloatField(null=True, blank=True, help_text="Model score: mean log-probability, higher is better")
+    clip_score = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="CLIPScore of the caption against its photo (2.5 * max(cosine, 0), from 0 to 2.5): how well the text "
+        "matches the image in the model's own CLIP; the review queue shows the lowest first",
+    )
     is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Staff review (the admin's review queue): who approved, rejected or rewrote the caption, and when.
+    review_state = models.CharField(max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -199,6 +219,7 @@ class Caption(models.Model):
                 fields=["photo"], condition=Q(is_current=True), name="one_current_caption_per_photo"
             )
         ]
+        indexes = [models.Index(fields=["is_current", "review_state", "clip_score"])]
 
     def __str__(self) -> str:
         return self.text
@@ -228,3 +249,21 @@ class Translation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language}: {self.text or self.status}"
+
+
+class CaptionReview(Caption):
+    """The admin's review queue: current captions, worst first (a proxy: same table as Caption)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "caption to review"
+        verbose_name_plural = "caption review queue"
+
+
+class CaptioningActivity(Photo):
+    """The admin's page on the worker queue, its failures and throughput (a proxy: no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "captioning activity"
+        verbose_name_plural = "captioning queue and throughput"

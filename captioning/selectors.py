@@ -10,7 +10,7 @@ owner only; everyone else gets the derivative without metadata.
 """
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
 
@@ -74,6 +74,17 @@ def gallery_role(user: User | None, gallery: Gallery) -> str | None:
     return membership.role if membership else None
 
 
+def gallery_roles(user: User | None, galleries) -> dict[int, str]:
+    """gallery id -> `user`'s role, for a page of galleries at once (absent: no role)."""
+    if not _signed_in(user):
+        return {}
+    galleries = list(galleries)
+    roles = {gallery.pk: OWNER for gallery in galleries if gallery.owner_id == user.pk}
+    memberships = GalleryMembership.objects.filter(user=user, gallery__in=[gallery.pk for gallery in galleries])
+    roles.update(dict(memberships.values_list("gallery_id", "role")))
+    return roles
+
+
 def gallery_can_edit(user: User | None, gallery: Gallery) -> bool:
     return gallery_role(user, gallery) == OWNER
 
@@ -102,6 +113,17 @@ def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions."""
     return gallery.photos.select_related("owner").prefetch_related(
         Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+    )
+
+
+def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
+    """`photos` with their current caption (and its model and author) read in one more query."""
+    return photos.prefetch_related(
+        Prefetch(
+            "captions",
+            queryset=Caption.objects.filter(is_current=True).select_related("model_version", "created_by"),
+            to_attr="current_captions",
+        )
     )
 
 
@@ -144,3 +166,93 @@ def model_version_active() -> ModelVersion | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.all()
+
+
+# Review and operations (the admin dashboard and the API's queue status) ----------------------------------
+
+
+def caption_can_review(user: User | None) -> bool:
+    """Staff who may change captions approve, reject and rewrite them in the review queue."""
+    return _signed_in(user) and user.is_active and user.is_staff and user.has_perm("captioning.change_caption")
+
+
+def caption_review_queue() -> QuerySet[Caption]:
+    """Current captions, the worst first: lowest CLIPScore, then lowest model score; unscored ones (written
+    by hand) last."""
+    return (
+        Caption.objects.filter(is_current=True)
+        .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")
+        .order_by(F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
+    )
+
+
+def queue_status(user: User | None) -> dict:
+    """What the captioning and translation workers have to do, and have done.
+
+    Everyone signed in sees their own photos' counts and the length of the task queue; staff see every photo,
+    the recent task failures and the throughput."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.models import Failure, Success
+
+    staff = _signed_in(user) and user.is_staff
+    photos = Photo.objects.all() if staff else Photo.objects.filter(owner=user)
+    by_status = dict(photos.values_list("status").annotate(count=Count("pk")).order_by())
+    translations = Translation.objects.all() if staff else Translation.objects.filter(caption__photo__owner=user)
+    try:
+        with transaction.atomic():  # the ORM broker asks the database; a failure must not spoil the caller's
+            queued_tasks = get_broker().queue_size()
+    except Exception:  # the broker is down: say so rather than fail the page
+        queued_tasks = None
+    status = {
+        "photos": {state: by_status.get(state, 0) for state in Photo.Status.values},
+        "translations_pending": translations.filter(status=Translation.Status.PENDING).count(),
+        "queued_tasks": queued_tasks,
+        "reviews_pending": None,
+        "throughput": None,
+        "recent_failures": None,
+    }
+    if staff:
+        now = timezone.now()
+        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+        captions = Caption.objects.filter(source=Caption.Source.MODEL)
+        status["reviews_pending"] = Caption.objects.filter(
+            is_current=True, review_state=Caption.ReviewState.PENDING
+        ).count()
+        status["throughput"] = {
+            "captions_last_hour": captions.filter(created_at__gte=hour).count(),
+            "captions_last_day": captions.filter(created_at__gte=day).count(),
+            "tasks_succeeded_last_hour": Success.objects.filter(stopped__gte=hour).count(),
+            "tasks_failed_last_hour": Failure.objects.filter(stopped__gte=hour).count(),
+        }
+        status["recent_failures"] = [
+            {"name": task.name, "func": task.func, "stopped": task.stopped, "result": str(task.result)[:500]}
+            for task in Failure.objects.order_by("-stopped")[:10]
+        ]
+    return status
+
+
+def caption_throughput_by_hour(*, hours: int = 24) -> list[dict]:
+    """Captions the models wrote in each of the last `hours` hours, the oldest first (empty hours as 0)."""
+    from datetime import timedelta
+
+    from django.db.models.functions import TruncHour
+    from django.utils import timezone
+
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(hours=hours - 1)
+    counts = dict(
+        Caption.objects.filter(source=Caption.Source.MODEL, created_at__gte=start)
+        .annotate(hour=TruncHour("created_at"))
+        .values_list("hour")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    counts = {hour.replace(tzinfo=now.tzinfo) if hour.tzinfo is None else hour: count for hour, count in counts.items()}
+    return [
+        {"hour": start + timedelta(hours=step), "count": counts.get(start + timedelta(hours=step), 0)}
+        for step in range(hours)
+    ]

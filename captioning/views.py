@@ -456,7 +456,7 @@ def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
 # Files ---------------------------------------------------------------------------------------------------
 
 
-def _file_response(file_field, content_type: str, *, download_name: str | None = None) -> FileResponse:
+def file_response(file_field, content_type: str, *, download_name: str | None = None) -> FileResponse:
     try:
         handle = file_field.open("rb")
     except (FileNotFoundError, ValueError):
@@ -474,13 +474,13 @@ def _file_response(file_field, content_type: str, *, download_name: str | None =
 @require_GET
 def photo_thumbnail(request: HttpRequest, photo_uuid) -> FileResponse:
     photo = _photo_or_404(request, photo_uuid)
-    return _file_response(photo.thumbnail, "image/webp")
+    return file_response(photo.thumbnail, "image/webp")
 
 
 @require_GET
 def photo_image(request: HttpRequest, photo_uuid) -> FileResponse:
     photo = _photo_or_404(request, photo_uuid)
-    return _file_response(photo.display_image, "image/webp")
+    return file_response(photo.display_image, "image/webp")
 
 
 @require_GET
@@ -495,5 +495,5 @@ def photo_original(request: HttpRequest, photo_uuid) -> FileResponse:
             or mimetypes.guess_type(photo.original.name)[0]
             or "application/octet-stream"
         )
-        return _file_response(photo.original, content_type, download_name=f"{stem}.{extension}")
-    return _file_response(photo.display_image, "image/webp", download_name=f"{stem}.webp")
+        return file_response(photo.original, content_type, download_name=f"{stem}.{extension}")
+    return file_response(photo.display_image, "image/webp", download_name=f"{stem}.webp")

@@ -41,6 +41,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "captioning",
 ]
@@ -144,11 +148,66 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery-list"
 LOGOUT_REDIRECT_URL = "home"
 
+# The REST API (captioning/api/): token or session sign-in, one error format, pages of API_PAGE_SIZE, and
+# request rates per minute (API_THROTTLE_*; read on every request, so they can be changed without a restart).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "captioning.api.pagination.ApiPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "captioning.api.throttling.AnonymousRateThrottle",
+        "captioning.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "captioning.api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "captioning.api.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
 }
+API_THROTTLE_RATES = {
+    "anonymous": env_str("API_THROTTLE_ANONYMOUS", "120/minute"),
+    "user": env_str("API_THROTTLE_USER", "600/minute"),
+    "uploads": env_str("API_THROTTLE_UPLOADS", "120/minute"),
+    "sign_in": env_str("API_THROTTLE_SIGN_IN", "10/minute"),
+}
+API_UPLOAD_MAX_FILES = env_int("API_UPLOAD_MAX_FILES", 20)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CLIP-Pro API",
+    "DESCRIPTION": (
+        "Galleries, photos, captions, translations, models, the work queue and search of a CLIP-Pro server. "
+        "Sign in with a token (`Authorization: Token <key>`, from POST /api/auth/token/) or a session cookie. "
+        'Errors always have the shape {"error": {"status", "code", "message", "fields"}}; what you may '
+        "not see answers 404."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from this server, so the docs work offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PhotoStatusEnum": "captioning.models.Photo.Status",
+        "TranslationStatusEnum": "captioning.models.Translation.Status",
+        "ReviewStateEnum": "captioning.models.Caption.ReviewState",
+        "CaptionSourceEnum": "captioning.models.Caption.Source",
+        "VisibilityEnum": "captioning.models.Gallery.Visibility",
+        "MemberRoleEnum": "captioning.models.GalleryMembership.Role",
+    },
+}
+
+# Search (captioning/search.py): at most this many photos are ranked for one query.
+SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 500)
 
 # django-q2: the ORM broker by default (no extra service); Redis when REDIS_URL is set.
 # `retry` must stay above `timeout`, or a slow task is handed out again while still running.

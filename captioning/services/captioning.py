@@ -241,8 +241,25 @@ def _caption_group(
             if photo.pk not in outcome.finished:
                 _finish_failed(photo, token, str(failure), retriable=failure.retriable, outcome=outcome)
         return
-    for photo, result in zip(ready, results, strict=True):
-        _finish_captioned(photo, token, model_version, options.to_dict(), result, vectors[photo.pk], outcome)
+    clip_scores = _clip_scores(captioner, [vectors[photo.pk] for photo in ready], [result.text for result in results])
+    for photo, result, clip_score in zip(ready, results, clip_scores, strict=True):
+        _finish_captioned(
+            photo, token, model_version, options.to_dict(), result, vectors[photo.pk], clip_score, outcome
+        )
+
+
+def _clip_scores(captioner, vectors: list, texts: list[str]) -> list[float | None]:
+    """CLIPScore of each new caption against its photo, in the model's own CLIP (one text-tower call for the
+    batch): the review queue shows the worst first. A caption is still written when scoring fails."""
+    import torch
+
+    from mlcore.evaluate import caption_clip_scores
+
+    try:
+        return list(caption_clip_scores(captioner, torch.stack(vectors), texts).per_item)
+    except Exception:
+        logger.exception("could not compute the CLIPScore of %d captions; they are stored without it", len(texts))
+        return [None] * len(texts)
 
 
 def _embeddings(captioner, model_version: ModelVersion, token, photos: list[Photo], outcome: BatchOutcome) -> dict:
@@ -286,7 +303,9 @@ def _open_photo(photo: Photo):
         return prepare_image(image)
 
 
-def _finish_captioned(photo, token, model_version, decoding: dict, result, vector, outcome: BatchOutcome) -> None:
+def _finish_captioned(
+    photo, token, model_version, decoding: dict, result, vector, clip_score: float | None, outcome: BatchOutcome
+) -> None:
     now = timezone.now()
     embedding = vector.numpy().astype("<f4").tobytes()
     try:
@@ -315,6 +334,7 @@ def _finish_captioned(photo, token, model_version, decoding: dict, result, vecto
                 model_version=model_version,
                 decoding=decoding,
                 score=float(result.score),
+                clip_score=clip_score,
                 is_current=True,
             )
     except IntegrityError:

@@ -110,11 +110,18 @@ def photo_files_delete_on_commit(photo: Photo) -> None:
 def photo_caption_edit(*, photo: Photo, by, text: str) -> Caption:
     """The owner's own wording becomes the current caption; the model's stays in the history."""
     _require_manage(by, photo)
+    return caption_write_edited(photo=photo, by=by, text=text)
+
+
+def caption_write_edited(*, photo: Photo, by, text: str, review_state: str = Caption.ReviewState.PENDING) -> Caption:
+    """Makes `text`, written by `by`, the photo's current caption; the earlier ones stay in the history.
+    No permission check: the owner's edit (photo_caption_edit) and the reviewer's (caption_review_edit) check."""
     text = " ".join(text.split())
     if not text:
         raise ValidationError("A caption cannot be empty.")
     if len(text) > 1000:
         raise ValidationError("A caption is at most 1000 characters.")
+    reviewed = review_state != Caption.ReviewState.PENDING
     with transaction.atomic():
         locked = Photo.objects.select_for_update().get(pk=photo.pk)
         previous = locked.captions.filter(is_current=True).first()
@@ -127,6 +134,9 @@ def photo_caption_edit(*, photo: Photo, by, text: str) -> Caption:
             decoding=previous.decoding if previous else {},
             is_current=True,
             created_by=by,
+            review_state=review_state,
+            reviewed_by=by if reviewed else None,
+            reviewed_at=timezone.now() if reviewed else None,
         )
     return caption
 
@@ -162,6 +172,25 @@ def photo_retry(*, photo: Photo, by) -> Photo:
     photo_requeue_failed(photos=Photo.objects.filter(pk=photo.pk))
     photo.refresh_from_db()
     return photo
+
+
+def photo_requeue(*, photos) -> int:
+    """Queues `photos` to be captioned again by the active model with the default settings (the admin's
+    re-queue action, for staff). Photos a worker holds right now are left to it. Returns how many."""
+    count = photos.exclude(status=Photo.Status.PROCESSING).update(
+        status=Photo.Status.QUEUED,
+        error_message="",
+        attempts=0,
+        claim_token=None,
+        claimed_at=None,
+        next_attempt_at=None,
+        requested_model=None,
+        requested_decoding={},
+        updated_at=timezone.now(),
+    )
+    if count:
+        transaction.on_commit(caption_queue_work)
+    return count
 
 
 def photo_requeue_failed(*, photos) -> int:

@@ -1,0 +1,38 @@
+"""Query-string filters of the API's lists (django-filter). They only narrow what the selectors returned."""
+
+import django_filters
+from django.db.models import Exists, OuterRef
+
+from captioning.models import Caption, Gallery, Photo
+
+
+class GalleryFilter(django_filters.FilterSet):
+    visibility = django_filters.ChoiceFilter(choices=Gallery.Visibility.choices)
+    owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact", help_text="A username")
+
+    class Meta:
+        model = Gallery
+        fields = ["visibility", "owner"]
+
+
+class PhotoFilter(django_filters.FilterSet):
+    gallery = django_filters.CharFilter(
+        field_name="gallery__public_id", help_text="A gallery's public_id (an unlisted one too: you have its link)"
+    )
+    status = django_filters.ChoiceFilter(choices=Photo.Status.choices)
+    uploaded_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte")
+    uploaded_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte")
+    taken_after = django_filters.DateFilter(field_name="taken_at", lookup_expr="date__gte")
+    taken_before = django_filters.DateFilter(field_name="taken_at", lookup_expr="date__lte")
+    text = django_filters.CharFilter(method="filter_text", help_text="Words in the current caption")
+
+    class Meta:
+        model = Photo
+        fields = ["gallery", "status"]
+
+    def filter_text(self, queryset, name, value):
+        value = " ".join(value.split())
+        if not value:
+            return queryset
+        captions = Caption.objects.filter(photo=OuterRef("pk"), is_current=True, text__icontains=value)
+        return queryset.filter(Exists(captions))

@@ -1,0 +1,260 @@
+"""What the API reads and writes. Output serializers only present; input serializers only check shapes (the
+rules are in the services)."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from captioning import selectors
+from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+from captioning.services.captioning import DECODING_LIMITS
+
+# Output --------------------------------------------------------------------------------------------------
+
+
+class GallerySerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    role = serializers.SerializerMethodField(help_text="Your role: owner, editor, viewer, or null")
+    url = serializers.CharField(source="get_absolute_url", read_only=True, help_text="The gallery's page")
+
+    class Meta:
+        model = Gallery
+        fields = ["public_id", "title", "slug", "description", "visibility", "owner", "role", "url", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=["owner", "editor", "viewer"], allow_null=True))
+    def get_role(self, gallery: Gallery) -> str | None:
+        roles = self.context.get("roles")
+        if roles is not None:
+            return roles.get(gallery.pk)
+        return selectors.gallery_role(self.context["request"].user, gallery)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = GalleryMembership
+        fields = ["user_id", "username", "role", "created_at"]
+        read_only_fields = fields
+
+
+class CaptionSerializer(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version.name", allow_null=True, read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True, default=None)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True, read_only=True, default=None)
+
+    class Meta:
+        model = Caption
+        fields = [
+            "id",
+            "text",
+            "source",
+            "model_version",
+            "decoding",
+            "score",
+            "clip_score",
+            "is_current",
+            "created_by",
+            "created_at",
+            "review_state",
+            "reviewed_by",
+            "reviewed_at",
+        ]
+        read_only_fields = fields
+
+
+class PhotoUrlsSerializer(serializers.Serializer):
+    page = serializers.CharField()
+    thumbnail = serializers.CharField()
+    image = serializers.CharField()
+    original = serializers.CharField(help_text="The uploaded file for its owner; a copy without metadata otherwise")
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    gallery = serializers.CharField(source="gallery.public_id", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    error = serializers.CharField(source="error_message", read_only=True)
+    caption = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
+    can_manage = serializers.SerializerMethodField(help_text="You may edit, re-caption, retry and delete it")
+
+    class Meta:
+        model = Photo
+        fields = [
+            "id",
+            "gallery",
+            "owner",
+            "original_filename",
+            "status",
+            "error",
+            "attempts",
+            "width",
+            "height",
+            "format",
+            "byte_size",
+            "taken_at",
+            "created_at",
+            "updated_at",
+            "caption",
+            "urls",
+            "can_manage",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(CaptionSerializer(allow_null=True))
+    def get_caption(self, photo: Photo) -> dict | None:
+        caption = selectors.caption_current(photo)
+        return CaptionSerializer(caption).data if caption else None
+
+    @extend_schema_field(PhotoUrlsSerializer)
+    def get_urls(self, photo: Photo) -> dict:
+        return {
+            "page": photo.get_absolute_url(),
+            "thumbnail": reverse("photo-thumbnail", args=[photo.uuid]),
+            "image": reverse("photo-image", args=[photo.uuid]),
+            "original": reverse("photo-original", args=[photo.uuid]),
+        }
+
+    def get_can_manage(self, photo: Photo) -> bool:
+        return selectors.photo_can_manage(self.context["request"].user, photo)
+
+
+class UploadResultSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["uploaded", "duplicate", "refused"])
+    error = serializers.CharField(allow_null=True)
+    photo = PhotoSerializer(allow_null=True)
+
+
+class UploadResultsSerializer(serializers.Serializer):
+    results = UploadResultSerializer(many=True)
+
+
+class TranslationSerializer(serializers.ModelSerializer):
+    error = serializers.CharField(source="error_message", read_only=True)
+    caption_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Translation
+        fields = ["caption_id", "language", "text", "status", "provider", "error", "updated_at"]
+        read_only_fields = fields
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    clip_model = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "clip_model", "is_active", "metrics", "created_at"]
+        read_only_fields = fields
+
+
+class ThroughputSerializer(serializers.Serializer):
+    captions_last_hour = serializers.IntegerField()
+    captions_last_day = serializers.IntegerField()
+    tasks_succeeded_last_hour = serializers.IntegerField()
+    tasks_failed_last_hour = serializers.IntegerField()
+
+
+class TaskFailureSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    func = serializers.CharField()
+    stopped = serializers.DateTimeField()
+    result = serializers.CharField()
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    photos = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Photos by status: yours, or every photo for staff"
+    )
+    translations_pending = serializers.IntegerField()
+    queued_tasks = serializers.IntegerField(allow_null=True, help_text="Tasks waiting in the broker; null if down")
+    reviews_pending = serializers.IntegerField(allow_null=True, help_text="Staff only")
+    throughput = ThroughputSerializer(allow_null=True, help_text="Staff only")
+    recent_failures = TaskFailureSerializer(many=True, allow_null=True, help_text="Staff only")
+
+
+class SearchHitSerializer(PhotoSerializer):
+    score = serializers.FloatField(source="search_hit.score", read_only=True, help_text="Fused rank score")
+    image_similarity = serializers.FloatField(
+        source="search_hit.image_similarity",
+        allow_null=True,
+        read_only=True,
+        help_text="Cosine between the query's and the photo's CLIP embeddings",
+    )
+    text_match = serializers.FloatField(
+        source="search_hit.text_match",
+        allow_null=True,
+        read_only=True,
+        help_text="Share of the query's words in the caption or a translation (+1 for the whole phrase)",
+    )
+
+    class Meta(PhotoSerializer.Meta):
+        fields = [*PhotoSerializer.Meta.fields, "score", "image_similarity", "text_match"]
+        read_only_fields = fields
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+# Input ---------------------------------------------------------------------------------------------------
+
+
+class GalleryInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    visibility = serializers.ChoiceField(choices=Gallery.Visibility.choices, default=Gallery.Visibility.PRIVATE)
+
+
+class MemberInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=GalleryMembership.Role.choices, default=GalleryMembership.Role.VIEWER)
+
+
+class UploadInputSerializer(serializers.Serializer):
+    gallery = serializers.CharField(max_length=16, help_text="The gallery's public_id")
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        allow_empty=False,
+        help_text="One or many image files (JPEG, PNG, WebP, GIF; HEIC with pillow-heif)",
+    )
+
+
+class CaptionEditInputSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=1000)
+
+
+class DecodingInputSerializer(serializers.Serializer):
+    strategy = serializers.ChoiceField(choices=DECODING_LIMITS["strategy"], required=False)
+    beam_size = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    max_length = serializers.IntegerField(min_value=5, max_value=80, required=False)
+    temperature = serializers.FloatField(min_value=0.1, max_value=2.0, required=False)
+    top_p = serializers.FloatField(min_value=0.05, max_value=1.0, required=False)
+    top_k = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    length_normalization = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+
+
+class RecaptionInputSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A model version's id; null or absent for the active model"
+    )
+    decoding = DecodingInputSerializer(required=False)
+
+
+class TranslationInputSerializer(serializers.Serializer):
+    language = serializers.CharField(max_length=10, help_text="One of CAPTION_LANGUAGES, e.g. fr")
+    retry = serializers.BooleanField(default=False, help_text="Try a failed translation again")
+
+
+class SearchInputSerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=200, help_text="Words to find in captions, or a description of the image")
+
+
+class TokenInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, style={"input_type": "password"}, trim_whitespace=False)

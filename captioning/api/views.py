@@ -1,0 +1,437 @@
+"""API views: each parses its input, calls one selector or service, and presents the result.
+
+Visibility is the pages' rule (captioning.selectors): what a client may not see answers 404, what it sees but
+may not change answers 403, and an anonymous client asked to sign in gets 401.
+"""
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from captioning import search, selectors
+from captioning.api import serializers as api
+from captioning.api.filters import GalleryFilter, PhotoFilter
+from captioning.api.pagination import ApiPagination
+from captioning.api.throttling import SignInRateThrottle, UploadRateThrottle
+from captioning.images import UploadRefused
+from captioning.models import Gallery, Photo
+from captioning.services.galleries import (
+    gallery_create,
+    gallery_delete,
+    gallery_member_remove,
+    gallery_member_set,
+    gallery_update,
+)
+from captioning.services.model_versions import model_version_activate
+from captioning.services.photos import photo_caption_edit, photo_delete, photo_recaption, photo_retry, photo_upload
+from captioning.services.translations import translation_request, translation_retry
+from captioning.translators import SOURCE_LANGUAGE
+
+PUBLIC_ID = OpenApiParameter("public_id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def _gallery(request, public_id: str) -> Gallery:
+    try:
+        return selectors.gallery_get_for_viewer(user=request.user, public_id=public_id)
+    except Gallery.DoesNotExist:
+        raise exceptions.NotFound("No such gallery.") from None
+
+
+def _photo(request, photo_uuid) -> Photo:
+    try:
+        return selectors.photo_get_for_viewer(user=request.user, photo_uuid=photo_uuid)
+    except Photo.DoesNotExist:
+        raise exceptions.NotFound("No such photo.") from None
+
+
+def _require_gallery_owner(request, gallery: Gallery) -> None:
+    if not selectors.gallery_can_edit(request.user, gallery):
+        raise exceptions.PermissionDenied("Only the owner of this gallery can do this.")
+
+
+def _valid(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# Sign-in ---------------------------------------------------------------------------------------------------
+
+
+class TokenApi(APIView):
+    """A token for the `Authorization: Token <key>` header (POST), or its revocation (DELETE)."""
+
+    throttle_classes = [SignInRateThrottle]
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(request=api.TokenInputSerializer, responses={200: api.TokenSerializer}, auth=[])
+    def post(self, request):
+        data = _valid(api.TokenInputSerializer, request.data)
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed("Wrong username or password.")
+        token, _created = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Galleries -------------------------------------------------------------------------------------------------
+
+
+class GalleryListApi(generics.GenericAPIView):
+    """Galleries you may open: yours, those shared with you, and public ones (others' unlisted ones only by
+    their address)."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    serializer_class = api.GallerySerializer
+    filterset_class = GalleryFilter
+
+    def get_queryset(self):
+        return selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+
+    @extend_schema(responses=api.GallerySerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        roles = selectors.gallery_roles(request.user, page)
+        data = api.GallerySerializer(page, many=True, context={"request": request, "roles": roles}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(request=api.GalleryInputSerializer, responses={201: api.GallerySerializer})
+    def post(self, request):
+        gallery = gallery_create(owner=request.user, **_valid(api.GalleryInputSerializer, request.data))
+        return Response(
+            api.GallerySerializer(gallery, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+@extend_schema(parameters=[PUBLIC_ID])
+class GalleryDetailApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=api.GallerySerializer)
+    def get(self, request, public_id: str):
+        return Response(api.GallerySerializer(_gallery(request, public_id), context={"request": request}).data)
+
+    @extend_schema(request=api.GalleryInputSerializer, responses=api.GallerySerializer)
+    def put(self, request, public_id: str):
+        return self._update(request, public_id, partial=False)
+
+    @extend_schema(request=api.GalleryInputSerializer(partial=True), responses=api.GallerySerializer)
+    def patch(self, request, public_id: str):
+        return self._update(request, public_id, partial=True)
+
+    def _update(self, request, public_id: str, *, partial: bool):
+        gallery = _gallery(request, public_id)
+        _require_gallery_owner(request, gallery)
+        data = _valid(api.GalleryInputSerializer, request.data, partial=partial)
+        values = {"title": gallery.title, "description": gallery.description, "visibility": gallery.visibility}
+        gallery = gallery_update(gallery=gallery, by=request.user, **{**values, **data})
+        return Response(api.GallerySerializer(gallery, context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, public_id: str):
+        gallery = _gallery(request, public_id)
+        gallery_delete(gallery=gallery, by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[PUBLIC_ID])
+class GalleryMemberListApi(APIView):
+    """The gallery's members, for its owner."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=api.MemberSerializer(many=True))
+    def get(self, request, public_id: str):
+        gallery = _gallery(request, public_id)
+        _require_gallery_owner(request, gallery)
+        return Response(api.MemberSerializer(selectors.gallery_members(gallery), many=True).data)
+
+    @extend_schema(request=api.MemberInputSerializer, responses={200: api.MemberSerializer})
+    def post(self, request, public_id: str):
+        """Adds a member by username, or changes their role."""
+        gallery = _gallery(request, public_id)
+        _require_gallery_owner(request, gallery)
+        membership = gallery_member_set(
+            gallery=gallery, by=request.user, **_valid(api.MemberInputSerializer, request.data)
+        )
+        return Response(api.MemberSerializer(membership).data)
+
+
+@extend_schema(parameters=[PUBLIC_ID])
+class GalleryMemberDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, public_id: str, user_id: int):
+        gallery = _gallery(request, public_id)
+        _require_gallery_owner(request, gallery)
+        gallery_member_remove(gallery=gallery, by=request.user, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Photos ----------------------------------------------------------------------------------------------------
+
+
+class PhotoListApi(generics.GenericAPIView):
+    """Photos you may see, newest first. Upload one or many files into a gallery with a multipart POST."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    serializer_class = api.PhotoSerializer
+    filterset_class = PhotoFilter
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_throttles(self):
+        extra = [UploadRateThrottle()] if self.request.method == "POST" else []
+        return [*super().get_throttles(), *extra]
+
+    def get_queryset(self):
+        # A gallery asked for by its address may be someone's unlisted one: the client has its link.
+        by_link = bool(self.request.query_params.get("gallery"))
+        photos = selectors.photo_list_visible_to(self.request.user, include_unlisted=by_link)
+        return selectors.photo_with_current_caption(photos).order_by("-created_at", "-id")
+
+    @extend_schema(responses=api.PhotoSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(api.PhotoSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request={"multipart/form-data": api.UploadInputSerializer},
+        responses={
+            201: OpenApiResponse(api.UploadResultsSerializer, description="At least one file was uploaded"),
+            200: OpenApiResponse(api.UploadResultsSerializer, description="Every file was uploaded before"),
+        },
+    )
+    def post(self, request):
+        """Each file gets its own outcome: uploaded, duplicate (you uploaded this very file before: the earlier
+        photo) or refused (with the reason; nothing of it is kept). When every file is refused the answer is
+        400."""
+        limit = settings.UPLOAD_MAX_BYTES * settings.API_UPLOAD_MAX_FILES + 1024 * 1024
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return _too_large(limit)
+        data = _valid(
+            api.UploadInputSerializer, {"gallery": request.data.get("gallery"), "files": request.FILES.getlist("files")}
+        )
+        if len(data["files"]) > settings.API_UPLOAD_MAX_FILES:
+            raise exceptions.ValidationError(
+                {"files": [f"Send at most {settings.API_UPLOAD_MAX_FILES} files at once."]}
+            )
+        try:
+            gallery = selectors.gallery_get_for_viewer(user=request.user, public_id=data["gallery"])
+        except Gallery.DoesNotExist:
+            raise exceptions.NotFound("No such gallery.") from None
+        if not selectors.gallery_can_upload(request.user, gallery):
+            raise exceptions.PermissionDenied("You cannot upload photos to this gallery.")
+        results = [self._upload_one(request, gallery, upload) for upload in data["files"]]
+        if all(result["outcome"] == "refused" for result in results):
+            raise exceptions.ValidationError(
+                {"files": [f"{result['filename']}: {result['error']}" for result in results]}
+            )
+        uploaded = any(result["outcome"] == "uploaded" for result in results)
+        return Response({"results": results}, status=status.HTTP_201_CREATED if uploaded else status.HTTP_200_OK)
+
+    @staticmethod
+    def _upload_one(request, gallery: Gallery, upload) -> dict:
+        try:
+            with transaction.atomic():
+                outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+        except UploadRefused as refusal:
+            return {"filename": upload.name, "outcome": "refused", "error": str(refusal), "photo": None}
+        finally:
+            upload.close()
+        photo = api.PhotoSerializer(outcome.photo, context={"request": request}).data
+        return {
+            "filename": upload.name,
+            "outcome": "duplicate" if outcome.duplicate else "uploaded",
+            "error": None,
+            "photo": photo,
+        }
+
+
+def _too_large(limit: int) -> Response:
+    from captioning.api.errors import error_body
+
+    return Response(
+        error_body(413, "too_large", f"The request is larger than {limit / 2**20:.0f} MB."),
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class PhotoDetailApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=api.PhotoSerializer)
+    def get(self, request, photo_uuid):
+        return Response(api.PhotoSerializer(_photo(request, photo_uuid), context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, photo_uuid):
+        photo_delete(photo=_photo(request, photo_uuid), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PhotoRetryApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={202: api.PhotoSerializer})
+    def post(self, request, photo_uuid):
+        """Queues a failed photo again."""
+        photo = photo_retry(photo=_photo(request, photo_uuid), by=request.user)
+        return Response(api.PhotoSerializer(photo, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PhotoRecaptionApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=api.RecaptionInputSerializer, responses={202: api.PhotoSerializer})
+    def post(self, request, photo_uuid):
+        """Queues a new caption, with another model or other decoding settings; the current caption stays until
+        the new one is written."""
+        photo = _photo(request, photo_uuid)
+        data = _valid(api.RecaptionInputSerializer, request.data)
+        model_version = None
+        if data.get("model_version") is not None:
+            model_version = selectors.model_version_list().filter(pk=data["model_version"]).first()
+            if model_version is None:
+                raise exceptions.ValidationError({"model_version": ["No such model version."]})
+        photo = photo_recaption(
+            photo=photo, by=request.user, model_version=model_version, decoding=data.get("decoding")
+        )
+        return Response(api.PhotoSerializer(photo, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PhotoCaptionListApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=api.CaptionSerializer(many=True))
+    def get(self, request, photo_uuid):
+        """Every caption the photo had, the newest first; one is current."""
+        photo = _photo(request, photo_uuid)
+        return Response(api.CaptionSerializer(selectors.caption_history(photo), many=True).data)
+
+    @extend_schema(request=api.CaptionEditInputSerializer, responses={201: api.CaptionSerializer})
+    def post(self, request, photo_uuid):
+        """Your own wording becomes the current caption (photo's owner and gallery's owner)."""
+        photo = _photo(request, photo_uuid)
+        caption = photo_caption_edit(
+            photo=photo, by=request.user, **_valid(api.CaptionEditInputSerializer, request.data)
+        )
+        return Response(api.CaptionSerializer(caption).data, status=status.HTTP_201_CREATED)
+
+
+class PhotoTranslationListApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=api.TranslationSerializer(many=True))
+    def get(self, request, photo_uuid):
+        """The translations of the current caption."""
+        caption = selectors.caption_current(_photo(request, photo_uuid))
+        translations = caption.translations.all() if caption else []
+        return Response(api.TranslationSerializer(translations, many=True).data)
+
+    @extend_schema(
+        request=api.TranslationInputSerializer,
+        responses={
+            202: OpenApiResponse(api.TranslationSerializer, description="Queued (or already there: see status)")
+        },
+    )
+    def post(self, request, photo_uuid):
+        """Asks for the current caption in another language; a worker translates it and stores it."""
+        caption = selectors.caption_current(_photo(request, photo_uuid))
+        if caption is None:
+            raise exceptions.NotFound("This photo has no caption yet.")
+        data = _valid(api.TranslationInputSerializer, request.data)
+        if data["language"] == SOURCE_LANGUAGE:
+            raise exceptions.ValidationError({"language": ["Captions are written in English already."]})
+        translation = translation_request(caption=caption, language=data["language"])
+        if data["retry"] and translation.status == translation.Status.FAILED:
+            translation = translation_retry(translation=translation)
+        return Response(api.TranslationSerializer(translation).data, status=status.HTTP_202_ACCEPTED)
+
+
+# Models, the queue, search -----------------------------------------------------------------------------------
+
+
+class ModelVersionListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=api.ModelVersionSerializer(many=True))
+    def get(self, request):
+        """The captioning models, with their evaluation metrics; one is active."""
+        return Response(api.ModelVersionSerializer(selectors.model_version_list(), many=True).data)
+
+
+class ModelVersionActivateApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=api.ModelVersionSerializer)
+    def post(self, request, model_version_id: int):
+        """Staff: new photos are captioned by this model from now on."""
+        model_version = selectors.model_version_list().filter(pk=model_version_id).first()
+        if model_version is None:
+            raise exceptions.NotFound("No such model version.")
+        return Response(api.ModelVersionSerializer(model_version_activate(model_version=model_version)).data)
+
+
+class QueueStatusApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=api.QueueStatusSerializer)
+    def get(self, request):
+        """Your photos by status and the length of the task queue; staff also get every photo, the pending
+        reviews, the throughput and the latest task failures."""
+        return Response(api.QueueStatusSerializer(selectors.queue_status(request.user)).data)
+
+
+class SearchPagination(ApiPagination):
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["image_search"] = self.results.image_search
+        response.data["notes"] = self.results.notes
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        schema = super().get_paginated_response_schema(schema)
+        schema["properties"]["image_search"] = {
+            "type": "boolean",
+            "description": "Whether the CLIP part ran (it needs an embedded photo and a loadable model)",
+        }
+        schema["properties"]["notes"] = {"type": "array", "items": {"type": "string"}}
+        schema["required"] = [*schema.get("required", []), "image_search", "notes"]
+        return schema
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.results = queryset
+        return super().paginate_queryset(queryset, request, view)
+
+
+class SearchApi(generics.GenericAPIView):
+    """Photos you may see, ranked for `q`: by CLIP (the query against the photos' image embeddings) and by the
+    words of their captions in every stored language, in one list."""
+
+    permission_classes = [AllowAny]
+    pagination_class = SearchPagination
+    serializer_class = api.SearchHitSerializer
+    filter_backends = []
+
+    @extend_schema(parameters=[api.SearchInputSerializer], responses=api.SearchHitSerializer(many=True))
+    def get(self, request):
+        query = _valid(api.SearchInputSerializer, request.query_params)["q"]
+        results = search.photo_search(user=request.user, query=query)
+        page = self.paginate_queryset(results)
+        return self.get_paginated_response(api.SearchHitSerializer(page, many=True, context={"request": request}).data)
