@@ -10,6 +10,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.views import exception_handler
 
@@ -77,6 +78,7 @@ def _django_validation_detail(error: DjangoValidationError):
     return {"non_field_errors": error.messages}
 
 
+@csrf_exempt  # it changes nothing; without this a POST would get the CSRF failure page (HTML) instead
 def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """Any /api/ address that names nothing: a 404 in the API's format (not the site's HTML page)."""
     return JsonResponse(

@@ -6,6 +6,13 @@ from django.db.models import Exists, OuterRef
 from captioning.models import Caption, Gallery, Photo
 
 
+class IsoDateFilter(django_filters.DateFilter):
+    """A date as the schema says it is (YYYY-MM-DD), not every format Django would guess."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, input_formats=["%Y-%m-%d"], **kwargs)
+
+
 class GalleryFilter(django_filters.FilterSet):
     visibility = django_filters.ChoiceFilter(choices=Gallery.Visibility.choices)
     owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact", help_text="A username")
@@ -20,10 +27,10 @@ class PhotoFilter(django_filters.FilterSet):
         field_name="gallery__public_id", help_text="A gallery's public_id (an unlisted one too: you have its link)"
     )
     status = django_filters.ChoiceFilter(choices=Photo.Status.choices)
-    uploaded_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte")
-    uploaded_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte")
-    taken_after = django_filters.DateFilter(field_name="taken_at", lookup_expr="date__gte")
-    taken_before = django_filters.DateFilter(field_name="taken_at", lookup_expr="date__lte")
+    uploaded_after = IsoDateFilter(field_name="created_at", lookup_expr="date__gte")
+    uploaded_before = IsoDateFilter(field_name="created_at", lookup_expr="date__lte")
+    taken_after = IsoDateFilter(field_name="taken_at", lookup_expr="date__gte")
+    taken_before = IsoDateFilter(field_name="taken_at", lookup_expr="date__lte")
     text = django_filters.CharFilter(method="filter_text", help_text="Words in the current caption")
 
     class Meta:

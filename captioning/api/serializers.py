@@ -16,6 +16,8 @@ class GallerySerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     role = serializers.SerializerMethodField(help_text="Your role: owner, editor, viewer, or null")
     url = serializers.CharField(source="get_absolute_url", read_only=True, help_text="The gallery's page")
+    # Unicode letters allowed: not the ASCII-only pattern a SlugField would put in the schema.
+    slug = serializers.CharField(read_only=True)
 
     class Meta:
         model = Gallery
@@ -220,6 +222,7 @@ class UploadInputSerializer(serializers.Serializer):
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
         allow_empty=False,
+        min_length=1,
         help_text="One or many image files (JPEG, PNG, WebP, GIF; HEIC with pillow-heif)",
     )
 
