@@ -23,6 +23,7 @@ from tests.captioning.conftest import (  # noqa: F401
     fresh_engine,
     isolated_files,
     make_user,
+    media_files,
 )
 from tests.captioning.helpers import encode, picture
 
