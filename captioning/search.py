@@ -28,7 +28,13 @@ from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q
 
 from captioning import engine
 from captioning.models import Caption, ModelVersion, Photo, Translation
-from captioning.selectors import User, gallery_list_visible_to, model_version_active, photo_list_visible_to
+from captioning.selectors import (
+    User,
+    gallery_list_visible_to,
+    model_version_active,
+    photo_list_visible_to,
+    photo_with_current_caption,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +70,8 @@ class SearchResults:
 
     def __getitem__(self, index):
         hits = self.hits[index] if isinstance(index, slice) else [self.hits[index]]
-        photos = {
-            photo.pk: photo
-            for photo in photo_list_visible_to(self.user)
-            .filter(pk__in=[hit.photo_id for hit in hits])
-            .select_related("gallery", "owner")
-            .prefetch_related("captions")
-        }
+        visible = photo_list_visible_to(self.user).filter(pk__in=[hit.photo_id for hit in hits])
+        photos = {photo.pk: photo for photo in photo_with_current_caption(visible)}
         page = []
         for hit in hits:
             photo = photos.get(hit.photo_id)

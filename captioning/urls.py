@@ -11,6 +11,7 @@ urlpatterns = [
     path("galleries/", views.gallery_list, name="gallery-list"),
     path("galleries/new/", views.gallery_new, name="gallery-new"),
     path("explore/", views.gallery_public_list, name="gallery-public-list"),
+    path("search/", views.search, name="search"),
     path("g/<str:public_id>/", views.gallery_detail, name="gallery-detail-short"),
     path("galleries/<str:public_id>/edit/", views.gallery_edit, name="gallery-edit"),
     path("galleries/<str:public_id>/delete/", views.gallery_remove, name="gallery-delete"),

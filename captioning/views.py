@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,6 +21,7 @@ from captioning import selectors
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
 from captioning.models import Gallery, Photo, Translation
+from captioning.search import photo_search
 from captioning.services.galleries import (
     gallery_create,
     gallery_delete,
@@ -46,6 +48,7 @@ CONTENT_TYPES = {
     "GIF": "image/gif",
     "HEIF": "image/heic",
 }
+SEARCH_PAGE_SIZE = 24
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -451,6 +454,27 @@ def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"ok": True, "status": translation.status if translation else "done"})
     return redirect(photo)
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """The header's search box: photos the visitor may see, by what is in them (CLIP) and by their captions in
+    every stored language, ranked together."""
+    query = " ".join(request.GET.get("q", "").split())
+    language = caption_language(request)
+    context = {"query": query, "page": None, "photos": [], "results": None}
+    if query:
+        results = photo_search(user=request.user, query=query)
+        page = Paginator(results, SEARCH_PAGE_SIZE).get_page(request.GET.get("page"))
+        photos = list(page.object_list)
+        captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+        translations = selectors.translation_map(captions, language) if language != SOURCE_LANGUAGE else {}
+        context.update(
+            results=results,
+            page=page,
+            photos=[{**photo_summary(photo, language, translations), "hit": photo.search_hit} for photo in photos],
+        )
+    return render(request, "captioning/search.html", context)
 
 
 # Files ---------------------------------------------------------------------------------------------------
