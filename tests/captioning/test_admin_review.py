@@ -233,7 +233,7 @@ def test_the_activity_page_shows_the_queue_failures_and_throughput(client, revie
     client.force_login(reviewer)
     page = client.get(reverse("admin:captioning_captioningactivity_changelist")).content.decode()
     assert "RuntimeError: out of memory" in page
-    assert "data-captions-hour>1<" in page  # hand-made captions are not the model's throughput
+    assert "data-captions-hour>1<" in page
     assert "data-reviews-pending>1<" in page
     assert 'data-status="captioned">1<' in page
 
