@@ -6,8 +6,9 @@
   (`EmbeddingIndex`): 100,000 photos of a 512-d CLIP take 200 MB and one matrix-vector product (see
   benchmarks/search.py). Each search first asks the database what changed since (a count and the latest
   `updated_at`, on an index), so a matrix is loaded once and then kept fresh by small reads.
-- By caption text: the words of the query in the current caption or in any of its translations (every
-  stored language), case-insensitive; more words matched ranks higher, the whole phrase higher still.
+- By caption text: the words of the query (common words like "a" or "the" left out) in the current caption
+  or in any of its translations (every stored language), case-insensitive; more words matched ranks higher,
+  the whole phrase higher still.
 
 The two rankings are merged by reciprocal rank fusion (each photo scores 1/(60 + rank) in each list it is
 in), which needs no calibration between a cosine and a count of words. Only what `user` may see is searched
@@ -97,12 +98,30 @@ def photo_search(*, user: User | None, query: str, limit: int | None = None) -> 
 # Text ---------------------------------------------------------------------------------------------------
 
 
+# Words nearly every caption has, in English and the languages captions are usually translated into: they
+# would match (as substrings, too) almost everything and drown the words that say what the photo shows.
+STOP_WORDS = frozenset(
+    word
+    for words in (
+        "a an the of on in at to with and or is are its it by for from into onto this that there",  # English
+        "le la les un une des de du et sur dans avec au aux en",  # French
+        "der die das ein eine einen und mit auf im am",  # German
+        "el los las una y con del",  # Spanish
+        "il lo gli e su di da",  # Italian
+        "o os as um uma em no na",  # Portuguese
+        "het een op",  # Dutch
+        "i w z",  # Polish
+    )
+    for word in words.split()
+)
+
+
 def query_words(query: str) -> list[str]:
-    words = []
-    for word in re.findall(r"\w+", query.lower()):
-        if word not in words:
-            words.append(word)
-    return words[:MAX_QUERY_WORDS]
+    """The distinct words of `query` to look for in captions, common function words left out (unless the query
+    has nothing else)."""
+    words = list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+    meaningful = [word for word in words if word not in STOP_WORDS]
+    return (meaningful or words)[:MAX_QUERY_WORDS]
 
 
 def _text_ranking(user: User | None, query: str, limit: int) -> list[tuple[int, float]]:
