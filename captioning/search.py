@@ -19,13 +19,13 @@ back through `photo_list_visible_to`. At most SEARCH_MAX_RESULTS photos are rank
 import logging
 import re
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q, Value, When
+from django.db.models import Count, Exists, Max, OuterRef, Q
 
 from captioning import engine
 from captioning.models import Caption, ModelVersion, Photo, Translation
@@ -125,30 +125,32 @@ def query_words(query: str) -> list[str]:
 
 
 def _text_ranking(user: User | None, query: str, limit: int) -> list[tuple[int, float]]:
-    """(photo id, text score) of current captions matching at least one word, best first."""
+    """(photo id, text score) of the visible photos whose current caption or one of its translations holds at
+    least one of the query's words, best first. Two scans (captions, translations) find the candidates; the
+    score is counted here: the share of the words found, plus 1 when the whole query is found as written."""
     words = query_words(query)
     if not words:
         return []
-
-    def found(text: str) -> Q:
-        translated = Translation.objects.filter(
-            caption=OuterRef("pk"), status=Translation.Status.DONE, text__icontains=text
-        )
-        return Q(text__icontains=text) | Q(Exists(translated))
-
-    matched = sum(
-        (Case(When(found(word), then=Value(1)), default=Value(0), output_field=IntegerField()) for word in words),
-        Value(0),
-    )
-    phrase = Case(When(found(query), then=Value(1)), default=Value(0), output_field=IntegerField())
-    rows = (
-        Caption.objects.filter(is_current=True, photo__in=photo_list_visible_to(user).values("pk"))
-        .annotate(matched=matched, phrase=phrase if len(words) > 1 else Value(0))
-        .filter(matched__gt=0)
-        .order_by("-matched", "-phrase", "-photo_id")
-        .values_list("photo_id", "matched", "phrase")[:limit]
-    )
-    return [(photo_id, count / len(words) + phrase) for photo_id, count, phrase in rows]
+    phrase = query.lower() if len(words) > 1 else None
+    any_word = Q()
+    for word in words:
+        any_word |= Q(text__icontains=word)
+    visible = photo_list_visible_to(user).values("pk")
+    texts: dict[int, list[str]] = defaultdict(list)
+    captions = Caption.objects.filter(any_word, is_current=True, photo__in=visible).values_list("photo_id", "text")
+    translations = Translation.objects.filter(
+        any_word, status=Translation.Status.DONE, caption__is_current=True, caption__photo__in=visible
+    ).values_list("caption__photo_id", "text")
+    for photo_id, text in (*captions.order_by(), *translations.order_by()):
+        texts[photo_id].append(text.lower())
+    scored = []
+    for photo_id, candidates in texts.items():
+        found = sum(1 for word in words if any(word in text for text in candidates))
+        if found:
+            whole = 1 if phrase and any(phrase in text for text in candidates) else 0
+            scored.append((photo_id, found / len(words) + whole))
+    scored.sort(key=lambda item: (-item[1], -item[0]))
+    return scored[:limit]
 
 
 # Image --------------------------------------------------------------------------------------------------
@@ -189,7 +191,9 @@ class EmbeddingIndex:
         return self._vectors[: self._size]
 
     def _rows(self):
-        return Photo.objects.filter(embedding_model_id=self.model_version_id, embedding__isnull=False)
+        # The worker writes a photo's embedding and its model together: the model is enough to select them, and
+        # the count and latest time then come from the (embedding_model, updated_at) index alone.
+        return Photo.objects.filter(embedding_model_id=self.model_version_id)
 
     def refresh(self) -> None:
         with self._lock:
@@ -202,13 +206,18 @@ class EmbeddingIndex:
                 changed = changed.filter(updated_at__gte=self._seen_until)
             rows = changed.values_list("pk", "gallery_id", "embedding", "updated_at").order_by()
             for photo_id, gallery_id, embedding, updated_at in rows.iterator(chunk_size=2000):
-                self._put(photo_id, gallery_id, np.frombuffer(bytes(embedding), dtype="<f4"))
+                if embedding is not None:
+                    self._put(photo_id, gallery_id, np.frombuffer(bytes(embedding), dtype="<f4"))
+                elif photo_id not in self._row_of:  # no vector: counted, never found by image
+                    self._put(photo_id, gallery_id, None)
                 if self._seen_until is None or updated_at > self._seen_until:
                     self._seen_until = updated_at
             if self._size != state["count"]:
                 self._keep_only(set(self._rows().values_list("pk", flat=True).order_by()))
 
-    def _put(self, photo_id: int, gallery_id: int, vector: np.ndarray) -> None:
+    def _put(self, photo_id: int, gallery_id: int, vector: np.ndarray | None) -> None:
+        if vector is None:
+            vector = np.zeros(self._vectors.shape[1], dtype=np.float32)
         if self._vectors.shape[1] != vector.shape[0]:  # the first row (a model's CLIP has one size)
             self._size, self._row_of = 0, {}
             self._vectors = np.empty((0, vector.shape[0]), dtype=np.float32)
@@ -297,7 +306,8 @@ def _image_ranking(
 ) -> tuple[list[tuple[int, float]], bool]:
     """(photo id, cosine) of the best `limit` visible photos over every model version's embeddings. Model
     versions sharing a CLIP share one query embedding (the active model's when it is one of them)."""
-    versions = list(ModelVersion.objects.filter(embedded_photos__isnull=False).distinct())
+    embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
+    versions = list(ModelVersion.objects.filter(Exists(embedded)))
     if not versions or gallery_ids.size == 0:
         return [], False
     active = model_version_active()
