@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint benchmark clean
+.PHONY: run test lint benchmark benchmark-search clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) lint
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/generation.py
+
+# Search latency at 10k and 100k photos (SQLite in a temporary folder; DATABASE_URL for PostgreSQL).
+benchmark-search: $(STAMP)
+	$(PY) benchmarks/search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -19,13 +19,13 @@ back through `photo_list_visible_to`. At most SEARCH_MAX_RESULTS photos are rank
 import logging
 import re
 import threading
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q, Value, When
 
 from captioning import engine
 from captioning.models import Caption, ModelVersion, Photo, Translation
@@ -126,31 +126,40 @@ def query_words(query: str) -> list[str]:
 
 def _text_ranking(user: User | None, query: str, limit: int) -> list[tuple[int, float]]:
     """(photo id, text score) of the visible photos whose current caption or one of its translations holds at
-    least one of the query's words, best first. Two scans (captions, translations) find the candidates; the
-    score is counted here: the share of the words found, plus 1 when the whole query is found as written."""
+    least one of the query's words, best first. The score is the share of the words found in one text, plus 1
+    when it holds the whole query as written; the database counts and sorts, so only the best rows come back
+    (on PostgreSQL, trigram indexes find the candidates: migration 0004)."""
     words = query_words(query)
     if not words:
         return []
-    phrase = query.lower() if len(words) > 1 else None
+    galleries = gallery_list_visible_to(user).values("pk")
+    captions = Caption.objects.filter(is_current=True, photo__gallery__in=galleries)
+    translations = Translation.objects.filter(
+        status=Translation.Status.DONE, caption__is_current=True, caption__photo__gallery__in=galleries
+    )
+    best: dict[int, float] = {}
+    for texts, photo_field in ((captions, "photo_id"), (translations, "caption__photo_id")):
+        for photo_id, score in _best_matches(texts, photo_field, words, query.lower(), limit):
+            best[photo_id] = max(score, best.get(photo_id, 0.0))
+    return sorted(best.items(), key=lambda item: (-item[1], -item[0]))[:limit]
+
+
+def _best_matches(texts, photo_field: str, words: list[str], phrase: str, limit: int):
+    def holds(text: str) -> Case:
+        return Case(When(text__icontains=text, then=Value(1)), default=Value(0), output_field=IntegerField())
+
     any_word = Q()
     for word in words:
         any_word |= Q(text__icontains=word)
-    visible = photo_list_visible_to(user).values("pk")
-    texts: dict[int, list[str]] = defaultdict(list)
-    captions = Caption.objects.filter(any_word, is_current=True, photo__in=visible).values_list("photo_id", "text")
-    translations = Translation.objects.filter(
-        any_word, status=Translation.Status.DONE, caption__is_current=True, caption__photo__in=visible
-    ).values_list("caption__photo_id", "text")
-    for photo_id, text in (*captions.order_by(), *translations.order_by()):
-        texts[photo_id].append(text.lower())
-    scored = []
-    for photo_id, candidates in texts.items():
-        found = sum(1 for word in words if any(word in text for text in candidates))
-        if found:
-            whole = 1 if phrase and any(phrase in text for text in candidates) else 0
-            scored.append((photo_id, found / len(words) + whole))
-    scored.sort(key=lambda item: (-item[1], -item[0]))
-    return scored[:limit]
+    matched = sum((holds(word) for word in words), Value(0))
+    whole = holds(phrase) if len(words) > 1 else Value(0, output_field=IntegerField())
+    rows = (
+        texts.filter(any_word)
+        .annotate(matched=matched, whole=whole)
+        .order_by("-matched", "-whole", f"-{photo_field}")
+        .values_list(photo_field, "matched", "whole")[:limit]
+    )
+    return [(photo_id, count / len(words) + whole) for photo_id, count, whole in rows]
 
 
 # Image --------------------------------------------------------------------------------------------------
