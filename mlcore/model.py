@@ -114,17 +114,26 @@ class ClipCaptionModel(nn.Module):
         return logits[:, :-1]
 
 
+# GPT-2's `gelu_new` is the tanh approximation of GELU written as six elementwise operations;
+# `gelu_pytorch_tanh` is the same function as one fused kernel.
+FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
+
+
 def load_gpt2(source: str | Path) -> GPT2LMHeadModel:
     """Any GPT-2 name on the Hugging Face hub (`gpt2`, `gpt2-medium`, ...) or a local directory."""
     try:
-        return GPT2LMHeadModel.from_pretrained(str(source))
+        config = GPT2Config.from_pretrained(str(source))
+        config.activation_function = FUSED_ACTIVATIONS.get(config.activation_function, config.activation_function)
+        return GPT2LMHeadModel.from_pretrained(str(source), config=config)
     except OSError as error:
         raise ModelUnavailableError(_hub_message("GPT-2 model", source, error)) from error
 
 
 def build_gpt2(config_values: dict) -> GPT2LMHeadModel:
     """The architecture alone, from a stored config, with fresh weights (to be overwritten by a load)."""
-    return GPT2LMHeadModel(GPT2Config.from_dict(config_values))
+    config = GPT2Config.from_dict(config_values)
+    config.activation_function = FUSED_ACTIVATIONS.get(config.activation_function, config.activation_function)
+    return GPT2LMHeadModel(config)
 
 
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
