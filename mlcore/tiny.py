@@ -26,7 +26,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 class TinyClipSpec:
     embed_dim: int = 32
     image_size: int = 32
-    vision: str = "vit"  # or "resnet"
+    vision: str = "vit"  # or "resnet" (open_clip's ModifiedResNet), or "timm" (a timm trunk, by name)
     vision_width: int = 64
     vision_layers: int = 2
     patch_size: int = 8
@@ -34,6 +34,8 @@ class TinyClipSpec:
     text_layers: int = 1
     text_heads: int = 2
     context_length: int = 32
+    timm_model: str = "test_resnet"  # timm's smallest ResNet; with vision="timm"
+    timm_pool: str = "avg"
 
     def model_cfg(self) -> dict:
         if self.vision == "vit":
@@ -51,8 +53,16 @@ class TinyClipSpec:
                 "width": 8,
                 "patch_size": None,
             }
+        elif self.vision == "timm":
+            vision_cfg = {
+                "image_size": self.image_size,
+                "timm_model_name": self.timm_model,
+                "timm_model_pretrained": False,
+                "timm_pool": self.timm_pool,
+                "timm_proj": "linear",
+            }
         else:
-            raise ValueError(f"unknown vision tower {self.vision!r}; use 'vit' or 'resnet'")
+            raise ValueError(f"unknown vision tower {self.vision!r}; use 'vit', 'resnet' or 'timm'")
         text_cfg = {
             "context_length": self.context_length,
             "vocab_size": 49408,
