@@ -1,5 +1,6 @@
 """register_model, prepare_caption_model (what `make run` calls) and the periodic sweep task."""
 
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from captioning import tasks
 from captioning.models import ModelVersion, Photo
 from captioning.services.photos import photo_upload
+from mlcore.demo import DEMO_REPORT_FILE
 from tests.captioning.helpers import encode, picture
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +37,14 @@ def test_register_model_if_none_active_keeps_the_active_one(save_random_checkpoi
     call_command("register_model", str(save_random_checkpoint("kept")), "--activate", stdout=StringIO())
     call_command("register_model", str(save_random_checkpoint("other")), "--if-none-active", stdout=StringIO())
     assert list(ModelVersion.objects.values_list("name", flat=True)) == ["kept"]
+
+
+def test_register_model_stores_the_demo_models_evaluation(save_random_checkpoint):
+    checkpoint = save_random_checkpoint("demo")
+    report = {"object_accuracy": 0.87, "metrics": {"CIDEr": 4.5, "CLIPScore": 1.6}, "skipped_metrics": {}}
+    (checkpoint / DEMO_REPORT_FILE).write_text(json.dumps(report))
+    call_command("register_model", str(checkpoint), stdout=StringIO())
+    assert ModelVersion.objects.get().metrics == {"object_accuracy": 0.87, "CIDEr": 4.5, "CLIPScore": 1.6}
 
 
 def test_register_model_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):

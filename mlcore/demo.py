@@ -1,0 +1,253 @@
+"""The offline demo model: a small captioner built from nothing, genuinely good at one synthetic world.
+
+No pretrained weights can be downloaded on an offline machine, so the demo makes everything itself and
+then runs the same code paths a real model goes through:
+1. a synthetic COCO-format dataset of coloured shapes (mlcore.shapes), written to disk;
+2. a tiny CLIP trained on it with open_clip's model and contrastive loss (mlcore.clip_training);
+3. the images encoded with that CLIP into embedding files, as `encode_coco` does (mlcore.coco);
+4. a byte-level BPE tokenizer and a small GPT-2, then the captioner trained by mlcore.train;
+5. the checkpoint evaluated on held-out images: the share of captions that name every object's colour
+   and shape correctly, CIDEr and the other COCO metrics (when Java is there), CLIPScore.
+The result is a normal, self-contained checkpoint (its CLIP travels inside it as `clip/`).
+"""
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from mlcore.captioner import Captioner
+from mlcore.checkpoint import load_checkpoint, save_checkpoint
+from mlcore.clip_training import DEMO_CLIP_SPEC, train_clip
+from mlcore.coco import CocoImageFile, encode_images_to_shards, merge_shards, read_caption_annotations
+from mlcore.data import EmbeddingSet
+from mlcore.encoder import LOCAL_DIR_PREFIX, ClipEncoder
+from mlcore.evaluate import caption_clip_scores, caption_metrics
+from mlcore.generate import DecodingOptions
+from mlcore.shapes import ShapeSample, caption_names_every_object, generate_shapes_dataset
+from mlcore.tiny import TinyClipSpec, build_gpt2, save_clip, train_tokenizer
+from mlcore.train import TrainingOptions, train
+
+DEMO_REPORT_FILE = "demo_report.json"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is. `full` is what `make run` builds; `small` is the CI check.
+
+    The CLIP recipe is mlcore.clip_training's (measured there): contrast groups of 4 scenes that differ
+    in one attribute, trained on each image's `description`, the text tower frozen for the first 40%.
+    """
+
+    train_images: int
+    val_images: int
+    clip_spec: TinyClipSpec
+    clip_epochs: int
+    gpt2_width: int
+    gpt2_layers: int
+    gpt2_heads: int
+    caption_epochs: int
+    clip_batch_size: int = 64
+    clip_lr: float = 4e-3
+    clip_group_size: int = 4
+    clip_text_frozen_fraction: float = 0.4
+    # Big enough that every word of the shapes world is one token, so captions stay short.
+    vocab_size: int = 600
+    prefix_length: int = 4
+    caption_batch_size: int = 64
+    caption_lr: float = 3e-3
+
+
+DEMO_SIZES: dict[str, DemoSize] = {
+    "full": DemoSize(
+        train_images=12000,
+        val_images=200,
+        clip_spec=replace(DEMO_CLIP_SPEC, embed_dim=128),
+        clip_epochs=8,
+        gpt2_width=128,
+        gpt2_layers=2,
+        gpt2_heads=4,
+        caption_epochs=2,
+    ),
+    "small": DemoSize(
+        train_images=6000,
+        val_images=100,
+        clip_spec=replace(DEMO_CLIP_SPEC, embed_dim=128),
+        clip_epochs=8,
+        gpt2_width=96,
+        gpt2_layers=2,
+        gpt2_heads=4,
+        caption_epochs=2,
+    ),
+}
+
+
+@dataclass
+class DemoReport:
+    size: str
+    seed: int
+    object_accuracy: float  # share of held-out captions naming every object's colour and shape correctly
+    metrics: dict[str, float]
+    skipped_metrics: dict[str, str]
+    seconds: dict[str, float]
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def as_text(self) -> str:
+        lines = [
+            f"Demo model ({self.size}, seed {self.seed})",
+            f"  captions naming every object correctly  {self.object_accuracy:.1%}",
+        ]
+        lines += [f"  {name:<40} {value:.3f}" for name, value in self.metrics.items()]
+        lines += [f"  {name:<40} skipped: {reason}" for name, reason in self.skipped_metrics.items()]
+        lines += [f"  time: {name:<34} {value:.1f} s" for name, value in self.seconds.items()]
+        lines += [f"  e.g. {example['caption']!r}  (truth: {example['truth']!r})" for example in self.examples[:3]]
+        return "\n".join(lines)
+
+
+def build_demo_model(
+    out: Path,
+    size: str = "full",
+    seed: int = 0,
+    work_dir: Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> DemoReport:
+    """Builds the demo checkpoint at `out` and returns its evaluation. Deterministic for a seed."""
+    if size not in DEMO_SIZES:
+        raise ValueError(f"unknown demo size {size!r}; use {', '.join(DEMO_SIZES)}")
+    spec = DEMO_SIZES[size]
+    out = Path(out)
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="clippro-demo-") as temporary:
+        work = Path(work_dir) if work_dir else Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+
+        started = time.perf_counter()
+        log(f"1/5 drawing {spec.train_images} + {spec.val_images} synthetic images")
+        dataset_dir = work / "shapes"
+        train_samples = generate_shapes_dataset(
+            dataset_dir, spec.train_images, seed, "train", contrast_group_size=spec.clip_group_size
+        )
+        val_samples = generate_shapes_dataset(dataset_dir, spec.val_images, seed, "val")
+        seconds["dataset"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        log("2/5 training a tiny CLIP (contrastive loss)")
+        clip_model, _history = train_clip(
+            [sample.render() for sample in train_samples],
+            [sample.description for sample in train_samples],
+            spec.clip_spec,
+            epochs=spec.clip_epochs,
+            batch_size=spec.clip_batch_size,
+            lr=spec.clip_lr,
+            seed=seed,
+            group_size=spec.clip_group_size,
+            text_frozen_fraction=spec.clip_text_frozen_fraction,
+            progress=progress,
+        )
+        clip_dir = save_clip(clip_model, spec.clip_spec, work / "clip")
+        seconds["clip"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        log("3/5 encoding the images with it")
+        encoder = ClipEncoder.load(f"{LOCAL_DIR_PREFIX}{clip_dir}", device="auto")
+        embedding_files = {
+            split: _encode_split(encoder, dataset_dir, split, work / f"{split}.safetensors", progress)
+            for split in ("train", "val")
+        }
+        seconds["encode"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        log("4/5 training the captioner")
+        train_set = EmbeddingSet.load(embedding_files["train"])
+        gpt2_dir = work / "gpt2"
+        tokenizer = train_tokenizer(train_set.captions, gpt2_dir, vocab_size=spec.vocab_size)
+        build_gpt2(
+            gpt2_dir, tokenizer, width=spec.gpt2_width, layers=spec.gpt2_layers, heads=spec.gpt2_heads, seed=seed
+        )
+        summary = train(
+            TrainingOptions(
+                data=embedding_files["train"],
+                val_data=embedding_files["val"],
+                out_dir=work / "run",
+                name="demo",
+                gpt2=str(gpt2_dir),
+                train_gpt2=True,
+                prefix_length=spec.prefix_length,
+                epochs=spec.caption_epochs,
+                batch_size=spec.caption_batch_size,
+                lr=spec.caption_lr,
+                warmup_steps=50,
+                seed=seed,
+                progress=progress,
+                extra_metadata={"demo": size},
+            ),
+            log=log,
+        )
+        seconds["captioner"] = time.perf_counter() - started
+
+        _save_self_contained(summary.best_checkpoint, clip_dir, out)
+
+    started = time.perf_counter()
+    log("5/5 evaluating on held-out images")
+    report = evaluate_demo(out, val_samples, size=size, seed=seed)
+    seconds["evaluate"] = time.perf_counter() - started
+    report.seconds = seconds | {"total": sum(seconds.values())}
+    (out / DEMO_REPORT_FILE).write_text(json.dumps(asdict(report), indent=2) + "\n")
+    return report
+
+
+def _encode_split(encoder: ClipEncoder, dataset_dir: Path, split: str, out: Path, progress: bool) -> Path:
+    images = read_caption_annotations(dataset_dir / "annotations" / f"captions_{split}.json")
+    files = [CocoImageFile(image, split) for image in images]
+    shards = out.with_name(out.name + ".shards")
+    shutil.rmtree(shards, ignore_errors=True)
+    encode_images_to_shards(
+        files,
+        dataset_dir / "images",
+        encoder,
+        shards,
+        {"dataset": f"shapes-{split}"},
+        batch_size=500,
+        progress=progress,
+    )
+    merge_shards(shards, out)
+    return out
+
+
+def _save_self_contained(checkpoint: Path, clip_dir: Path, out: Path) -> None:
+    """Re-saves a checkpoint with its CLIP inside, named relative to the checkpoint (`local-dir:clip`)."""
+    config, model, tokenizer = load_checkpoint(checkpoint)
+    config = replace(config, clip_model=f"{LOCAL_DIR_PREFIX}clip")
+    save_checkpoint(model, tokenizer, out, config, local_clip_dir=clip_dir)
+
+
+def evaluate_demo(checkpoint: Path, samples: Sequence[ShapeSample], size: str, seed: int) -> DemoReport:
+    """Captions the held-out images from pixels (the product's path) and checks every object is named."""
+    captioner = Captioner.load(checkpoint, device="auto")
+    images = [sample.render() for sample in samples]
+    embeddings = captioner.embed(images)
+    results = captioner.caption_embeddings(embeddings, DecodingOptions())
+    correct = [caption_names_every_object(result.text, sample) for result, sample in zip(results, samples, strict=True)]
+    metrics: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    if shutil.which("java"):
+        metrics |= caption_metrics(
+            {sample.image_id: result.text for sample, result in zip(samples, results, strict=True)},
+            {sample.image_id: list(sample.captions) for sample in samples},
+            spice=False,
+        )
+    else:
+        skipped["BLEU/METEOR/ROUGE-L/CIDEr"] = "Java is not installed (pycocoevalcap's tokenizer and METEOR need it)"
+    metrics["CLIPScore"] = caption_clip_scores(captioner, embeddings, [result.text for result in results]).mean
+    examples = [
+        {"caption": result.text, "truth": sample.description}
+        for result, sample in list(zip(results, samples, strict=True))[:5]
+    ]
+    return DemoReport(size, seed, sum(correct) / len(correct), metrics, skipped, {}, examples)
