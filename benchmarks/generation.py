@@ -9,8 +9,10 @@ Inputs are preprocessed pixel tensors, identical for both; each side encodes the
 them to prefixes and runs beam search. The reference does it one image at a time, recomputing the
 whole sequence every step (ClipCap's `generate_beam`). The script checks that both return the same
 best caption for every image the reference captions, then prints captions/s for each and the ratio.
+On a CPU it also times our captioner with int8 matmuls (`Captioner.load(..., int8=True)`) and counts
+how many of its captions equal the fp32 ones.
 
-    python benchmarks/generation.py                      # CPU, fp32
+    python benchmarks/generation.py                      # CPU: fp32, and int8 (--no-int8 skips it)
     python benchmarks/generation.py --device cuda --images 2048 --batch-size 512
 """
 
@@ -46,14 +48,22 @@ class RealSizeCaptioner(torch.nn.Module):
         self.clip_project = build_mapper(MapperConfig("mlp", 512, config.n_embd, prefix_length=10))
 
 
-def ours(model, pixels, options, stop_token_id, batch_size, device):
+def ours(model, pixels, options, stop_token_id, batch_size, device, int8=False):
     captions = []
     for start in range(0, pixels.shape[0], batch_size):
         with inference_context(device):
             embeddings = model.clip.encode_image(pixels[start : start + batch_size].to(device))
             prefixes = model.clip_project(embeddings.to(model.gpt.dtype))
-            captions.extend(generate(model.gpt, prefixes, stop_token_id, options))
+            captions.extend(generate(model.gpt, prefixes, stop_token_id, options, int8=int8))
     return captions
+
+
+def timed(function, device, *args, **kwargs):
+    synchronize(device)
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    synchronize(device)
+    return result, time.perf_counter() - started
 
 
 def reference(model, pixels, options, stop_token_id, device):
@@ -83,6 +93,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=20, help="new tokens per caption")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--no-int8", action="store_true", help="on a CPU, skip timing the int8 captioner")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,17 +112,18 @@ def main() -> None:
     )
     print(f"beam {args.beam_size}, {args.max_length} new tokens, ViT-B/32 + GPT-2 124M (random weights)")
 
-    ours(model, pixels[: min(4, args.batch_size)], options, stop_token_id, args.batch_size, device)  # warm-up
-    synchronize(device)
-    started = time.perf_counter()
-    our_captions = ours(model, pixels[: args.images], options, stop_token_id, args.batch_size, device)
-    synchronize(device)
-    our_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    reference_captions = reference(model, pixels[: args.reference_images], options, stop_token_id, device)
-    synchronize(device)
-    reference_seconds = time.perf_counter() - started
+    int8 = device.type == "cpu" and not args.no_int8
+    for warm_int8 in {False, int8}:
+        ours(model, pixels[: min(4, args.batch_size)], options, stop_token_id, args.batch_size, device, warm_int8)
+    images = pixels[: args.images]
+    our_captions, our_seconds = timed(ours, device, model, images, options, stop_token_id, args.batch_size, device)
+    if int8:
+        int8_captions, int8_seconds = timed(
+            ours, device, model, images, options, stop_token_id, args.batch_size, device, int8=True
+        )
+    reference_captions, reference_seconds = timed(
+        reference, device, model, pixels[: args.reference_images], options, stop_token_id, device
+    )
 
     if precision == torch.float32:
         check = [c.token_ids for c in our_captions[: args.reference_images]]
@@ -133,6 +145,14 @@ def main() -> None:
         f"({args.images} images, {our_seconds:.1f} s)"
     )
     print(f"ratio: {our_rate / reference_rate:.1f}x")
+    if int8:
+        int8_rate = args.images / int8_seconds
+        agree = sum(a.token_ids == b.token_ids for a, b in zip(int8_captions, our_captions, strict=True))
+        print(
+            f"ours with int8 matmuls:                   {int8_rate:8.3f} captions/s "
+            f"({args.images} images, {int8_seconds:.1f} s)"
+        )
+        print(f"ratio (int8): {int8_rate / reference_rate:.1f}x; same caption as our fp32: {agree}/{args.images}")
     print(f"same best caption as the reference: {same}/{args.reference_images}")
     if same != args.reference_images:
         sys.exit("MISMATCH: batched beam search disagrees with the reference algorithm")

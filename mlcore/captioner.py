@@ -36,7 +36,10 @@ class Captioner:
         device: torch.device,
         checkpoint_dir: Path | None = None,
         encoder: ClipEncoder | None = None,
+        int8: bool = False,
     ):
+        if int8 and device.type != "cpu":
+            raise ValueError(f"int8 decoding is for CPUs; on {device.type} the captioner uses bf16/fp16 instead")
         self.config = config
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
@@ -44,17 +47,23 @@ class Captioner:
         self.checkpoint_dir = checkpoint_dir
         self.stop_token_id = stop_token_id(tokenizer, config.stop_token)
         self._encoder = encoder
+        self.int8 = int8
 
     @classmethod
     def load(
-        cls, checkpoint: str | Path, device: str | torch.device | None = "auto", clip_model: str | None = None
+        cls,
+        checkpoint: str | Path,
+        device: str | torch.device | None = "auto",
+        clip_model: str | None = None,
+        int8: bool = False,
     ) -> "Captioner":
-        """`clip_model` replaces the checkpoint's CLIP (same embedding size), e.g. a local copy of ViT-B/32."""
+        """`clip_model` replaces the checkpoint's CLIP (same embedding size), e.g. a local copy of ViT-B/32.
+        `int8` decodes with int8 matmuls on a CPU, several times faster (mlcore.decoder)."""
         checkpoint = Path(checkpoint)
         config, model, tokenizer = load_checkpoint(checkpoint)
         if clip_model:
             config = replace(config, clip_model=clip_model)
-        return cls(config, model, tokenizer, resolve_device(device), checkpoint_dir=checkpoint)
+        return cls(config, model, tokenizer, resolve_device(device), checkpoint_dir=checkpoint, int8=int8)
 
     @property
     def encoder(self) -> ClipEncoder:
@@ -102,7 +111,7 @@ class Captioner:
         for start in range(0, embeddings.shape[0], batch_size):
             with inference_context(self.device):
                 prefixes = self.model.prefix_embeddings(embeddings[start : start + batch_size].to(self.device))
-                generated = generate(self.model.gpt, prefixes, self.stop_token_id, options)
+                generated = generate(self.model.gpt, prefixes, self.stop_token_id, options, int8=self.int8)
             results.extend(CaptionResult(self.decode(item.token_ids), item.score, item.token_ids) for item in generated)
         return results
 

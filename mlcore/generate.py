@@ -73,14 +73,16 @@ class GeneratedTokens:
 
 
 def generate(
-    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions, int8: bool = False
 ) -> list[GeneratedTokens]:
-    """Continues each prefix ([N, prefix_length, width]) into one caption."""
+    """Continues each prefix ([N, prefix_length, width]) into one caption. `int8`: GPT-2's linear layers
+    as int8 matmuls, for CPUs (see mlcore.decoder)."""
     if prefixes.shape[0] == 0:
         return []
+    decoder = IncrementalGPT2(gpt, int8=int8)
     if options.strategy == "beam":
-        return beam_search(gpt, prefixes, stop_token_id, options)
-    return sample_or_greedy(gpt, prefixes, stop_token_id, options)
+        return beam_search(decoder, prefixes, stop_token_id, options)
+    return sample_or_greedy(decoder, prefixes, stop_token_id, options)
 
 
 def _log_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -92,11 +94,10 @@ def _log_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.
 
 
 def beam_search(
-    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+    decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
     alpha = options.length_normalization
-    beams = min(options.beam_size, gpt.config.vocab_size)
-    decoder = IncrementalGPT2(gpt)
+    beams = min(options.beam_size, decoder.gpt.config.vocab_size)
     logits, state = decoder.prefill(prefixes, beams)
     log_probs = _log_probabilities(logits, options.temperature)
     sums, first_tokens = log_probs.topk(beams, dim=-1)  # [images, beams]
@@ -175,12 +176,11 @@ def _record_best(
 
 
 def sample_or_greedy(
-    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
+    decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
     generator = None
     if options.strategy == "sample" and options.seed is not None:
         generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
-    decoder = IncrementalGPT2(gpt)
     logits, state = decoder.prefill(prefixes, beams=1)
     count = prefixes.shape[0]
     sequences: list[list[int]] = [[] for _ in range(count)]

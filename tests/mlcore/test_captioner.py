@@ -3,6 +3,7 @@ import torch
 from PIL import Image
 
 from mlcore import Captioner, DecodingOptions
+from mlcore.checkpoint import load_checkpoint
 
 IMAGES = [Image.new("RGB", (48, 32), colour) for colour in ("red", "green", "blue", "white", "black", "yellow", "grey")]
 
@@ -44,3 +45,8 @@ def test_decoding_overrides_apply_on_top_of_given_options(captioner):
     base = DecodingOptions(strategy="sample", seed=3, max_length=4)
     results = captioner.caption_embeddings(captioner.embed(IMAGES[:2]), base, max_length=2)
     assert all(len(result.token_ids) <= 2 for result in results)
+
+
+def test_int8_decoding_is_refused_off_the_cpu(save_random_checkpoint):
+    with pytest.raises(ValueError, match="int8 decoding is for CPUs"):
+        Captioner(*load_checkpoint(save_random_checkpoint("int8")), device=torch.device("cuda"), int8=True)

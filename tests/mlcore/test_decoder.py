@@ -40,3 +40,33 @@ def test_reordering_rows_follows_the_chosen_beams(tiny_gpt2_dir):
         histories = torch.tensor([[6, 9], [6, 10], [8, 11], [7, 12]])
         full = torch.cat((prefixes.repeat_interleave(2, 0), gpt.transformer.wte(histories)), dim=1)
         torch.testing.assert_close(logits, gpt(inputs_embeds=full).logits[:, -1])
+
+
+def int8_logits_error(gpt, seed: int) -> tuple[float, float]:
+    """Largest int8-vs-float logit difference over a prefill and three steps, and the logits' spread."""
+    torch.manual_seed(seed)
+    prefixes = torch.randn(3, 4, gpt.config.n_embd)
+    tokens = torch.randint(0, gpt.config.vocab_size, (6, 3))
+    outputs = []
+    with torch.inference_mode():
+        for int8 in (False, True):
+            decoder = IncrementalGPT2(gpt, int8=int8)
+            logits, state = decoder.prefill(prefixes, beams=2)
+            outputs.append([logits] + [decoder.step(tokens[:, step], state) for step in range(3)])
+    error = max((a - b).abs().max().item() for a, b in zip(*outputs, strict=True))
+    return error, outputs[0][0].std().item()
+
+
+def test_int8_decoding_stays_close_to_float(tiny_gpt2_dir):
+    gpt = load_gpt2(tiny_gpt2_dir).eval()
+    error, spread = int8_logits_error(gpt, seed=0)
+    assert 0 < error < 0.1 * spread  # quantized, so not equal; measured 5% of the logits' spread
+
+
+def test_int8_weights_are_packed_again_after_the_model_changes(tiny_gpt2_dir):
+    gpt = load_gpt2(tiny_gpt2_dir).eval()
+    int8_logits_error(gpt, seed=1)  # packs the weights
+    with torch.no_grad():
+        gpt.lm_head.weight.mul_(-1.0)  # as an optimizer step would, in place
+    error, spread = int8_logits_error(gpt, seed=1)
+    assert error < 0.1 * spread  # stale packed weights would give the negated logits
