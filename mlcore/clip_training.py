@@ -5,11 +5,11 @@ CLIP's image embedding keeps colour but barely shape. Two measures tell what a t
 `linear_probe_accuracy` (can a linear read-out recover an attribute?) and `caption_ranking_accuracy`
 (does the model prefer the true caption to a foil made of the same words?).
 
-The demo recipe, measured on one CPU thread (about 90 s for 4,800 images, 2 minutes for 6,000):
+The recipe, as the demo uses it (mlcore.demo sets the sizes):
 
-    samples = make_shape_samples(6000, seed, contrast_group_size=4)
+    samples = make_shape_samples(32000, seed, contrast_group_size=4)
     model, history = train_clip([s.render() for s in samples], [s.description for s in samples],
-                                DEMO_CLIP_SPEC, group_size=4)
+                                replace(DEMO_CLIP_SPEC, embed_dim=128), epochs=3, group_size=4)
 
 Train on `description` (one fixed template), not the varied `captions`: with the varied ones the model
 learns every attribute of a single object as well, but tells "a red circle left of a blue square" from

@@ -34,6 +34,8 @@ from mlcore.tiny import TinyClipSpec, build_gpt2, save_clip, train_tokenizer
 from mlcore.train import TrainingOptions, train
 
 DEMO_REPORT_FILE = "demo_report.json"
+# A 128-d embedding holds more of which colour goes with which shape than clip_training's 64-d default.
+DEMO_CAPTIONER_CLIP_SPEC = replace(DEMO_CLIP_SPEC, embed_dim=128)
 
 
 @dataclass(frozen=True)
@@ -46,44 +48,28 @@ class DemoSize:
 
     train_images: int
     val_images: int
-    clip_spec: TinyClipSpec
     clip_epochs: int
-    gpt2_width: int
-    gpt2_layers: int
-    gpt2_heads: int
     caption_epochs: int
+    clip_spec: TinyClipSpec = DEMO_CAPTIONER_CLIP_SPEC
     clip_batch_size: int = 64
     clip_lr: float = 4e-3
     clip_group_size: int = 4
     clip_text_frozen_fraction: float = 0.4
+    gpt2_width: int = 96
+    gpt2_layers: int = 2
+    gpt2_heads: int = 4
     # Big enough that every word of the shapes world is one token, so captions stay short.
     vocab_size: int = 600
     prefix_length: int = 4
-    caption_batch_size: int = 64
-    caption_lr: float = 3e-3
+    caption_batch_size: int = 128
+    caption_lr: float = 4e-3
 
 
 DEMO_SIZES: dict[str, DemoSize] = {
-    "full": DemoSize(
-        train_images=12000,
-        val_images=200,
-        clip_spec=replace(DEMO_CLIP_SPEC, embed_dim=128),
-        clip_epochs=8,
-        gpt2_width=128,
-        gpt2_layers=2,
-        gpt2_heads=4,
-        caption_epochs=2,
-    ),
-    "small": DemoSize(
-        train_images=6000,
-        val_images=100,
-        clip_spec=replace(DEMO_CLIP_SPEC, embed_dim=128),
-        clip_epochs=8,
-        gpt2_width=96,
-        gpt2_layers=2,
-        gpt2_heads=4,
-        caption_epochs=2,
-    ),
+    # Measured: more distinct images seen fewer times beat more epochs over fewer images, for the same time
+    # (12,000 images, 8 CLIP epochs, a 128-wide GPT-2 for 2 epochs: 87.5%; 32,000, 3, 96-wide for 1: 99%).
+    "full": DemoSize(train_images=32000, val_images=200, clip_epochs=3, caption_epochs=1),
+    "small": DemoSize(train_images=20000, val_images=100, clip_epochs=3, caption_epochs=1),
 }
 
 
@@ -131,16 +117,16 @@ def build_demo_model(
         started = time.perf_counter()
         log(f"1/5 drawing {spec.train_images} + {spec.val_images} synthetic images")
         dataset_dir = work / "shapes"
-        train_samples = generate_shapes_dataset(
+        train_samples, train_pictures = generate_shapes_dataset(
             dataset_dir, spec.train_images, seed, "train", contrast_group_size=spec.clip_group_size
         )
-        val_samples = generate_shapes_dataset(dataset_dir, spec.val_images, seed, "val")
+        val_samples, _ = generate_shapes_dataset(dataset_dir, spec.val_images, seed, "val")
         seconds["dataset"] = time.perf_counter() - started
 
         started = time.perf_counter()
         log("2/5 training a tiny CLIP (contrastive loss)")
         clip_model, _history = train_clip(
-            [sample.render() for sample in train_samples],
+            train_pictures,
             [sample.description for sample in train_samples],
             spec.clip_spec,
             epochs=spec.clip_epochs,

@@ -118,16 +118,18 @@ def make_shape_samples(count: int, seed: int, split: str = "train", contrast_gro
 
 def generate_shapes_dataset(
     directory: Path, count: int, seed: int, split: str = "train", contrast_group_size: int = 1
-) -> list[ShapeSample]:
-    """Writes `images/{split}/NNNNNN.png` and `annotations/captions_{split}.json` (COCO captions format)."""
+) -> tuple[list[ShapeSample], list[Image.Image]]:
+    """Writes `images/{split}/NNNNNN.png` and `annotations/captions_{split}.json` (COCO captions format);
+    returns the samples and their images."""
     directory = Path(directory)
     samples = make_shape_samples(count, seed, split, contrast_group_size)
+    images = [sample.render() for sample in samples]
     image_dir = directory / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
-    for sample in samples:
-        sample.render().save(image_dir / sample.file_name, optimize=False)
+    for sample, image in zip(samples, images, strict=True):
+        image.save(image_dir / sample.file_name, compress_level=1)
     write_coco_captions(samples, directory / "annotations" / f"captions_{split}.json")
-    return samples
+    return samples, images
 
 
 def write_coco_captions(samples: Sequence[ShapeSample], path: Path) -> Path:

@@ -25,12 +25,12 @@ def small_demo(tmp_path_factory):
 def test_small_demo_model_learns_to_name_the_objects(small_demo):
     out, printed = small_demo
     report = json.loads((out / DEMO_REPORT_FILE).read_text())
-    # Measured here (seed 0, 100 held-out images): 63% of captions name every object's colour and shape
-    # (all single shapes; pairs, which need colour bound to shape and place, are the hard part).
-    assert report["object_accuracy"] >= 0.5
-    assert report["metrics"]["CLIPScore"] > 1.0  # measured 1.50
+    # Measured here (seed 0, 100 held-out images): 70% of captions name every object's colour and shape
+    # (all 43 single shapes, 27 of 57 pairs; the full build reaches 99%).
+    assert report["object_accuracy"] >= 0.55
+    assert report["metrics"]["CLIPScore"] > 1.0  # measured 1.46
     if shutil.which("java"):
-        assert report["metrics"]["CIDEr"] > 2.0  # measured 3.86
+        assert report["metrics"]["CIDEr"] > 2.0  # measured 3.97
     else:
         assert "CIDEr" in next(iter(report["skipped_metrics"]))
     assert "captions naming every object correctly" in printed

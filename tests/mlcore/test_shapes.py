@@ -44,13 +44,17 @@ def test_other_seed_or_split_gives_other_samples():
 
 
 def test_dataset_is_written_in_coco_captions_format(tmp_path):
-    samples = generate_shapes_dataset(tmp_path, count=6, seed=1, split="val")
+    samples, images = generate_shapes_dataset(tmp_path, count=6, seed=1, split="val")
     coco = json.loads((tmp_path / "annotations" / "captions_val.json").read_text())
     assert [image["id"] for image in coco["images"]] == [sample.image_id for sample in samples]
     for image in coco["images"]:
         with Image.open(tmp_path / "images" / "val" / image["file_name"]) as png:
             assert png.size == (image["width"], image["height"]) == (IMAGE_SIZE, IMAGE_SIZE)
-            assert png.convert("RGB").tobytes() == samples[image["id"] - 1].render().tobytes()
+            assert (
+                png.convert("RGB").tobytes()
+                == images[image["id"] - 1].tobytes()
+                == samples[image["id"] - 1].render().tobytes()
+            )
     annotation_ids = [annotation["id"] for annotation in coco["annotations"]]
     assert len(set(annotation_ids)) == len(annotation_ids) == 6 * CAPTIONS_PER_IMAGE
     for sample in samples:
