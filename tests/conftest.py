@@ -31,6 +31,16 @@ CAPTIONS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache. Request counts for API throttling live there, keyed by user id,
+    and SQLite hands the next test's user the id a rolled-back one had: the schema fuzzing's hundreds of
+    requests once got a later test's search answered with 429."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
