@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from mlcore.encoder import prepare_image
 from mlcore.tiny import OPENAI_MEAN, OPENAI_STD, TinyClipSpec, create_clip
+from mlcore.train import learning_rate_factor
 
 TOKENIZER_NAME = "ViT-B-32"  # its BPE vocabulary ships inside open_clip, so this works offline
 
@@ -135,7 +136,7 @@ def train_clip(
         total_steps = epochs * math.ceil(images_count / batch_size)
         warmup_steps = max(1, int(total_steps * warmup_fraction))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: _warmup_cosine(step, warmup_steps, total_steps)
+            optimizer, learning_rate_factor("cosine", warmup_steps, total_steps)
         )
         text_parameters = [p for name, p in model.named_parameters() if not name.startswith(("visual.", "logit_"))]
         text_frozen_steps = int(total_steps * text_frozen_fraction)
@@ -186,13 +187,6 @@ def train_clip(
                 model.train()
         bar.close()
     return model.to(memory_format=torch.contiguous_format).eval(), history
-
-
-def _warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from mlcore.captioner import Captioner
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
@@ -120,7 +121,7 @@ def build_demo_model(
         train_samples, train_pictures = generate_shapes_dataset(
             dataset_dir, spec.train_images, seed, "train", contrast_group_size=spec.clip_group_size
         )
-        val_samples, _ = generate_shapes_dataset(dataset_dir, spec.val_images, seed, "val")
+        val_samples, val_pictures = generate_shapes_dataset(dataset_dir, spec.val_images, seed, "val")
         seconds["dataset"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -182,7 +183,7 @@ def build_demo_model(
 
     started = time.perf_counter()
     log("5/5 evaluating on held-out images")
-    report = evaluate_demo(out, val_samples, size=size, seed=seed)
+    report = evaluate_demo(out, val_samples, val_pictures, size=size, seed=seed)
     seconds["evaluate"] = time.perf_counter() - started
     report.seconds = seconds | {"total": sum(seconds.values())}
     (out / DEMO_REPORT_FILE).write_text(json.dumps(asdict(report), indent=2) + "\n")
@@ -214,10 +215,11 @@ def _save_self_contained(checkpoint: Path, clip_dir: Path, out: Path) -> None:
     save_checkpoint(model, tokenizer, out, config, local_clip_dir=clip_dir)
 
 
-def evaluate_demo(checkpoint: Path, samples: Sequence[ShapeSample], size: str, seed: int) -> DemoReport:
+def evaluate_demo(
+    checkpoint: Path, samples: Sequence[ShapeSample], images: Sequence[Image.Image], size: str, seed: int
+) -> DemoReport:
     """Captions the held-out images from pixels (the product's path) and checks every object is named."""
     captioner = Captioner.load(checkpoint, device="auto")
-    images = [sample.render() for sample in samples]
     embeddings = captioner.embed(images)
     results = captioner.caption_embeddings(embeddings, DecodingOptions())
     correct = [caption_names_every_object(result.text, sample) for result, sample in zip(results, samples, strict=True)]

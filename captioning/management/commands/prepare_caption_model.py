@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from captioning.selectors import model_version_active
+from mlcore.checkpoint import CONFIG_FILE
 
 
 class Command(BaseCommand):
@@ -17,7 +18,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Captioning model {active.name!r} is active ({active.checkpoint_path}).")
             return
         path = settings.CAPTION_MODEL_PATH
-        if not (path / "config.json").is_file():
+        if not (path / CONFIG_FILE).is_file():
             self.stdout.write(f"Building the demo captioning model into {path} (a few minutes, once)…")
             try:
                 call_command("build_demo_model", "--out", str(path), "--if-missing")
