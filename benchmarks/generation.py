@@ -9,14 +9,15 @@ Inputs are preprocessed pixel tensors, identical for both; each side encodes the
 them to prefixes and runs beam search. The reference does it one image at a time, recomputing the
 whole sequence every step (ClipCap's `generate_beam`). The script checks that both return the same
 best caption for every image the reference captions, then prints captions/s for each and the ratio.
-On a CPU it also times our captioner with int8 matmuls (`Captioner.load(..., int8=True)`) and counts
-how many of its captions equal the fp32 ones.
+On a CPU it also times our captioner with int8 matmuls (`Captioner.load(..., int8=True)`: GPT-2 and
+CLIP's image transformer) and counts how many of its captions equal the fp32 ones.
 
     python benchmarks/generation.py                      # CPU: fp32, and int8 (--no-int8 skips it)
     python benchmarks/generation.py --device cuda --images 2048 --batch-size 512
 """
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mlcore.devices import autocast_dtype, inference_context, resolve_device
 from mlcore.generate import DecodingOptions, generate
+from mlcore.int8 import quantize_image_tower
 from mlcore.mapping import MapperConfig, build_mapper
 from tests.mlcore.clipcap_reference import reference_beam_search
 
@@ -48,11 +50,14 @@ class RealSizeCaptioner(torch.nn.Module):
         self.clip_project = build_mapper(MapperConfig("mlp", 512, config.n_embd, prefix_length=10))
 
 
-def ours(model, pixels, options, stop_token_id, batch_size, device, int8=False):
+def ours(model, pixels, options, stop_token_id, batch_size, device, int8_clip=None):
+    """`int8_clip`: the int8 copy of the model's CLIP; given, GPT-2 runs in int8 too."""
+    int8 = int8_clip is not None
+    clip = int8_clip if int8 else model.clip
     captions = []
     for start in range(0, pixels.shape[0], batch_size):
         with inference_context(device):
-            embeddings = model.clip.encode_image(pixels[start : start + batch_size].to(device))
+            embeddings = clip.encode_image(pixels[start : start + batch_size].to(device))
             prefixes = model.clip_project(embeddings.to(model.gpt.dtype))
             captions.extend(generate(model.gpt, prefixes, stop_token_id, options, int8=int8))
     return captions
@@ -113,13 +118,17 @@ def main() -> None:
     print(f"beam {args.beam_size}, {args.max_length} new tokens, ViT-B/32 + GPT-2 124M (random weights)")
 
     int8 = device.type == "cpu" and not args.no_int8
-    for warm_int8 in {False, int8}:
-        ours(model, pixels[: min(4, args.batch_size)], options, stop_token_id, args.batch_size, device, warm_int8)
+    int8_clip = None
+    if int8:
+        int8_clip = copy.deepcopy(model.clip)
+        quantize_image_tower(int8_clip)
+    for warm_clip in {None, int8_clip}:
+        ours(model, pixels[: min(4, args.batch_size)], options, stop_token_id, args.batch_size, device, warm_clip)
     images = pixels[: args.images]
     our_captions, our_seconds = timed(ours, device, model, images, options, stop_token_id, args.batch_size, device)
     if int8:
         int8_captions, int8_seconds = timed(
-            ours, device, model, images, options, stop_token_id, args.batch_size, device, int8=True
+            ours, device, model, images, options, stop_token_id, args.batch_size, device, int8_clip
         )
     reference_captions, reference_seconds = timed(
         reference, device, model, pixels[: args.reference_images], options, stop_token_id, device

@@ -49,8 +49,11 @@ def captioner_for(model_version: ModelVersion):
                 "with `python manage.py register_model PATH --activate`, then retry."
             )
         from mlcore import Captioner
+        from mlcore.devices import resolve_device
 
-        captioner = Captioner.load(checkpoint, device=settings.CAPTION_DEVICE)
+        device = resolve_device(settings.CAPTION_DEVICE)
+        int8 = settings.CAPTION_INT8 and device.type == "cpu"
+        captioner = Captioner.load(checkpoint, device=device, int8=int8)
         _loaded[key] = captioner
         while len(_loaded) > MAX_LOADED:
             _loaded.popitem(last=False)

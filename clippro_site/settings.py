@@ -234,6 +234,8 @@ else:
 # taken to be abandoned (the worker was killed) and is picked up again, so the lease outlasts the task timeout.
 CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
 CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")
+# int8 matmuls for GPT-2 and CLIP's image transformer when the worker runs on a CPU (ignored on a GPU).
+CAPTION_INT8 = env_bool("CAPTION_INT8", False)
 CAPTION_BATCH_SIZE = env_int("CAPTION_BATCH_SIZE", 16)
 CAPTION_MAX_ATTEMPTS = env_int("CAPTION_MAX_ATTEMPTS", 3)
 CAPTION_RETRY_DELAY_SECONDS = env_int("CAPTION_RETRY_DELAY_SECONDS", 30)

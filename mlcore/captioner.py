@@ -39,7 +39,7 @@ class Captioner:
         int8: bool = False,
     ):
         if int8 and device.type != "cpu":
-            raise ValueError(f"int8 decoding is for CPUs; on {device.type} the captioner uses bf16/fp16 instead")
+            raise ValueError(f"int8 captioning is for CPUs; on {device.type} the captioner uses bf16/fp16 instead")
         self.config = config
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
@@ -58,7 +58,7 @@ class Captioner:
         int8: bool = False,
     ) -> "Captioner":
         """`clip_model` replaces the checkpoint's CLIP (same embedding size), e.g. a local copy of ViT-B/32.
-        `int8` decodes with int8 matmuls on a CPU, several times faster (mlcore.decoder)."""
+        `int8` runs GPT-2 and CLIP's image transformer as int8 matmuls on a CPU, several times faster (mlcore.int8)."""
         checkpoint = Path(checkpoint)
         config, model, tokenizer = load_checkpoint(checkpoint)
         if clip_model:
@@ -68,7 +68,9 @@ class Captioner:
     @property
     def encoder(self) -> ClipEncoder:
         if self._encoder is None:
-            encoder = ClipEncoder.load(self.config.clip_model, device=self.device, base_dir=self.checkpoint_dir)
+            encoder = ClipEncoder.load(
+                self.config.clip_model, device=self.device, base_dir=self.checkpoint_dir, int8=self.int8
+            )
             if encoder.embedding_size != self.config.clip_embedding_size:
                 raise CheckpointError(
                     f"CLIP {self.config.clip_model!r} gives {encoder.embedding_size}-d embeddings but the captioner "

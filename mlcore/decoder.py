@@ -1,19 +1,18 @@
 """GPT-2's forward pass for generation, one token per step, on the weights of a transformers model.
 
-Two things make it cheaper than calling the transformers model with its generic cache:
+Three things make it cheaper than calling the transformers model with its generic cache:
 - the prefix's keys and values are computed once per image and shared by all of its beams, so only
-  the generated tokens' keys and values are kept per beam (and reordered when beams swap);
+  the generated tokens' keys and values are kept per beam (and reordered when beams swap, in the
+  same copy that appends the new token's);
 - the fused tanh-GELU kernel replaces GPT-2's `gelu_new`, which is the same function written as
-  six separate elementwise passes.
-On x86 CPUs, `int8=True` runs every linear layer (the output layer included) as fbgemm's dynamic int8
-matmul: weights quantized once per output channel, activations per call. Measured on 2 Zen 3 cores at
-GPT-2 124M's shapes with 320 rows it does 300-750 GFLOP/s where fp32 does 100-165 (there is no fast bf16
-on such CPUs). Captions can differ from fp32 where two candidates are nearly tied.
+  six separate elementwise passes;
+- beam search and greedy decoding need only each row's best tokens and its softmax normaliser, which
+  `top_log_probabilities` takes from the output layer one vocabulary chunk at a time.
+On x86 CPUs, `int8=True` runs every linear layer (the output layer included) as an int8 matmul
+(mlcore.int8), several times faster than fp32 there.
 Training and anything that needs gradients keep using the transformers model itself.
 """
 
-import warnings
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -21,20 +20,27 @@ import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 from transformers.activations import ACT2FN
 
-from mlcore.errors import MlcoreError
+from mlcore.int8 import Int8Linears
 
 TANH_GELUS = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"}
+# Output-layer columns per matmul when only the best tokens are needed: 8192 x 320 rows of fp32 logits
+# fit in a CPU's cache, where the whole [rows, 50257] would go through memory twice more.
+VOCAB_CHUNK = 8192
 
 
 @dataclass
 class DecoderState:
-    """Keys and values of one running batch: rows are `images * beams`, beams of an image adjacent."""
+    """Keys and values of one running batch: rows are `images * beams`, beams of an image adjacent.
+
+    Reordering rows (beams swapping, images leaving) is recorded, not applied: the next step gathers the
+    old rows straight into the cache it grows by one token, so each step copies the cache once."""
 
     prefix_keys: list[torch.Tensor]  # per layer [images, heads, prefix_length, head_dim]
     prefix_values: list[torch.Tensor]
-    generated_keys: list[torch.Tensor]  # per layer [rows, heads, generated, head_dim]
+    generated_keys: list[torch.Tensor]  # per layer [rows before reordering, heads, generated, head_dim]
     generated_values: list[torch.Tensor]
     beams: int
+    row_order: torch.Tensor | None = None  # row i of the batch is row row_order[i] of the generated cache
 
     @property
     def images(self) -> int:
@@ -53,55 +59,28 @@ class DecoderState:
 
     def reorder_rows(self, rows: torch.Tensor) -> None:
         """Row i takes over the generated keys and values of row `rows[i]` (beam search reordering)."""
-        for cache in (self.generated_keys, self.generated_values):
-            cache[:] = [tensor.index_select(0, rows) for tensor in cache]
+        self.row_order = rows if self.row_order is None else self.row_order[rows]
+
+    def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adds one token's key and value ([rows, heads, 1, head_dim]) to a layer's cache, in the current
+        row order; returns that layer's generated keys and values."""
+        self.generated_keys[layer] = _reordered_with(self.generated_keys[layer], self.row_order, key)
+        self.generated_values[layer] = _reordered_with(self.generated_values[layer], self.row_order, value)
+        return self.generated_keys[layer], self.generated_values[layer]
 
 
-class Int8Linears:
-    """GPT-2's linear layers packed for fbgemm's dynamic int8 matmul, keyed by the module they come from.
-
-    Packed once per model and kept while its weights are unchanged (an optimizer step repacks them)."""
-
-    _cache: "weakref.WeakKeyDictionary[GPT2LMHeadModel, Int8Linears]" = weakref.WeakKeyDictionary()
-
-    def __init__(self, gpt: GPT2LMHeadModel):
-        self.versions = self._weight_versions(gpt)
-        self.packed: dict[int, object] = {}
-        for block in gpt.transformer.h:
-            for conv in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
-                self.packed[id(conv)] = _pack_int8(conv.weight.t(), conv.bias)  # Conv1D keeps [in, out]
-        self.packed[id(gpt.lm_head)] = _pack_int8(gpt.lm_head.weight, gpt.lm_head.bias)
-
-    @classmethod
-    def of(cls, gpt: GPT2LMHeadModel) -> "Int8Linears":
-        if not {"fbgemm", "x86"} & set(torch.backends.quantized.supported_engines):
-            raise MlcoreError("int8 decoding needs an x86 CPU (PyTorch's fbgemm kernels); run without int8")
-        packed = cls._cache.get(gpt)
-        if packed is None or packed.versions != cls._weight_versions(gpt):
-            packed = cls._cache[gpt] = cls(gpt)
-        return packed
-
-    @staticmethod
-    def _weight_versions(gpt: GPT2LMHeadModel) -> tuple[int, ...]:
-        return tuple(parameter._version for parameter in gpt.parameters())
-
-    def linear(self, module: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        flat = inputs.reshape(-1, inputs.shape[-1]).float().contiguous()
-        outputs = torch.ops.quantized.linear_dynamic(flat, self.packed[id(module)], reduce_range=True)
-        return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
+def at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits (autocast on a GPU) in fp32 before softmax; fp32 and fp64 as they are."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
-def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
-    """Symmetric per-output-channel int8 weights, prepacked for fbgemm."""
-    weight = weight.detach().float().contiguous()
-    scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
-    zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():
-        # PyTorch plans to drop quantized tensors for torchao's; the pinned 2.14 has them and they are
-        # the only int8 CPU matmul that needs no extra package. Move to torchao when the pin moves past them.
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*deprecated")
-        quantized = torch.quantize_per_channel(weight, scales, zero_points, axis=0, dtype=torch.qint8)
-    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
+def _reordered_with(cache: torch.Tensor, rows: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+    if rows is None:
+        return torch.cat((cache, new), dim=2)
+    grown = new.new_empty(rows.shape[0], cache.shape[1], cache.shape[2] + 1, cache.shape[3])
+    torch.index_select(cache, 0, rows, out=grown[:, :, :-1])
+    grown[:, :, -1:] = new
+    return grown
 
 
 class IncrementalGPT2:
@@ -124,7 +103,7 @@ class IncrementalGPT2:
             self.activation = lambda x: F.gelu(x, approximate="tanh")
         else:
             self.activation = ACT2FN[config.activation_function]
-        self.int8 = Int8Linears.of(gpt) if int8 else None
+        self.int8 = Int8Linears.of(gpt, VOCAB_CHUNK) if int8 else None
 
     def _linear(self, module: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:
@@ -150,13 +129,49 @@ class IncrementalGPT2:
         inner = self.activation(self._linear(block.mlp.c_fc, normed))
         return hidden + self._linear(block.mlp.c_proj, inner)
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def _final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
         final = self.gpt.transformer.ln_f
-        normed = F.layer_norm(hidden, hidden.shape[-1:], final.weight, final.bias, self.epsilon)
-        return self._linear(self.gpt.lm_head, normed)
+        return F.layer_norm(hidden, hidden.shape[-1:], final.weight, final.bias, self.epsilon)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Next-token logits [rows, vocab] from what `prefill` or `step` returned."""
+        if self.int8 is not None:
+            return torch.cat([self.int8.head_chunk(start, features) for start in self.int8.head_starts], dim=-1)
+        return self._linear(self.gpt.lm_head, features)
+
+    def top_log_probabilities(
+        self, features: torch.Tensor, count: int, temperature: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `count` most likely next tokens of each row and their log-probabilities (of the logits
+        divided by `temperature`): values and token ids, [rows, count] each, best first.
+
+        Same result as `log_softmax(logits).topk(count)`, computed one vocabulary chunk at a time so that
+        the [rows, vocab] logits are never held whole: each chunk's matmul output is still in cache when
+        its normaliser and best tokens are taken from it."""
+        values, tokens, normalizers = [], [], []
+        vocab = self.gpt.lm_head.out_features
+        for start in range(0, vocab, VOCAB_CHUNK):
+            logits = at_least_fp32(self._head_chunk(start, features))
+            if temperature != 1.0:
+                logits = logits / temperature
+            normalizers.append(torch.logsumexp(logits, dim=-1))
+            chunk_values, chunk_tokens = logits.topk(min(count, logits.shape[-1]), dim=-1)
+            values.append(chunk_values)
+            tokens.append(chunk_tokens + start)
+        normalizer = torch.logsumexp(torch.stack(normalizers, dim=-1), dim=-1, keepdim=True)
+        best_values, picks = torch.cat(values, dim=-1).topk(count, dim=-1)
+        return best_values - normalizer, torch.cat(tokens, dim=-1).gather(-1, picks)
+
+    def _head_chunk(self, start: int, features: torch.Tensor) -> torch.Tensor:
+        if self.int8 is not None:
+            return self.int8.head_chunk(start, features)
+        head = self.gpt.lm_head
+        end = start + VOCAB_CHUNK
+        return F.linear(features, head.weight[start:end], None if head.bias is None else head.bias[start:end])
 
     def prefill(self, prefixes: torch.Tensor, beams: int) -> tuple[torch.Tensor, DecoderState]:
-        """Runs the prefixes ([images, length, width]); returns next-token logits [images, vocab]."""
+        """Runs the prefixes ([images, length, width]); returns the last position's features [images, width],
+        for `logits` or `top_log_probabilities`, and the state `step` continues from."""
         length = prefixes.shape[1]
         positions = torch.arange(length, device=prefixes.device)
         hidden = prefixes + self.gpt.transformer.wpe(positions)
@@ -169,18 +184,17 @@ class IncrementalGPT2:
             hidden = self._finish_block(block, hidden, attended)
         empty = key.new_empty(prefixes.shape[0] * beams, self.heads, 0, self.head_dim)
         state = DecoderState(keys, values, [empty] * len(keys), [empty] * len(keys), beams)
-        return self._logits(hidden[:, -1]), state
+        return self._final_norm(hidden[:, -1]), state
 
     def step(self, token_ids: torch.Tensor, state: DecoderState) -> torch.Tensor:
-        """Feeds one token per row ([images * beams]); returns next-token logits [rows, vocab]."""
+        """Feeds one token per row ([images * beams]); returns the features [rows, width] that
+        `logits` and `top_log_probabilities` turn into next-token scores."""
         images, beams = state.images, state.beams
         position = torch.tensor([state.length], device=token_ids.device)
         hidden = (self.embed_tokens(token_ids) + self.gpt.transformer.wpe(position)).unsqueeze(1)  # [rows, 1, width]
         for layer, (block, scale) in enumerate(zip(self.gpt.transformer.h, self.scales, strict=True)):
             query, key, value = self._project_qkv(block, hidden)  # [rows, heads, 1, head_dim]
-            generated_keys = torch.cat((state.generated_keys[layer], key), dim=2)
-            generated_values = torch.cat((state.generated_values[layer], value), dim=2)
-            state.generated_keys[layer], state.generated_values[layer] = generated_keys, generated_values
+            generated_keys, generated_values = state.append(layer, key, value)
             prefix_keys, prefix_values = state.prefix_keys[layer], state.prefix_values[layer]
 
             # Scores against the shared prefix ([images, beams, heads, prefix]) and each beam's own tokens.
@@ -198,4 +212,5 @@ class IncrementalGPT2:
                 "rht,rhtd->rhd", own_weights, generated_values
             )
             hidden = self._finish_block(block, hidden, attended.unsqueeze(2))
-        return self._logits(hidden[:, 0])
+        state.row_order = None
+        return self._final_norm(hidden[:, 0])

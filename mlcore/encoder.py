@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from mlcore.devices import inference_context, resolve_device
 from mlcore.errors import ImageDecodeError, ModelUnavailableError
+from mlcore.int8 import quantize_image_tower
 
 OPENAI_CLIP_NAMES: dict[str, str] = {
     "RN50": "RN50-quickgelu",
@@ -118,9 +119,15 @@ class ClipEncoder:
         self.embedding_size: int = _embedding_size(self.model, self.image_size)
 
     @classmethod
-    def load(cls, name: str, device: str | torch.device | None = "auto", base_dir: Path | None = None) -> "ClipEncoder":
+    def load(
+        cls, name: str, device: str | torch.device | None = "auto", base_dir: Path | None = None, int8: bool = False
+    ) -> "ClipEncoder":
+        """`int8`: the image tower's transformer blocks run as int8 matmuls, for CPUs (mlcore.int8); ResNet
+        and timm towers stay in fp32. Text embeddings are unchanged."""
         source = resolve_clip_name(name, base_dir)
         resolved_device = resolve_device(device)
+        if int8 and resolved_device.type != "cpu":
+            raise ValueError(f"int8 CLIP is for CPUs; on {resolved_device.type} CLIP runs in bf16/fp16 instead")
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 source.open_clip_model,
@@ -131,6 +138,8 @@ class ClipEncoder:
         except (RuntimeError, OSError, ValueError) as error:
             raise ModelUnavailableError(_unavailable_message(source, error)) from error
         tokenizer = open_clip.get_tokenizer(source.open_clip_model)
+        if int8:
+            quantize_image_tower(model)
         return cls(source, model, preprocess, tokenizer, resolved_device)
 
     @property

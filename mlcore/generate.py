@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
-from mlcore.decoder import IncrementalGPT2
+from mlcore.decoder import IncrementalGPT2, at_least_fp32
 
 Strategy = Literal["beam", "greedy", "sample"]
 
@@ -85,22 +85,13 @@ def generate(
     return sample_or_greedy(decoder, prefixes, stop_token_id, options)
 
 
-def _log_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return F.log_softmax(logits, dim=-1)
-
-
 def beam_search(
     decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
     alpha = options.length_normalization
     beams = min(options.beam_size, decoder.gpt.config.vocab_size)
-    logits, state = decoder.prefill(prefixes, beams)
-    log_probs = _log_probabilities(logits, options.temperature)
-    sums, first_tokens = log_probs.topk(beams, dim=-1)  # [images, beams]
+    features, state = decoder.prefill(prefixes, beams)
+    sums, first_tokens = decoder.top_log_probabilities(features, beams, options.temperature)  # [images, beams]
     tokens = first_tokens.unsqueeze(-1)  # [images, beams, length]
     lengths = torch.ones_like(sums)
     stopped = first_tokens == stop_token_id
@@ -126,10 +117,10 @@ def beam_search(
             state.keep_images(keep.nonzero().squeeze(-1))
 
         images = tokens.shape[0]
-        step_log_probs = _log_probabilities(decoder.step(tokens[:, :, -1].reshape(-1), state), options.temperature)
-        step_log_probs = step_log_probs.view(images, beams, -1)
+        features = decoder.step(tokens[:, :, -1].reshape(-1), state)
         # Only the best `beams` tokens of each beam can make the joint top `beams`: rank those alone.
-        top_log_probs, top_tokens = step_log_probs.topk(beams, dim=-1)  # [images, beams, beams]
+        top_log_probs, top_tokens = decoder.top_log_probabilities(features, beams, options.temperature)
+        top_log_probs, top_tokens = top_log_probs.view(images, beams, beams), top_tokens.view(images, beams, beams)
         # A stopped beam offers exactly one candidate: token 0 at no cost, length unchanged.
         top_log_probs = torch.where(stopped.unsqueeze(-1), _stopped_row(top_log_probs), top_log_probs)
         top_tokens = torch.where(stopped.unsqueeze(-1), torch.zeros_like(top_tokens), top_tokens)
@@ -181,19 +172,21 @@ def sample_or_greedy(
     generator = None
     if options.strategy == "sample" and options.seed is not None:
         generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
-    logits, state = decoder.prefill(prefixes, beams=1)
+    features, state = decoder.prefill(prefixes, beams=1)
     count = prefixes.shape[0]
     sequences: list[list[int]] = [[] for _ in range(count)]
     log_prob_sums = [0.0] * count
     running = torch.arange(count, device=prefixes.device)
 
     for step in range(options.max_length):
-        model_log_probs = _log_probabilities(logits)
         if options.strategy == "greedy":
-            next_tokens = model_log_probs.argmax(dim=-1)
+            chosen_log_probs, next_tokens = (
+                column.squeeze(-1) for column in decoder.top_log_probabilities(features, 1)
+            )
         else:
+            logits = at_least_fp32(decoder.logits(features))
             next_tokens = _sample(logits, options, generator)
-        chosen_log_probs = model_log_probs.gather(1, next_tokens.unsqueeze(-1)).squeeze(-1)
+            chosen_log_probs = F.log_softmax(logits, dim=-1).gather(1, next_tokens.unsqueeze(-1)).squeeze(-1)
         for image, token, log_prob in zip(
             running.tolist(), next_tokens.tolist(), chosen_log_probs.tolist(), strict=True
         ):
@@ -205,7 +198,7 @@ def sample_or_greedy(
         if not keep.all():
             running, next_tokens = running[keep], next_tokens[keep]
             state.keep_images(keep.nonzero().squeeze(-1))
-        logits = decoder.step(next_tokens, state)
+        features = decoder.step(next_tokens, state)
     return [
         GeneratedTokens(tokens, total / len(tokens)) for tokens, total in zip(sequences, log_prob_sums, strict=True)
     ]

@@ -95,6 +95,18 @@ def test_a_batch_takes_at_most_its_size_and_the_task_drains_the_queue(active_mod
     assert engine_calls["load"] == 1  # loaded once, kept for the next batches
 
 
+@pytest.mark.parametrize("int8", [False, True])
+def test_caption_int8_setting_picks_int8_matmuls_on_a_cpu(active_model, add_photo, settings, int8):
+    settings.CAPTION_DEVICE, settings.CAPTION_INT8 = "cpu", int8
+    photo = add_photo(1)
+
+    assert photo_caption_batch().captioned == 1
+
+    assert engine.captioner_for(active_model).int8 is int8
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.CAPTIONED
+
+
 def test_the_engine_is_not_loaded_at_import_or_startup():
     import captioning.tasks  # noqa: F401  (what a worker imports)
 

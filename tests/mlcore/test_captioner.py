@@ -48,5 +48,5 @@ def test_decoding_overrides_apply_on_top_of_given_options(captioner):
 
 
 def test_int8_decoding_is_refused_off_the_cpu(save_random_checkpoint):
-    with pytest.raises(ValueError, match="int8 decoding is for CPUs"):
+    with pytest.raises(ValueError, match="int8 captioning is for CPUs"):
         Captioner(*load_checkpoint(save_random_checkpoint("int8")), device=torch.device("cuda"), int8=True)

@@ -1,6 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
+from mlcore import decoder as decoder_module
 from mlcore.decoder import IncrementalGPT2
 from mlcore.model import load_gpt2
 
@@ -18,12 +20,12 @@ def test_incremental_decoding_matches_the_full_forward_pass(tiny_gpt2_dir, activ
     tokens = torch.randint(0, gpt.config.vocab_size, (images * beams, 5))
 
     with torch.inference_mode():
-        logits, state = decoder.prefill(prefixes, beams)
-        torch.testing.assert_close(logits, gpt(inputs_embeds=prefixes).logits[:, -1])
+        features, state = decoder.prefill(prefixes, beams)
+        torch.testing.assert_close(decoder.logits(features), gpt(inputs_embeds=prefixes).logits[:, -1])
         full = torch.cat((prefixes.repeat_interleave(beams, 0), gpt.transformer.wte(tokens)), dim=1)
         expected = gpt(inputs_embeds=full).logits
         for step in range(tokens.shape[1]):
-            step_logits = decoder.step(tokens[:, step], state)
+            step_logits = decoder.logits(decoder.step(tokens[:, step], state))
             torch.testing.assert_close(step_logits, expected[:, prefix_length + step])
 
 
@@ -36,10 +38,44 @@ def test_reordering_rows_follows_the_chosen_beams(tiny_gpt2_dir):
         _, state = decoder.prefill(prefixes, beams=2)
         decoder.step(first, state)
         state.reorder_rows(torch.tensor([1, 1, 3, 2]))  # image 0 keeps beam 1 twice; image 1 swaps
-        logits = decoder.step(second, state)
+        logits = decoder.logits(decoder.step(second, state))
         histories = torch.tensor([[6, 9], [6, 10], [8, 11], [7, 12]])
         full = torch.cat((prefixes.repeat_interleave(2, 0), gpt.transformer.wte(histories)), dim=1)
         torch.testing.assert_close(logits, gpt(inputs_embeds=full).logits[:, -1])
+
+
+def test_reorderings_between_two_steps_compose(tiny_gpt2_dir):
+    gpt = load_gpt2(tiny_gpt2_dir).double().eval()
+    decoder = IncrementalGPT2(gpt)
+    prefixes = torch.randn(3, 3, gpt.config.n_embd, dtype=torch.float64)
+    with torch.inference_mode():
+        _, state = decoder.prefill(prefixes, beams=2)
+        decoder.step(torch.tensor([5, 6, 7, 8, 9, 10]), state)
+        state.reorder_rows(torch.tensor([1, 0, 2, 2, 5, 4]))  # image 0 swaps its beams, image 1 keeps beam 0 twice
+        state.keep_images(torch.tensor([0, 2]))  # image 1 finishes
+        logits = decoder.logits(decoder.step(torch.tensor([11, 12, 13, 14]), state))
+        histories = torch.tensor([[6, 11], [5, 12], [10, 13], [9, 14]])
+        kept_prefixes = prefixes[[0, 0, 2, 2]]
+        full = torch.cat((kept_prefixes, gpt.transformer.wte(histories)), dim=1)
+        torch.testing.assert_close(logits, gpt(inputs_embeds=full).logits[:, -1])
+
+
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("chunk", [64, 100, 8192])  # several chunks, a ragged last one, one chunk
+def test_top_log_probabilities_equal_the_full_log_softmax(tiny_gpt2_dir, monkeypatch, int8, chunk):
+    monkeypatch.setattr(decoder_module, "VOCAB_CHUNK", chunk)
+    gpt = load_gpt2(tiny_gpt2_dir).eval()
+    decoder = IncrementalGPT2(gpt, int8=int8)
+    torch.manual_seed(0)
+    features = torch.randn(6, gpt.config.n_embd)
+    with torch.inference_mode():
+        logits = decoder.logits(features)
+        assert logits.shape == (6, gpt.config.vocab_size)
+        for temperature in (1.0, 0.5):
+            expected_values, expected_tokens = F.log_softmax(logits / temperature, dim=-1).topk(7, dim=-1)
+            values, tokens = decoder.top_log_probabilities(features, 7, temperature)
+            torch.testing.assert_close(values, expected_values)
+            assert torch.equal(tokens, expected_tokens)
 
 
 def int8_logits_error(gpt, seed: int) -> tuple[float, float]:
@@ -51,8 +87,9 @@ def int8_logits_error(gpt, seed: int) -> tuple[float, float]:
     with torch.inference_mode():
         for int8 in (False, True):
             decoder = IncrementalGPT2(gpt, int8=int8)
-            logits, state = decoder.prefill(prefixes, beams=2)
-            outputs.append([logits] + [decoder.step(tokens[:, step], state) for step in range(3)])
+            features, state = decoder.prefill(prefixes, beams=2)
+            steps = [decoder.step(tokens[:, step], state) for step in range(3)]
+            outputs.append([decoder.logits(each) for each in [features, *steps]])
     error = max((a - b).abs().max().item() for a, b in zip(*outputs, strict=True))
     return error, outputs[0][0].std().item()
 

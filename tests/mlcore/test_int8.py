@@ -1,0 +1,73 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mlcore.encoder import ClipEncoder
+from mlcore.int8 import Int8Linear, Int8SelfAttention, quantize_image_tower
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual - expected).norm() / expected.norm()).item()
+
+
+def test_int8_linear_stays_close_to_float():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    inputs = torch.randn(5, 7, 64)
+    with torch.inference_mode():
+        error = relative_error(Int8Linear(linear)(inputs), linear(inputs))
+    assert 0 < error < 0.03  # quantized, so not equal; measured 1-2%
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_int8_self_attention_matches_multihead_attention(batch_first, masked):
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(64, 4, batch_first=batch_first).eval()
+    inputs = torch.randn(3, 9, 64) if batch_first else torch.randn(9, 3, 64)
+    mask = torch.full((9, 9), float("-inf")).triu(1) if masked else None
+    with torch.inference_mode():
+        expected = attention(inputs, inputs, inputs, need_weights=False, attn_mask=mask)[0]
+        actual, weights = Int8SelfAttention(attention)(inputs, inputs, inputs, need_weights=False, attn_mask=mask)
+    assert weights is None
+    assert actual.shape == expected.shape
+    assert 0 < relative_error(actual, expected) < 0.05
+
+
+def test_int8_self_attention_refuses_cross_attention():
+    attention = Int8SelfAttention(torch.nn.MultiheadAttention(32, 2, batch_first=True).eval())
+    query, memory = torch.randn(1, 3, 32), torch.randn(1, 5, 32)
+    with pytest.raises(ValueError, match="only computes self-attention"):
+        attention(query, memory, memory)
+
+
+IMAGES = [Image.new("RGB", (40, 40), colour) for colour in ("red", "green", "blue", "white", "black")]
+IMAGES += [Image.effect_noise((40, 40), 60).convert("RGB") for _ in range(3)]
+
+
+def test_int8_vit_embeddings_stay_close_to_float(tiny_clip_dir):
+    full = ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="cpu")
+    quantized = ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="cpu", int8=True)
+    blocks = quantized.model.visual.transformer.resblocks
+    assert all(isinstance(block.attn, Int8SelfAttention) for block in blocks)
+    assert all(isinstance(block.mlp.c_fc, Int8Linear) for block in blocks)
+    expected, actual = full.encode_images(IMAGES), quantized.encode_images(IMAGES)
+    similarity = F.cosine_similarity(actual, expected)
+    assert not torch.equal(actual, expected)
+    assert similarity.min() > 0.99
+    texts = ["a red square", "a cat"]
+    torch.testing.assert_close(quantized.encode_texts(texts), full.encode_texts(texts))  # the text tower is fp32
+
+
+def test_resnet_image_towers_stay_in_float(tiny_resnet_clip_dir):
+    encoder = ClipEncoder.load(str(tiny_resnet_clip_dir), device="cpu")
+    before = encoder.encode_images(IMAGES)
+    assert quantize_image_tower(encoder.model) == 0
+    torch.testing.assert_close(encoder.encode_images(IMAGES), before, rtol=0, atol=0)
+
+
+def test_int8_clip_is_refused_off_the_cpu(tiny_clip_dir):
+    # "meta" stands in for a GPU this machine lacks: the refusal comes before anything is loaded on it.
+    with pytest.raises(ValueError, match="int8 CLIP is for CPUs; on meta"):
+        ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="meta", int8=True)
