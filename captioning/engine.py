@@ -42,7 +42,7 @@ def captioner_for(model_version: ModelVersion):
             _loaded.move_to_end(key)
             return _loaded[key]
         checkpoint = Path(model_version.checkpoint_path)
-        if not (checkpoint / "config.json").is_file():
+        if not (checkpoint / "config.json").is_file():  # mlcore.checkpoint.CONFIG_FILE; mlcore loads torch
             raise CaptionModelMissing(
                 f"The checkpoint of model {model_version.name!r} is missing at {checkpoint}. Run "
                 "`python manage.py prepare_caption_model` for the demo model, or register an existing checkpoint "
