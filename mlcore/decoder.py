@@ -136,7 +136,7 @@ class IncrementalGPT2:
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Next-token logits [rows, vocab] from what `prefill` or `step` returned."""
         if self.int8 is not None:
-            return torch.cat([self.int8.head_chunk(start, features) for start in self.int8.head_starts], dim=-1)
+            return torch.cat([self._head_chunk(start, features) for start in self._chunk_starts()], dim=-1)
         return self._linear(self.gpt.lm_head, features)
 
     def top_log_probabilities(
@@ -149,8 +149,7 @@ class IncrementalGPT2:
         the [rows, vocab] logits are never held whole: each chunk's matmul output is still in cache when
         its normaliser and best tokens are taken from it."""
         values, tokens, normalizers = [], [], []
-        vocab = self.gpt.lm_head.out_features
-        for start in range(0, vocab, VOCAB_CHUNK):
+        for start in self._chunk_starts():
             logits = at_least_fp32(self._head_chunk(start, features))
             if temperature != 1.0:
                 logits = logits / temperature
@@ -161,6 +160,9 @@ class IncrementalGPT2:
         normalizer = torch.logsumexp(torch.stack(normalizers, dim=-1), dim=-1, keepdim=True)
         best_values, picks = torch.cat(values, dim=-1).topk(count, dim=-1)
         return best_values - normalizer, torch.cat(tokens, dim=-1).gather(-1, picks)
+
+    def _chunk_starts(self) -> range:
+        return range(0, self.gpt.lm_head.out_features, VOCAB_CHUNK)
 
     def _head_chunk(self, start: int, features: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:

@@ -55,13 +55,13 @@ class Int8Linears:
             for conv in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 self.packed[id(conv)] = pack_int8(conv.weight.t(), conv.bias)  # Conv1D keeps [in, out]
         head = gpt.lm_head
-        self.head_starts = range(0, head.out_features, head_chunk)
+        self.head_chunk_size = head_chunk
         self.head_chunks = {
             start: pack_int8(
                 head.weight[start : start + head_chunk],
                 None if head.bias is None else head.bias[start : start + head_chunk],
             )
-            for start in self.head_starts
+            for start in range(0, head.out_features, head_chunk)
         }
 
     @classmethod
@@ -69,7 +69,7 @@ class Int8Linears:
         """The output layer is packed in chunks of `head_chunk` vocabulary entries."""
         require_int8_support()
         packed = cls._cache.get(gpt)
-        if packed is None or packed.versions != cls._weight_versions(gpt) or packed.head_starts.step != head_chunk:
+        if packed is None or packed.versions != cls._weight_versions(gpt) or packed.head_chunk_size != head_chunk:
             packed = cls._cache[gpt] = cls(gpt, head_chunk)
         return packed
 
