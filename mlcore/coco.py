@@ -1,4 +1,5 @@
-"""COCO captions: the annotation files, the image downloads, and encoding a split into one embedding file.
+"""COCO captions: the annotation files, the image downloads, and encoding a split into one embedding file
+(downloading one file: mlcore.download; shards and merging: mlcore.shards).
 
 `encode_coco` runs the whole pipeline:
 annotations (the captions JSON, extracted from `annotations_trainval2017.zip`, downloaded when missing)
@@ -15,19 +16,26 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-from mlcore.data import EmbeddingSet
-from mlcore.encoder import ClipEncoder, load_image
-from mlcore.errors import DataError, ImageDecodeError
+from mlcore.download import DownloadError, DownloadPolicy, download_file
+from mlcore.encoder import ClipEncoder
+from mlcore.errors import DataError
+from mlcore.shards import (
+    CORRUPT_IMAGE,
+    ImageFailure,
+    encode_images_to_shards,
+    encoded_image_ids,
+    merge_shards,
+    shard_directory,
+)
 
 ANNOTATIONS_ZIP_NAME = "annotations_trainval2017.zip"
 COCO_SPLITS = ("train", "val")
@@ -38,18 +46,6 @@ KARPATHY_SPLITS: dict[str, frozenset[str]] = {
     "test": frozenset({"test"}),
 }
 CAPTIONS_MEMBER = re.compile(r"annotations/captions_(train|val)2017\.json")
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-CORRUPT_IMAGE = "corrupt image"
-SHARD_PATTERN = "shard-*.safetensors"
-
-
-class DownloadError(DataError):
-    """A file could not be downloaded; `reason` is short enough to count failures by."""
-
-    def __init__(self, url: str, reason: str, advice: str = ""):
-        self.url = url
-        self.reason = reason
-        super().__init__(f"could not download {url}: {reason}" + (f". {advice}" if advice else ""))
 
 
 @dataclass(frozen=True)
@@ -68,6 +64,14 @@ class CocoImageFile:
     folder: str  # train2017 or val2017
 
     @property
+    def image_id(self) -> int:
+        return self.image.image_id
+
+    @property
+    def captions(self) -> tuple[str, ...]:
+        return self.image.captions
+
+    @property
     def relative_path(self) -> str:
         return f"{self.folder}/{self.image.file_name}"
 
@@ -76,24 +80,6 @@ class CocoImageFile:
 
     def url(self, images_base_url: str) -> str:
         return f"{images_base_url.rstrip('/')}/{self.relative_path}"
-
-
-@dataclass(frozen=True)
-class DownloadPolicy:
-    timeout_seconds: float = 30.0
-    retries: int = 4
-    backoff_seconds: float = 1.0  # waits 1, 2, 4, ... seconds between attempts
-
-    @property
-    def attempts(self) -> int:
-        return self.retries + 1
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    image_id: int
-    where: str  # the URL or file that failed
-    reason: str
 
 
 # --- annotation files ---------------------------------------------------------------------------
@@ -216,55 +202,6 @@ def _extract_captions(archive: Path, coco_root: Path) -> None:
 # --- downloads ----------------------------------------------------------------------------------
 
 
-def download_file(
-    session: requests.Session,
-    url: str,
-    destination: Path,
-    policy: DownloadPolicy,
-    validate: Callable[[Path], str | None] | None = None,
-    progress_bar: tqdm | None = None,
-) -> None:
-    """Downloads into `destination` (via a `.part` file, so a present file is always complete).
-
-    Server errors, timeouts and dropped connections are retried with exponential backoff; other HTTP
-    errors and content that `validate` rejects fail at once.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    problem = ""
-    for attempt in range(policy.attempts):
-        if attempt:
-            time.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
-        try:
-            with session.get(url, stream=True, timeout=policy.timeout_seconds) as response:
-                if response.status_code in RETRYABLE_STATUS:
-                    problem = f"HTTP {response.status_code}"
-                    continue
-                if response.status_code >= 400:
-                    raise DownloadError(url, f"HTTP {response.status_code}")
-                if progress_bar is not None and response.headers.get("Content-Length", "").isdigit():
-                    progress_bar.reset(total=int(response.headers["Content-Length"]))
-                with partial.open("wb") as handle:
-                    for chunk in response.iter_content(chunk_size=1 << 16):
-                        handle.write(chunk)
-                        if progress_bar is not None:
-                            progress_bar.update(len(chunk))
-        except requests.Timeout:
-            problem = "timed out"
-            continue
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-            problem = "connection failed"
-            continue
-        rejected = validate(partial) if validate else None
-        if rejected:
-            partial.unlink(missing_ok=True)
-            raise DownloadError(url, rejected)
-        partial.replace(destination)
-        return
-    partial.unlink(missing_ok=True)
-    raise DownloadError(url, f"{problem} after {policy.attempts} attempts")
-
-
 def image_problem(path: Path) -> str | None:
     """None when the file decodes as an image. JPEGs decode at reduced scale: fast, and still every byte."""
     try:
@@ -328,140 +265,6 @@ def download_images(
             else:
                 report.downloaded += 1
     return report
-
-
-# --- encoding into shards -----------------------------------------------------------------------
-
-
-def shard_directory(out: Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".shards")
-
-
-def _shard_paths(shard_dir: Path) -> list[Path]:
-    return sorted(shard_dir.glob(SHARD_PATTERN)) if shard_dir.is_dir() else []
-
-
-def encoded_image_ids(shard_dir: Path, clip_model: str, metadata: dict[str, str]) -> set[int]:
-    """Ids already in the shards; shards written for another model or dataset are refused, not mixed in."""
-    ids: set[int] = set()
-    for path in _shard_paths(shard_dir):
-        shard = EmbeddingSet.load(path)
-        found = {"clip_model": shard.clip_model, **{key: shard.metadata.get(key, "") for key in metadata}}
-        expected = {"clip_model": clip_model, **metadata}
-        if found != expected:
-            raise DataError(
-                f"shard {path} was written for {found}, not {expected}; choose another --out or delete {shard_dir}"
-            )
-        ids.update(shard.image_ids)
-    return ids
-
-
-def _load_pixels(encoder: ClipEncoder, path: Path) -> torch.Tensor | None:
-    try:
-        return encoder.preprocess_images([load_image(path)])[0]
-    except ImageDecodeError:
-        return None
-
-
-def _prefetched_batches(
-    files: Sequence[CocoImageFile], images_root: Path, encoder: ClipEncoder, batch_size: int, workers: int
-) -> Iterator[list[tuple[CocoImageFile, torch.Tensor | None]]]:
-    """Batches of (file, pixels or None when undecodable); worker threads decode and preprocess the next
-    batch while the caller encodes this one."""
-    batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="coco-decode")
-
-    def submit(batch: Sequence[CocoImageFile]) -> list[Future]:
-        return [pool.submit(_load_pixels, encoder, item.path(images_root)) for item in batch]
-
-    try:
-        pending = submit(batches[0]) if batches else []
-        for index, batch in enumerate(batches):
-            current = pending
-            pending = submit(batches[index + 1]) if index + 1 < len(batches) else []
-            yield [(item, future.result()) for item, future in zip(batch, current, strict=True)]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@dataclass
-class EncodeReport:
-    encoded: int = 0
-    shards_written: int = 0
-    failures: list[ImageFailure] = field(default_factory=list)
-
-
-def encode_images_to_shards(
-    files: Sequence[CocoImageFile],
-    images_root: Path,
-    encoder: ClipEncoder,
-    shard_dir: Path,
-    metadata: dict[str, str],
-    batch_size: int = 2000,
-    workers: int = 4,
-    progress: bool = True,
-) -> EncodeReport:
-    """Encodes each image once and saves every batch as a shard as soon as it is done."""
-    if batch_size < 1:
-        raise DataError(f"batch size must be at least 1, got {batch_size}")
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    existing = _shard_paths(shard_dir)
-    next_index = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-    report = EncodeReport()
-    with tqdm(total=len(files), desc="encoding", unit="img", disable=not progress) as bar:
-        for batch in _prefetched_batches(files, images_root, encoder, batch_size, workers):
-            decoded = [(item, pixels) for item, pixels in batch if pixels is not None]
-            report.failures += [
-                ImageFailure(item.image.image_id, str(item.path(images_root)), CORRUPT_IMAGE)
-                for item, pixels in batch
-                if pixels is None
-            ]
-            if decoded:
-                embeddings = encoder.encode_pixels(torch.stack([pixels for _, pixels in decoded]))
-                shard = EmbeddingSet.from_images(
-                    embeddings,
-                    image_ids=[item.image.image_id for item, _ in decoded],
-                    file_names=[item.relative_path for item, _ in decoded],
-                    captions_per_image=[item.image.captions for item, _ in decoded],
-                    clip_model=encoder.source.name,
-                    metadata=metadata,
-                )
-                shard.save(shard_dir / f"shard-{next_index:05d}.safetensors")
-                next_index += 1
-                report.shards_written += 1
-                report.encoded += len(decoded)
-            bar.update(len(batch))
-    return report
-
-
-def merge_shards(shard_dir: Path, out: Path, keep_image_ids: Collection[int] | None = None) -> EmbeddingSet:
-    """Writes the shards as one embedding file, keeping only `keep_image_ids` when given."""
-    shard_dir, out = Path(shard_dir), Path(out)
-    paths = _shard_paths(shard_dir)
-    if not paths:
-        raise DataError(f"no shards to merge in {shard_dir}; run `manage.py encode_coco` without --merge first")
-    merged = EmbeddingSet.concatenate([EmbeddingSet.load(path) for path in paths])
-    duplicates = [image_id for image_id, count in Counter(merged.image_ids).items() if count > 1]
-    if duplicates:
-        raise DataError(f"images {duplicates[:5]} are in more than one shard in {shard_dir}; delete it and re-encode")
-    if keep_image_ids is not None:
-        merged = _keep_images(merged, set(keep_image_ids))
-    merged.save(out)
-    return merged
-
-
-def _keep_images(embeddings: EmbeddingSet, keep: set[int]) -> EmbeddingSet:
-    rows = [row for row, image_id in enumerate(embeddings.image_ids) if image_id in keep]
-    grouped = embeddings.captions_by_image()
-    return EmbeddingSet.from_images(
-        embeddings.embeddings[rows],
-        image_ids=[embeddings.image_ids[row] for row in rows],
-        file_names=[embeddings.file_names[row] for row in rows],
-        captions_per_image=[grouped[row] for row in rows],
-        clip_model=embeddings.clip_model,
-        metadata=embeddings.metadata,
-    )
 
 
 # --- the whole pipeline -------------------------------------------------------------------------

@@ -25,12 +25,14 @@ from PIL import Image
 from mlcore.captioner import Captioner
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.clip_training import DEMO_CLIP_SPEC, train_clip
-from mlcore.coco import CocoImageFile, encode_images_to_shards, merge_shards, read_caption_annotations
+from mlcore.clipscore import caption_clip_scores
+from mlcore.coco import CocoImageFile, read_caption_annotations
 from mlcore.data import EmbeddingSet
 from mlcore.encoder import LOCAL_DIR_PREFIX, ClipEncoder
-from mlcore.evaluate import caption_clip_scores, caption_metrics
+from mlcore.evaluate import caption_metrics
 from mlcore.generate import DecodingOptions
 from mlcore.shapes import ShapeSample, caption_names_every_object, generate_shapes_dataset
+from mlcore.shards import encode_images_to_shards, merge_shards
 from mlcore.tiny import TinyClipSpec, build_gpt2, save_clip, train_tokenizer
 from mlcore.train import TrainingOptions, train
 

@@ -23,3 +23,7 @@ class ImageDecodeError(MlcoreError):
 
 class DataError(MlcoreError):
     """A dataset file is missing, malformed or inconsistent."""
+
+
+class MetricInputError(MlcoreError, ValueError):
+    """Predictions and references (or embeddings) that cannot be scored together."""

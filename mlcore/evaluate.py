@@ -9,8 +9,7 @@ SPICE needs Stanford CoreNLP 3.6.0, which pycocoevalcap downloads on first use. 
 attempted here: SPICE runs only when its jars are already in place, and is otherwise reported as skipped
 with a note saying which files to put where (`spice_status()`).
 
-CLIPScore (Hessel et al. 2021) is reference-free: w * max(cos(image, "A photo depicts <caption>"), 0),
-with w = 2.5, on the captioner's own CLIP.
+CLIPScore (Hessel et al. 2021, mlcore.clipscore) is reported beside them.
 """
 
 import json
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import pycocoevalcap.spice
 import torch
-import torch.nn.functional as F
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
@@ -36,26 +34,28 @@ from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 from tqdm import tqdm
 
 from mlcore.captioner import Captioner
+from mlcore.clipscore import CLIPSCORE_PROMPT, CLIPSCORE_WEIGHT, caption_clip_scores
 from mlcore.data import EmbeddingSet
 from mlcore.encoder import load_image, resolve_clip_name
-from mlcore.errors import CheckpointError, EmbeddingSizeError, ImageDecodeError, MlcoreError, ModelUnavailableError
+from mlcore.errors import (
+    CheckpointError,
+    EmbeddingSizeError,
+    ImageDecodeError,
+    MetricInputError,
+    MlcoreError,
+    ModelUnavailableError,
+)
 from mlcore.generate import DecodingOptions
 
 BLEU_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 METRIC_NAMES = (*BLEU_NAMES, "METEOR", "ROUGE-L", "CIDEr", "SPICE", "CLIPScore")
 
-CLIPSCORE_WEIGHT = 2.5
-CLIPSCORE_PROMPT = "A photo depicts"
 
 SPICE_DIR = Path(pycocoevalcap.spice.__file__).parent
 SPICE_JAR = "spice-1.0.jar"
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 CORENLP_URL = "http://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip"
 SPICE_MEMORY = "-Xmx8G"
-
-
-class MetricInputError(MlcoreError, ValueError):
-    """Predictions and references that cannot be scored together."""
 
 
 class MetricUnavailableError(MlcoreError):
@@ -269,49 +269,6 @@ def _float_or_nan(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLIPScore
-
-
-@dataclass(frozen=True)
-class ClipScores:
-    per_item: list[float]
-    mean: float
-
-
-def clip_score(
-    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, weight: float = CLIPSCORE_WEIGHT
-) -> ClipScores:
-    """CLIPScore of each (image, text) pair of rows: weight * max(cosine similarity, 0)."""
-    if image_embeddings.ndim != 2 or image_embeddings.shape != text_embeddings.shape:
-        raise MetricInputError(
-            "CLIPScore needs image and text embeddings of the same shape [N, D], got "
-            f"{list(image_embeddings.shape)} and {list(text_embeddings.shape)}"
-        )
-    if image_embeddings.shape[0] == 0:
-        raise MetricInputError("CLIPScore needs at least one image")
-    cosine = F.cosine_similarity(image_embeddings.double(), text_embeddings.double(), dim=-1)
-    scores = (weight * cosine.clamp(min=0)).tolist()
-    return ClipScores(scores, sum(scores) / len(scores))
-
-
-def caption_clip_scores(
-    captioner: Captioner,
-    image_embeddings: torch.Tensor,
-    captions: Sequence[str],
-    weight: float = CLIPSCORE_WEIGHT,
-    batch_size: int = 256,
-) -> ClipScores:
-    """CLIPScore of captions for images (embedded by the same CLIP), with Hessel et al.'s prompt."""
-    if len(captions) != image_embeddings.shape[0]:
-        raise MetricInputError(f"{len(captions)} captions for {image_embeddings.shape[0]} image embeddings")
-    texts = [f"{CLIPSCORE_PROMPT} {caption}" for caption in captions]
-    text_embeddings = torch.cat(
-        [captioner.embed_text(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]
-    )
-    return clip_score(image_embeddings, text_embeddings, weight)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def _clip_scores(captioner, vectors: list, texts: list[str]) -> list[float | Non
     batch): the review queue shows the worst first. A caption is still written when scoring fails."""
     import torch
 
-    from mlcore.evaluate import caption_clip_scores
+    from mlcore.clipscore import caption_clip_scores
 
     try:
         return list(caption_clip_scores(captioner, torch.stack(vectors), texts).per_item)

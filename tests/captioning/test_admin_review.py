@@ -16,7 +16,7 @@ from captioning.models import Caption, ModelVersion, Photo
 from captioning.services.captioning import photo_caption_batch
 from captioning.services.photos import photo_upload
 from captioning.services.reviews import caption_approve, caption_review_edit
-from mlcore.evaluate import caption_clip_scores
+from mlcore.clipscore import caption_clip_scores
 from tests.captioning.helpers import encode, picture
 
 pytestmark = pytest.mark.django_db
@@ -74,12 +74,12 @@ def test_the_worker_stores_each_new_captions_clipscore(alice, gallery, active_mo
 
 
 def test_a_caption_is_still_written_when_its_clipscore_cannot_be_computed(alice, gallery, active_model, monkeypatch):
-    import mlcore.evaluate
+    import mlcore.clipscore
 
     def broken(*args, **kwargs):
         raise RuntimeError("text tower exploded")
 
-    monkeypatch.setattr(mlcore.evaluate, "caption_clip_scores", broken)
+    monkeypatch.setattr(mlcore.clipscore, "caption_clip_scores", broken)
     photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=803))))
     assert photo_caption_batch(limit=5).captioned == 1
     caption = Caption.objects.get()

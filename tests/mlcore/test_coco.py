@@ -9,20 +9,18 @@ from mlcore.coco import (
     CocoEncodeOptions,
     CocoImage,
     CocoImageFile,
-    DownloadError,
-    DownloadPolicy,
     coco2017_file_name,
     download_images,
     encode_coco,
-    encode_images_to_shards,
     ensure_caption_annotations,
     read_caption_annotations,
     read_karpathy_split,
-    shard_directory,
 )
 from mlcore.data import EmbeddingSet
+from mlcore.download import DownloadError, DownloadPolicy
 from mlcore.encoder import ClipEncoder, load_image
 from mlcore.errors import DataError
+from mlcore.shards import encode_images_to_shards, shard_directory
 from tests.commands.conftest import (
     CORRUPT_ID,
     GOOD_VAL_IDS,

@@ -19,15 +19,12 @@ from mlcore.data import EmbeddingSet
 from mlcore.encoder import load_image
 from mlcore.errors import EmbeddingSizeError
 from mlcore.evaluate import (
-    CLIPSCORE_PROMPT,
     CORENLP_JARS,
     CORENLP_URL,
     MetricInputError,
     MetricUnavailableError,
     ReferenceImage,
-    caption_clip_scores,
     caption_metrics,
-    clip_score,
     evaluate_captioner,
     score_captions,
     spice_status,
@@ -164,45 +161,6 @@ def test_spice_scores_a_caption_identical_to_its_reference_as_one():
     metrics = caption_metrics({1: SURFER, 2: "purple elephants"}, {1: [SURFER], 2: [GIRAFFES]}, spice=True)
 
     assert metrics["SPICE"] == pytest.approx(0.5, abs=1e-6)
-
-
-def test_clip_score_is_weighted_cosine_with_negative_similarity_clipped_to_zero():
-    images = torch.tensor([[1.0, 0.0], [2.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
-    texts = torch.tensor([[0.0, 3.0], [5.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])
-
-    scores = clip_score(images, texts)
-
-    expected = [0.0, 2.5, 0.0, 2.5 / math.sqrt(2)]  # orthogonal, parallel, opposite, 45 degrees
-    assert scores.per_item == pytest.approx(expected, abs=1e-9)
-    assert scores.mean == pytest.approx(sum(expected) / 4, abs=1e-9)
-    assert clip_score(images, texts, weight=1.0).per_item == pytest.approx([value / 2.5 for value in expected])
-
-
-def test_clip_score_rejects_embeddings_of_different_shapes():
-    with pytest.raises(MetricInputError, match=r"\[2, 3\] and \[2, 4\]"):
-        clip_score(torch.ones(2, 3), torch.ones(2, 4))
-
-
-def test_caption_clip_scores_embed_prompted_captions_with_the_captioners_clip_in_batches():
-    class RecordingCaptioner:
-        def __init__(self):
-            self.batches: list[list[str]] = []
-
-        def embed_text(self, texts):
-            self.batches.append(list(texts))
-            return torch.tensor([[1.0, 0.0] if "dog" in text else [0.0, 1.0] for text in texts])
-
-    captioner = RecordingCaptioner()
-    image_embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-
-    scores = caption_clip_scores(captioner, image_embeddings, ["a dog", "a cat", "a cat"], batch_size=2)
-
-    assert captioner.batches == [
-        [f"{CLIPSCORE_PROMPT} a dog", f"{CLIPSCORE_PROMPT} a cat"],
-        [f"{CLIPSCORE_PROMPT} a cat"],
-    ]
-    assert CLIPSCORE_PROMPT == "A photo depicts"
-    assert scores.per_item == pytest.approx([2.5, 0.0, 2.5])
 
 
 def reference_set(clip_model: str, embedding_size: int = 24, images: int = 3) -> EmbeddingSet:

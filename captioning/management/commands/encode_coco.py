@@ -8,8 +8,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlcore.coco import CocoEncodeOptions, DownloadPolicy, encode_coco, merge_shards, shard_directory
+from mlcore.coco import CocoEncodeOptions, encode_coco
+from mlcore.download import DownloadPolicy
 from mlcore.errors import MlcoreError
+from mlcore.shards import merge_shards, shard_directory
 
 
 def _positive_int(text: str) -> int:
