@@ -8,8 +8,6 @@ early after `patience` epochs without improvement, and metrics go to JSONL, CSV 
 Several GPUs: run under `torchrun`; each process trains on its share of every batch (DDP).
 """
 
-import csv
-import json
 import math
 import os
 import time
@@ -21,7 +19,6 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
@@ -30,9 +27,8 @@ from mlcore.devices import autocast_dtype, resolve_device
 from mlcore.errors import DataError
 from mlcore.mapping import MapperConfig
 from mlcore.model import CaptionerConfig, ClipCaptionModel, gpt2_config_dict, load_gpt2, load_tokenizer
-
-TRAINING_STATE_FILE = "training_state.safetensors"
-TRAINING_PROGRESS_FILE = "training_state.json"
+from mlcore.training_log import MetricsLog
+from mlcore.training_state import load_training_state, save_training_state
 
 
 @dataclass
@@ -148,11 +144,29 @@ def tokenize_captions(dataset: EmbeddingSet, tokenizer, max_tokens: int) -> Toke
     return TokenizedCaptions(tokens, lengths, dataset.caption_images.clone(), dataset.embeddings.float())
 
 
-def caption_loss(model: ClipCaptionModel, tokens: torch.Tensor, lengths: torch.Tensor, embeddings: torch.Tensor):
-    """Mean cross-entropy of each real caption token (end-of-text included) given the prefix and the tokens before it."""
-    logits = model(tokens, embeddings)
-    mask = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)
-    return F.cross_entropy(logits[mask].float(), tokens[mask])
+def caption_loss(
+    model: ClipCaptionModel,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    embeddings: torch.Tensor,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of each real caption token (end-of-text included) given the prefix and the tokens before
+    it; padding after a caption's `length` tokens is left out."""
+    logits = model(tokens, embeddings)  # [batch, tokens, vocab]
+    mask = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < lengths.unsqueeze(1)  # [batch, tokens]
+    return F.cross_entropy(logits[mask].float(), tokens[mask], reduction=reduction)
+
+
+def optimizer_parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """As nanoGPT does: weight decay on the matrices (linear and embedding weights) only, never on biases and
+    layer-norm gains, which it would pull towards zero for no regularising gain."""
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    groups = [
+        {"params": [parameter for parameter in trainable if parameter.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [parameter for parameter in trainable if parameter.ndim < 2], "weight_decay": 0.0},
+    ]
+    return [group for group in groups if group["params"]]
 
 
 def add_feature_noise(embeddings: torch.Tensor, scale: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -252,7 +266,7 @@ def train(options: TrainingOptions, log: Callable[[str], None] = print) -> Train
         training_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay)
+    optimizer = torch.optim.AdamW(optimizer_parameter_groups(model, options.weight_decay), lr=options.lr)
     steps_per_epoch = math.ceil(len(train_captions) / options.batch_size)
     # max_steps only stops the run early: the schedule stays the one of the full run, so a run stopped
     # this way and resumed follows the same learning rates as one that never stopped.
@@ -387,110 +401,9 @@ def validation_loss(
     with torch.inference_mode(), torch.autocast(device.type, dtype=precision, enabled=precision is not None):
         for indices in torch.arange(len(captions)).split(batch_size):
             tokens, lengths, embeddings = (t.to(device) for t in captions.batch(indices))
-            logits = model(tokens, embeddings)
-            mask = torch.arange(tokens.shape[1], device=device).unsqueeze(0) < lengths.unsqueeze(1)
-            total += float(F.cross_entropy(logits[mask].float(), tokens[mask], reduction="sum"))
-            count += int(mask.sum())
+            total += float(caption_loss(model, tokens, lengths, embeddings, reduction="sum"))
+            count += int(lengths.sum())
     return total / count
-
-
-class MetricsLog:
-    """Appends one JSON line (and one CSV row) per measurement; draws the loss curves."""
-
-    FIELDS = ("epoch", "step", "train_loss", "val_loss", "lr", "samples_per_second")
-
-    def __init__(self, out_dir: Path, enabled: bool = True):
-        self.enabled = enabled
-        self.jsonl_path = out_dir / "metrics.jsonl"
-        self.csv_path = out_dir / "metrics.csv"
-        self.plot_path = out_dir / "loss.png"
-        if enabled:
-            out_dir.mkdir(parents=True, exist_ok=True)
-
-    def write(self, **values) -> None:
-        if not self.enabled:
-            return
-        row = {name: values.get(name) for name in self.FIELDS}
-        with self.jsonl_path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        new_file = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def rows(self) -> list[dict]:
-        if not self.jsonl_path.exists():
-            return []
-        return [json.loads(line) for line in self.jsonl_path.read_text().splitlines() if line.strip()]
-
-    def plot(self) -> None:
-        if not self.enabled:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        rows = self.rows()
-        figure, axis = plt.subplots(figsize=(7, 4))
-        axis.plot([r["step"] for r in rows], [r["train_loss"] for r in rows], marker="o", label="train")
-        validated = [r for r in rows if r["val_loss"] is not None]
-        if validated:
-            axis.plot(
-                [r["step"] for r in validated], [r["val_loss"] for r in validated], marker="o", label="validation"
-            )
-        axis.set_xlabel("optimizer step")
-        axis.set_ylabel("cross-entropy per token")
-        axis.grid(alpha=0.3)
-        axis.legend()
-        figure.tight_layout()
-        figure.savefig(self.plot_path, dpi=100)
-        plt.close(figure)
-
-
-def save_training_state(directory: Path, optimizer, scheduler, progress: dict, noise_generator) -> None:
-    """Optimizer moments as safetensors, counters and random state as JSON: nothing is pickled."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict] = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.ndim > 0:
-                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(index), {})[key] = float(value)
-    tensors["cpu_rng_state"] = torch.get_rng_state()
-    tensors["noise_rng_state"] = noise_generator.get_state()
-    save_file(tensors, directory / TRAINING_STATE_FILE)
-    document = {"progress": progress, "scalars": scalars, "scheduler": scheduler.state_dict()}
-    document["scheduler"].pop("lr_lambdas", None)
-    (directory / TRAINING_PROGRESS_FILE).write_text(json.dumps(document, indent=2))
-
-
-def load_training_state(directory: Path, optimizer, scheduler, noise_generator) -> dict:
-    state_path, progress_path = directory / TRAINING_STATE_FILE, directory / TRAINING_PROGRESS_FILE
-    if not state_path.is_file() or not progress_path.is_file():
-        raise DataError(f"{directory} has no training state to resume from")
-    tensors = load_file(state_path)
-    document = json.loads(progress_path.read_text())
-    optimizer_state = optimizer.state_dict()
-    for index in optimizer_state["param_groups"][0]["params"]:
-        entry = {key.split(".", 1)[1]: value for key, value in tensors.items() if key.split(".", 1)[0] == str(index)}
-        for key, value in document["scalars"].get(str(index), {}).items():
-            entry[key] = torch.tensor(value)
-        if entry:
-            optimizer_state["state"][index] = entry
-    optimizer.load_state_dict(optimizer_state)
-    scheduler_state = document["scheduler"]
-    scheduler.last_epoch = scheduler_state["last_epoch"]
-    scheduler._step_count = scheduler_state["_step_count"]
-    for group, lr in zip(optimizer.param_groups, scheduler_state["_last_lr"], strict=True):
-        group["lr"] = lr
-    scheduler._last_lr = scheduler_state["_last_lr"]
-    torch.set_rng_state(tensors["cpu_rng_state"])
-    noise_generator.set_state(tensors["noise_rng_state"])
-    return document["progress"]
 
 
 def _json_ready(values: dict) -> dict:

@@ -12,7 +12,14 @@ from mlcore.captioner import Captioner
 from mlcore.checkpoint import WEIGHTS_FILE
 from mlcore.data import EmbeddingSet
 from mlcore.model import load_gpt2, load_tokenizer
-from mlcore.train import TrainingOptions, caption_loss, tokenize_captions, train
+from mlcore.train import (
+    TrainingOptions,
+    build_model,
+    caption_loss,
+    optimizer_parameter_groups,
+    tokenize_captions,
+    train,
+)
 
 SCENES = [
     "a red circle on black!",
@@ -82,6 +89,21 @@ def test_loss_ignores_padding(tmp_path, tiny_gpt2_dir):
         assert caption_loss(model, padded_differently, lengths, embeddings) == pytest.approx(float(together))
     weights = lengths.float() / lengths.sum()
     assert float(together) == pytest.approx(float(weights[0] * alone[0] + weights[1] * alone[1]), rel=1e-5)
+
+
+def test_weight_decay_shrinks_weight_matrices_but_never_biases_or_layer_norm_gains(tmp_path, tiny_gpt2_dir):
+    model, _ = build_model(options(tmp_path, tiny_gpt2_dir, train_gpt2=True), "local-dir:clip", 24)
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    optimizer = torch.optim.AdamW(optimizer_parameter_groups(model, weight_decay=0.5), lr=0.1)
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)  # with no gradient, AdamW moves a parameter by its decay alone
+
+    optimizer.step()
+
+    changed = {name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[name])}
+    matrices = {name for name, parameter in model.named_parameters() if parameter.ndim >= 2}
+    assert changed == matrices
+    assert any(name.endswith("ln_1.weight") for name in before) and any(name.endswith(".bias") for name in before)
 
 
 def test_training_learns_to_caption_each_scene(tmp_path, tiny_gpt2_dir):
