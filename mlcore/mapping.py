@@ -49,6 +49,7 @@ class MLPMapper(nn.Module):
         )
 
     def forward(self, clip_embeddings: torch.Tensor) -> torch.Tensor:
+        # [batch, clip] -> [batch, prefix * gpt] -> [batch, prefix, gpt]
         return self.model(clip_embeddings).view(clip_embeddings.shape[0], self.prefix_length, -1)
 
 
@@ -63,12 +64,12 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, dim = x.shape
         head_dim = dim // self.num_heads
-        queries = self.to_queries(x).view(batch, length, self.num_heads, head_dim).transpose(1, 2)
-        keys_values = self.to_keys_values(x).view(batch, length, 2, self.num_heads, head_dim)
-        keys = keys_values[:, :, 0].transpose(1, 2)
+        queries = self.to_queries(x).view(batch, length, self.num_heads, head_dim).transpose(1, 2)  # [b, h, len, hd]
+        keys_values = self.to_keys_values(x).view(batch, length, 2, self.num_heads, head_dim)  # [b, len, 2, h, hd]
+        keys = keys_values[:, :, 0].transpose(1, 2)  # [b, h, len, hd]
         values = keys_values[:, :, 1].transpose(1, 2)
-        attended = F.scaled_dot_product_attention(queries, keys, values)
-        return self.project(attended.transpose(1, 2).reshape(batch, length, dim))
+        attended = F.scaled_dot_product_attention(queries, keys, values)  # [b, h, len, hd]
+        return self.project(attended.transpose(1, 2).reshape(batch, length, dim))  # [b, len, dim]
 
 
 class FeedForward(nn.Module):
@@ -123,9 +124,10 @@ class TransformerMapper(nn.Module):
 
     def forward(self, clip_embeddings: torch.Tensor) -> torch.Tensor:
         batch = clip_embeddings.shape[0]
-        projected = self.linear(clip_embeddings).view(batch, self.prefix_length_clip, -1)
-        constant = self.prefix_const.unsqueeze(0).expand(batch, -1, -1)
-        return self.transformer(torch.cat((projected, constant), dim=1))[:, self.prefix_length_clip :]
+        projected = self.linear(clip_embeddings).view(batch, self.prefix_length_clip, -1)  # [batch, clip_len, gpt]
+        constant = self.prefix_const.unsqueeze(0).expand(batch, -1, -1)  # [batch, prefix, gpt]
+        mixed = self.transformer(torch.cat((projected, constant), dim=1))  # [batch, clip_len + prefix, gpt]
+        return mixed[:, self.prefix_length_clip :]  # [batch, prefix, gpt]
 
 
 def build_mapper(config: MapperConfig) -> nn.Module:
