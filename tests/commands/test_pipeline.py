@@ -45,10 +45,18 @@ def test_download_encode_train_caption_and_evaluate(tmp_path, settings, coco_ser
         "--device=cpu",
         "--mapping_type=transformer",
         "--num_layers=1",
+        "--only_prefix",
+        "--grad_clip=0",
     )
     assert "Training finished" in training
     best = tmp_path / "run" / "clip_pro-best"
-    assert Captioner.load(best, device="cpu").config.training["epochs"] >= 1
+    trained = Captioner.load(best, device="cpu").config
+    assert trained.training["epochs"] >= 1
+    assert trained.mapper.mapper_type == "transformer" and not trained.train_gpt2
+    assert (
+        trained.training["options"] | {"batch_size": 4, "grad_clip": None, "warmup_steps": 2}
+        == trained.training["options"]
+    )
 
     images = coco / "images" / "val2017"
     (images / "notes.txt").write_text("not an image")
