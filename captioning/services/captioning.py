@@ -148,6 +148,11 @@ def photo_claim_renew(*, token: uuid.UUID) -> int:
 def _claim_kept_alive(token: uuid.UUID) -> Iterator[None]:
     """Renews the claim from a thread while the block runs: loading a model and captioning a whole batch in
     one engine call can take longer than the lease, and only a dead worker's claim may expire."""
+    if connection.in_atomic_block:
+        # Inside a caller's transaction (a test's) the claim is invisible to other connections until it commits,
+        # and another connection renewing it would wait on our own row locks until the end: a deadlock.
+        yield
+        return
     stop = threading.Event()
     heartbeat = threading.Thread(target=_renew_claim_until, args=(token, stop), name="claim-heartbeat", daemon=True)
     heartbeat.start()
