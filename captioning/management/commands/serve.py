@@ -132,6 +132,8 @@ def web_command(bind: str) -> list[str]:
         str(settings.WEB_WORKERS),
         "--timeout",
         str(settings.WEB_TIMEOUT_SECONDS),
+        # serve is the supervisor; gunicorn's control socket is one path per user, which two sites would share
+        "--no-control-socket",
     ]
 
 
