@@ -133,7 +133,7 @@ class Photo(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    # Set when a worker claims the photo; a claim older than CAPTION_LEASE_SECONDS is abandoned.
+    # Set when a worker claims the photo and renewed by its heartbeat; older than CAPTION_LEASE_SECONDS: abandoned.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
     # After a failed attempt, not claimed again before this time.

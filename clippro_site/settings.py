@@ -1,8 +1,9 @@
 """Django settings for CLIP-Pro.
 
-Every value comes from the environment, with defaults that are safe on a laptop: SQLite, the
-django-q2 ORM broker, DEBUG on only when CLIPPRO_ENV=development (the default for `make run`).
-Outside development, SECRET_KEY and ALLOWED_HOSTS are required.
+Every value comes from the environment, with defaults that are safe on one machine: SQLite, the
+django-q2 ORM broker, and the `local` environment (`make run`): DEBUG off, a secret key made once in
+CLIPPRO_DATA_DIR, localhost allowed. CLIPPRO_ENV=development turns DEBUG on; CLIPPRO_ENV=production
+requires SECRET_KEY and ALLOWED_HOSTS and sends cookies over HTTPS only.
 """
 
 import os
@@ -12,24 +13,33 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clippro_site.env import env_bool, env_int, env_list, env_str
+from clippro_site.env import env_bool, env_int, env_list, env_str, secret_key_from_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-ENVIRONMENT = env_str("CLIPPRO_ENV", "development")
+# development: DEBUG, a fixed key. test: the suite (pytest). local (the default, `make run`): one self-hosted
+# machine on plain HTTP. production (any other value): behind HTTPS, every secret given.
+ENVIRONMENT = env_str("CLIPPRO_ENV", "local")
 IS_DEVELOPMENT = ENVIRONMENT in {"development", "test"}
+IS_PRODUCTION = ENVIRONMENT not in {"development", "test", "local"}
 
 DEBUG = env_bool("DEBUG", default=ENVIRONMENT == "development")
 
+DATA_DIR = Path(env_str("CLIPPRO_DATA_DIR", str(BASE_DIR / "var")))
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not IS_DEVELOPMENT:
-        raise ImproperlyConfigured("SECRET_KEY must be set when CLIPPRO_ENV is not 'development'")
-    SECRET_KEY = "development-only-insecure-key-do-not-use-in-production"
+    if IS_PRODUCTION:
+        # Several web machines must share one key; a key made on each would sign users out between them.
+        raise ImproperlyConfigured("SECRET_KEY must be set when CLIPPRO_ENV is 'production'")
+    if IS_DEVELOPMENT:
+        SECRET_KEY = "development-only-insecure-key-do-not-use-in-production"
+    else:
+        SECRET_KEY = secret_key_from_file(DATA_DIR / "secret_key")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if IS_DEVELOPMENT else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must be set (comma-separated) when CLIPPRO_ENV is not 'development'")
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set (comma-separated) when CLIPPRO_ENV is 'production'")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -82,8 +92,6 @@ TEMPLATES = [
 WSGI_APPLICATION = "clippro_site.wsgi.application"
 ASGI_APPLICATION = "clippro_site.asgi.application"
 
-DATA_DIR = Path(env_str("CLIPPRO_DATA_DIR", str(BASE_DIR / "var")))
-
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
@@ -128,21 +136,26 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or IS_DEVELOPMENT
+            if not IS_PRODUCTION
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
 # Uploaded files are never served from a public URL: views check permissions first.
 MEDIA_ROOT = DATA_DIR / "media"
-# Without `collectstatic` (laptops, tests), whitenoise serves static files straight from the source folders.
-WHITENOISE_USE_FINDERS = IS_DEVELOPMENT
+# Without `collectstatic` (one machine, laptops, tests), whitenoise serves static files straight from the
+# source folders, so `make run` works from a fresh clone; production serves collected, hashed, compressed files.
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 WHITENOISE_AUTOREFRESH = IS_DEVELOPMENT
 
-if not IS_DEVELOPMENT:
+if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# `manage.py serve` (one machine): gunicorn's worker processes, and how long one request may take.
+WEB_WORKERS = env_int("WEB_WORKERS", 2)
+WEB_TIMEOUT_SECONDS = env_int("WEB_TIMEOUT_SECONDS", 60)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery-list"
@@ -230,8 +243,9 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Captioning (captioning/services/captioning.py). A photo claimed by a worker longer ago than the lease is
-# taken to be abandoned (the worker was killed) and is picked up again, so the lease outlasts the task timeout.
+# Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
+# every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (the worker was
+# killed) and the sweep (every minute) hands it on: lease + one minute < 2 minutes from death to pickup.
 CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
 CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")
 # int8 matmuls for GPT-2 and CLIP's image transformer when the worker runs on a CPU (ignored on a GPU).
@@ -239,11 +253,13 @@ CAPTION_INT8 = env_bool("CAPTION_INT8", False)
 CAPTION_BATCH_SIZE = env_int("CAPTION_BATCH_SIZE", 16)
 CAPTION_MAX_ATTEMPTS = env_int("CAPTION_MAX_ATTEMPTS", 3)
 CAPTION_RETRY_DELAY_SECONDS = env_int("CAPTION_RETRY_DELAY_SECONDS", 30)
-CAPTION_LEASE_SECONDS = env_int("CAPTION_LEASE_SECONDS", CAPTION_TASK_TIMEOUT_SECONDS + 60)
+CAPTION_LEASE_SECONDS = env_int("CAPTION_LEASE_SECONDS", 30)
+CAPTION_HEARTBEAT_SECONDS = env_int("CAPTION_HEARTBEAT_SECONDS", 5)
 CAPTION_BEAM_SIZE = env_int("CAPTION_BEAM_SIZE", 5)
 CAPTION_MAX_LENGTH = env_int("CAPTION_MAX_LENGTH", 40)
-if CAPTION_LEASE_SECONDS <= CAPTION_TASK_TIMEOUT_SECONDS:
-    raise ImproperlyConfigured("CAPTION_LEASE_SECONDS must be longer than CAPTION_TASK_TIMEOUT_SECONDS")
+if not 0 < CAPTION_HEARTBEAT_SECONDS * 3 <= CAPTION_LEASE_SECONDS:
+    # Room for two late heartbeats (a database busy with another writer) before a live claim looks abandoned.
+    raise ImproperlyConfigured("CAPTION_LEASE_SECONDS must be at least 3 times CAPTION_HEARTBEAT_SECONDS (> 0)")
 
 # Uploads (captioning/images.py): refused above these sizes, before anything is decoded.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)

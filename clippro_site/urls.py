@@ -6,3 +6,8 @@ urlpatterns = [
     path("api/", include("captioning.api.urls")),
     path("", include("captioning.urls")),
 ]
+
+handler400 = "clippro_site.errors.bad_request"
+handler403 = "clippro_site.errors.permission_denied"
+handler404 = "clippro_site.errors.page_not_found"
+handler500 = "clippro_site.errors.server_error"

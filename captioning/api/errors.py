@@ -3,8 +3,11 @@
     {"error": {"status": 404, "code": "not_found", "message": "No such photo.", "fields": {}}}
 
 `fields` maps an input field to its messages when the request was invalid. Services raise Django's
-ValidationError and PermissionDenied, and uploads UploadRefused; they become 400, 403 and 400 here.
+ValidationError and PermissionDenied, and uploads UploadRefused; they become 400, 403 and 400 here. Any other
+exception is a 500 in the same format (clippro_site/errors.py does the same for errors outside the API views).
 """
+
+import logging
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -12,9 +15,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
-from rest_framework.views import exception_handler
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
 
 from captioning.images import UploadRefused
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -43,9 +49,25 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
     if response is None:
-        return None  # an unexpected error: Django's 500 (logged), never details of the server
+        return _unexpected_error(exc, context)
     response.data = _as_error(exc, response.status_code)
     return response
+
+
+def _unexpected_error(exc: Exception, context) -> Response:
+    """A bug or an outage: logged with its traceback, answered in the API's format (even with DEBUG on, where
+    Django would show its debug page), never with details of the server."""
+    request = context.get("request")
+    logger.error("API request %s failed", request.path if request else "?", exc_info=exc)
+    set_rollback()
+    return Response(
+        error_body(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Something went wrong on the server; the error was logged.",
+        ),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
 
 
 def _as_error(exc: exceptions.APIException, status_code: int) -> dict:

@@ -2,23 +2,27 @@
 
 A worker claims up to CAPTION_BATCH_SIZE photos at once by writing a fresh claim token and the time into
 them (`processing`), embeds them all with CLIP and captions them all in one engine call, then writes each
-caption only if its claim still holds. A worker killed mid-batch leaves its photos `processing` with an old
-claim; once older than CAPTION_LEASE_SECONDS (longer than the task timeout) they are claimable again, so
-nothing is lost, and a late writer whose claim was taken over writes nothing. Every claim counts an
+caption only if its claim still holds. While the batch runs, a heartbeat renews the claim every
+CAPTION_HEARTBEAT_SECONDS. A worker killed mid-batch stops renewing: once its claim is older than
+CAPTION_LEASE_SECONDS its photos are claimable again (the sweep, every minute, queues the work), so nothing is
+lost and little time is, and a late writer whose claim was taken over writes nothing. Every claim counts an
 attempt; after CAPTION_MAX_ATTEMPTS the photo fails with the last error, and the retry button starts over.
 The database allows one current caption per photo whatever happens.
 """
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -135,12 +139,62 @@ def photo_claim_batch(*, limit: int) -> Claim:
     return Claim(token, photos)
 
 
+def photo_claim_renew(*, token: uuid.UUID) -> int:
+    """Renews a claim on the photos it still holds (none once they are written or taken over)."""
+    return Photo.objects.filter(claim_token=token, status=Photo.Status.PROCESSING).update(claimed_at=timezone.now())
+
+
+@contextmanager
+def _claim_kept_alive(token: uuid.UUID) -> Iterator[None]:
+    """Renews the claim from a thread while the block runs: loading a model and captioning a whole batch in
+    one engine call can take longer than the lease, and only a dead worker's claim may expire."""
+    if connection.in_atomic_block:
+        # Inside a caller's transaction (a test's) the claim is invisible to other connections until it commits,
+        # and another connection renewing it would wait on our own row locks until the end: a deadlock.
+        yield
+        return
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_renew_claim_until, args=(token, stop), name="claim-heartbeat", daemon=True)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeat.join()
+
+
+def _renew_claim_until(token: uuid.UUID, stop: threading.Event) -> None:
+    try:
+        while not stop.wait(settings.CAPTION_HEARTBEAT_SECONDS):
+            try:
+                photo_claim_renew(token=token)
+            except DatabaseError:
+                # A busy database may let one renewal fail; the lease leaves room for the next ones.
+                logger.exception("could not renew captioning claim %s; trying again", token)
+    finally:
+        connection.close()  # this thread's own connection
+
+
 def photo_caption_batch(*, limit: int | None = None) -> BatchOutcome:
     """Claims a batch and captions it. Returns what happened; never raises for a photo's failure."""
     claim = photo_claim_batch(limit=limit or settings.CAPTION_BATCH_SIZE)
     outcome = BatchOutcome(claimed=len(claim.photos))
     if not claim.photos:
         return outcome
+    with _claim_kept_alive(claim.token):
+        _caption_claimed(claim, outcome)
+    logger.info(
+        "captioning batch: %d claimed, %d captioned, %d to retry, %d failed, %d taken over",
+        outcome.claimed,
+        outcome.captioned,
+        outcome.retrying,
+        outcome.failed,
+        outcome.lost,
+    )
+    return outcome
+
+
+def _caption_claimed(claim: Claim, outcome: BatchOutcome) -> None:
     active = model_version_active()
     groups: dict[tuple[int, str], list[Photo]] = defaultdict(list)
     models: dict[int, ModelVersion] = {}
@@ -158,15 +212,6 @@ def photo_caption_batch(*, limit: int | None = None) -> BatchOutcome:
         groups[(model_version.pk, _decoding_key(decoding))].append(photo)
     for (model_pk, decoding_key), photos in groups.items():
         _caption_group(claim.token, models[model_pk], _decoding_from_key(decoding_key), photos, outcome)
-    logger.info(
-        "captioning batch: %d claimed, %d captioned, %d to retry, %d failed, %d taken over",
-        outcome.claimed,
-        outcome.captioned,
-        outcome.retrying,
-        outcome.failed,
-        outcome.lost,
-    )
-    return outcome
 
 
 def caption_pending_photos(*, time_budget_seconds: float | None = None) -> BatchOutcome:

@@ -1,34 +1,78 @@
-"""The web server and a django-q2 worker cluster together, for one machine (`make run`).
+"""The web server (gunicorn) and a django-q2 worker cluster together, for one machine (`make run`).
 
-Both run as child processes; Ctrl-C (or SIGTERM) stops both, and if either stops on its own the other is
-stopped too, so a half-running site is never left behind. On real servers run them separately instead:
-gunicorn for the web, `manage.py qcluster` on the worker machines (see the README).
+Both run as child processes, each in its own process group. A worker that dies is restarted, after 1 s,
+then twice as long each time it dies again (at most a minute; back to 1 s once it ran a minute), while the
+site stays up. A web server that stops stops everything, with exit status 1: it fails when it cannot start
+(the port is taken), and restarting it would fail the same way. Ctrl-C (or SIGTERM) stops both. On real
+servers run them separately instead: gunicorn for the web, `manage.py qcluster` on the worker machines.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 STOP_GRACE_SECONDS = 15
+RESTART_FIRST_DELAY_SECONDS = 1.0
+RESTART_MAX_DELAY_SECONDS = 60.0
+# A worker that ran this long before it died was not crashing at start: its next restart waits the first delay.
+HEALTHY_RUN_SECONDS = 60.0
+POLL_SECONDS = 0.5
+
+
+class Supervised:
+    """A child process in its own process group, so that everything it forked can be stopped with it."""
+
+    def __init__(self, name: str, command: list[str]):
+        self.name = name
+        self.command = command
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restart_delay = RESTART_FIRST_DELAY_SECONDS
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def schedule_restart(self) -> float:
+        """After it died: kills what it left behind and says in how many seconds it starts again."""
+        self.kill_group()
+        if time.monotonic() - self.started_at >= HEALTHY_RUN_SECONDS:
+            self.restart_delay = RESTART_FIRST_DELAY_SECONDS
+        delay = self.restart_delay
+        self.restart_delay = min(delay * 2, RESTART_MAX_DELAY_SECONDS)
+        self.restart_at = time.monotonic() + delay
+        return delay
+
+    def kill_group(self) -> None:
+        """SIGKILL to the processes it forked: qcluster's workers outlive a killed cluster, each holding a model."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a captioning worker cluster together; Ctrl-C stops both."
+    help = "Run the web server (gunicorn) and a captioning worker cluster together; Ctrl-C stops both."
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000", help="address and port of the web server")
         parser.add_argument("--no-worker", action="store_true", help="web server only")
 
     def handle(self, *args, addrport, no_worker, **options):
-        manage = [sys.executable, os.path.abspath(sys.argv[0])]
-        commands = {"web": [*manage, "runserver", addrport, "--noreload"]}
-        if not no_worker:
-            commands["worker"] = [*manage, "qcluster"]
-        children: dict[str, subprocess.Popen] = {}
+        bind = f"127.0.0.1:{addrport}" if addrport.isdigit() else addrport
+        web = Supervised("web", web_command(bind))
+        worker = None if no_worker else Supervised("worker", [sys.executable, os.path.abspath(sys.argv[0]), "qcluster"])
+        children = [child for child in (web, worker) if child is not None]
         stopping = False
 
         def request_stop(signum, frame):
@@ -36,43 +80,73 @@ class Command(BaseCommand):
             stopping = True
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        web_failed = False
         try:
-            for name, command in commands.items():
-                children[name] = subprocess.Popen(command)
+            for child in children:
+                child.start()
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"CLIP-Pro is running on http://{addrport}/ with a captioning worker. Ctrl-C stops both."
+                    f"CLIP-Pro is running on http://{bind}/"
+                    + ("" if no_worker else " with a captioning worker")
+                    + ". Ctrl-C stops it."
                 )
             )
             while not stopping:
-                ended = [name for name, child in children.items() if child.poll() is not None]
-                if ended:
-                    self.stderr.write(
-                        f"The {ended[0]} process stopped (exit {children[ended[0]].returncode}); stopping the rest."
-                    )
+                if not web.running():
+                    self.stderr.write(f"The web server stopped (exit {web.process.returncode}); stopping the rest.")
+                    web_failed = True
                     break
-                time.sleep(0.5)
+                if worker is not None:
+                    self._keep_worker_running(worker)
+                time.sleep(POLL_SECONDS)
         finally:
             _stop_all(children)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        if (
-            any(child.returncode not in (0, -signal.SIGINT, -signal.SIGTERM) for child in children.values())
-            and not stopping
-        ):
+        if web_failed:
             sys.exit(1)
 
+    def _keep_worker_running(self, worker: Supervised) -> None:
+        if worker.restart_at is None and not worker.running():
+            ran = time.monotonic() - worker.started_at
+            delay = worker.schedule_restart()
+            self.stderr.write(
+                f"The captioning worker stopped (exit {worker.process.returncode}) after {ran:.0f} s; "
+                f"starting it again in {delay:.0f} s. The site stays up."
+            )
+        elif worker.restart_at is not None and time.monotonic() >= worker.restart_at:
+            worker.start()
 
-def _stop_all(children: dict[str, subprocess.Popen]) -> None:
+
+def web_command(bind: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        settings.WSGI_APPLICATION.rsplit(".", 1)[0] + ":application",
+        "--chdir",
+        str(settings.BASE_DIR),
+        "--bind",
+        bind,
+        "--workers",
+        str(settings.WEB_WORKERS),
+        "--timeout",
+        str(settings.WEB_TIMEOUT_SECONDS),
+        # serve is the supervisor; gunicorn's control socket is one path per user, which two sites would share
+        "--no-control-socket",
+    ]
+
+
+def _stop_all(children: list[Supervised]) -> None:
     """SIGINT first (what Ctrl-C sends; qcluster finishes its current task), then SIGKILL after a grace period."""
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
+    running = [child for child in children if child.running()]
+    for child in running:
+        child.process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for child in children.values():
-        remaining = max(0.1, deadline - time.monotonic())
-        try:
-            child.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    for child in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for child in children:
+        child.kill_group()
+        if child.process is not None:
+            child.process.wait()
