@@ -95,7 +95,7 @@ def weights_urls(entry: CatalogueEntry) -> list[str]:
     """The addresses to try in order; a mirror named by CLIPCAP_WEIGHTS_BASE_URL replaces them all."""
     if base := os.environ.get(WEIGHTS_BASE_URL_ENV):
         return [f"{base.rstrip('/')}/{entry.weights_file}"]
-    drive = os.environ.get(GOOGLE_DRIVE_ENV) or DEFAULT_GOOGLE_DRIVE_URL
+    drive = _google_drive_url()
     urls = []
     for source in entry.weights_sources:
         if source.hub_repo:
@@ -106,6 +106,10 @@ def weights_urls(entry: CatalogueEntry) -> list[str]:
         else:
             urls.append(source.url)
     return urls
+
+
+def _google_drive_url() -> str:
+    return os.environ.get(GOOGLE_DRIVE_ENV) or DEFAULT_GOOGLE_DRIVE_URL
 
 
 def install_pretrained(
@@ -148,11 +152,12 @@ def fetch_weights(
     urls = weights_urls(entry)
     failures: list[str] = []
     for url in urls:
-        if destination.is_file():
+        if destination.is_file():  # downloaded before, or put there by hand
             break
         try:
             with tqdm(desc=entry.weights_file, unit="B", unit_scale=True, disable=not progress) as bar:
-                confirmed = _confirmed_drive_url(session, url, policy) if "export=download" in url else url
+                from_drive = url.startswith(_google_drive_url() + "?")
+                confirmed = _confirmed_drive_url(session, url, policy) if from_drive else url
                 download_file(
                     session,
                     confirmed,
@@ -167,13 +172,22 @@ def fetch_weights(
         except DownloadError as error:
             failures.append(str(error))
     if destination.is_file():
-        return file_record(destination, urls[0])
+        return _checked_record(destination, urls[0], entry.weights_sha256)
     raise ModelUnavailableError(
         f"the weights of {entry.name} ({entry.weights_file}) could not be downloaded: {'; '.join(failures)}. "
         f"Set {WEIGHTS_BASE_URL_ENV} to a mirror holding {entry.weights_file} (or HTTPS_PROXY to a proxy), or "
         f"download it by hand and put it at {destination}; then run the command again (a partial download "
         "there is resumed)"
     )
+
+
+def _checked_record(path: Path, url: str, expected_sha256: str | None) -> FileRecord:
+    record = file_record(path, url)
+    if expected_sha256 and record.sha256 != expected_sha256.lower():
+        raise ModelUnavailableError(
+            f"{path} has sha256 {record.sha256}, not the published {expected_sha256}: delete it to download it again"
+        )
+    return record
 
 
 def fetch_gpt2_files(
@@ -220,16 +234,22 @@ def ensure_clip_weights(clip_model: str, policy: DownloadPolicy) -> FileRecord |
     if isinstance(cached, str):
         return file_record(Path(cached), url)
     # huggingface_hub retries an unreachable host for over a minute; one quick request tells offline first.
+    advice = (
+        f"Set {HUB_ENDPOINT_ENV} to a reachable Hugging Face mirror, copy a Hugging Face cache holding them into "
+        "CLIPPRO_CLIP_CACHE, or pass --clip-source with a local CLIP folder (open_clip_config.json and "
+        "open_clip_model.safetensors)"
+    )
     try:
         requests.head(url, timeout=policy.timeout_seconds, allow_redirects=False)
     except requests.RequestException as error:
         raise ModelUnavailableError(
-            f"CLIP {clip_model} weights could not be downloaded from {url}: "
-            f"{unreachable_reason(error) or error}. Set {HUB_ENDPOINT_ENV} to a reachable Hugging Face mirror, "
-            "copy a Hugging Face cache holding them into CLIPPRO_CLIP_CACHE, or pass --clip-source with a "
-            "local CLIP folder (open_clip_config.json and open_clip_model.safetensors)"
+            f"CLIP {clip_model} weights could not be downloaded from {url}: {unreachable_reason(error) or error}. "
+            + advice
         ) from None
-    path = open_clip.pretrained.download_pretrained(config, cache_dir=cache_dir)
+    try:
+        path = open_clip.pretrained.download_pretrained(config, cache_dir=cache_dir)
+    except (OSError, RuntimeError, ValueError) as error:  # huggingface_hub's errors derive from these
+        raise ModelUnavailableError(f"CLIP {clip_model} weights could not be downloaded: {error}. {advice}") from None
     return file_record(Path(path), url)
 
 
