@@ -29,6 +29,7 @@ HUB_ENDPOINT_ENV = "HF_ENDPOINT"
 GOOGLE_DRIVE_ENV = "GOOGLE_DRIVE_DOWNLOAD_URL"
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_GOOGLE_DRIVE_URL = "https://drive.usercontent.google.com/download"
+PART_SOURCE_SUFFIX = ".part.source"  # beside a `.part`: the URL it is being downloaded from
 # Offline must fail within seconds: a refused or unresolvable host is not retried. Dropped transfers are.
 INSTALL_POLICY = DownloadPolicy(timeout_seconds=30, retries=4, backoff_seconds=1, retry_unreachable=False)
 
@@ -154,6 +155,7 @@ def fetch_weights(
     for url in urls:
         if destination.is_file():  # downloaded before, or put there by hand
             break
+        _forget_part_from_another_source(destination, url)
         try:
             with tqdm(desc=entry.weights_file, unit="B", unit_scale=True, disable=not progress) as bar:
                 from_drive = url.startswith(_google_drive_url() + "?")
@@ -168,6 +170,7 @@ def fetch_weights(
                     resume=True,
                     sha256=entry.weights_sha256,
                 )
+            destination.with_name(destination.name + PART_SOURCE_SUFFIX).unlink(missing_ok=True)
             return file_record(destination, url)
         except DownloadError as error:
             failures.append(str(error))
@@ -179,6 +182,17 @@ def fetch_weights(
         f"download it by hand and put it at {destination}; then run the command again (a partial download "
         "there is resumed)"
     )
+
+
+def _forget_part_from_another_source(destination: Path, url: str) -> None:
+    """A `.part` is continued only from the URL that began it: the hub copy and the authors' file need not be
+    byte for byte the same, and bytes of one appended to the other would make a corrupt file."""
+    partial = destination.with_name(destination.name + ".part")
+    source_note = destination.with_name(destination.name + PART_SOURCE_SUFFIX)
+    if partial.is_file() and (not source_note.is_file() or source_note.read_text() != url):
+        partial.unlink()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    source_note.write_text(url)
 
 
 def _checked_record(path: Path, url: str, expected_sha256: str | None) -> FileRecord:

@@ -135,11 +135,12 @@ def test_a_partial_download_left_by_an_interrupted_run_is_resumed_from_a_mirror(
     part = tmp_path / "downloads" / "coco_weights.pt.part"
     part.parent.mkdir()
     part.write_bytes(served.read_bytes()[:5000])
+    part.with_name("coco_weights.pt.part.source").write_text(server.url("mirror/coco_weights.pt"))
 
     install(tmp_path, "clipcap-coco", "--clip-source", f"local-dir:{tiny_clip_dir}")
 
     assert ("/mirror/coco_weights.pt", "bytes=5000-") in server.requests
-    assert not part.exists()
+    assert sorted(path.name for path in part.parent.iterdir()) == ["coco_weights.pt", "openai-community--gpt2"]
     record = ModelVersion.objects.get(name="clipcap-coco").metrics["files"][0]
     assert (record["url"], record["sha256"]) == (server.url("mirror/coco_weights.pt"), sha256(served))
 
@@ -200,3 +201,16 @@ def test_list_shows_every_catalogue_entry():
     call_command("install_model", "--list", stdout=stdout)
     names = [line.split()[0] for line in stdout.getvalue().splitlines()]
     assert names == list(json.loads(CATALOGUE_PATH.read_text()))
+
+
+def test_a_partial_download_from_another_source_is_not_continued(server, tmp_path, monkeypatch, tiny_clip_dir):
+    monkeypatch.setenv("CLIPCAP_WEIGHTS_BASE_URL", server.url("mirror"))
+    part = tmp_path / "downloads" / "coco_weights.pt.part"
+    part.parent.mkdir()
+    part.write_bytes(b"the first bytes of a file from elsewhere")
+    part.with_name("coco_weights.pt.part.source").write_text("https://elsewhere.example/coco_weights.pt")
+
+    install(tmp_path, "clipcap-coco", "--clip-source", f"local-dir:{tiny_clip_dir}")
+
+    assert ("/mirror/coco_weights.pt", None) in server.requests
+    assert sha256(tmp_path / "downloads" / "coco_weights.pt") == sha256(server.root / "mirror" / "coco_weights.pt")
