@@ -44,3 +44,35 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     model_version.is_active = True
     photo_requeue_failed(photos=Photo.objects.filter(error_message__startswith=NO_ACTIVE_MODEL))
     return model_version
+
+
+def model_version_install(
+    *,
+    name: str,
+    checkpoint_path: Path | str,
+    downloads_path: Path | str,
+    activate: bool = False,
+    clip_source: str | None = None,
+    gpt2_source: Path | str | None = None,
+    progress: bool = True,
+) -> ModelVersion:
+    """Downloads a catalogue model (mlcore/catalogue.json), converts it into a checkpoint and registers it.
+    The size and sha256 of every file it came from are kept in the model version's metrics under "files".
+    Raises mlcore's errors (unknown name, download failed, weights unreadable) with what to do about each."""
+    from mlcore.pretrained import catalogue_entry, install_pretrained
+
+    entry = catalogue_entry(name)
+    files = install_pretrained(
+        entry,
+        Path(checkpoint_path),
+        Path(downloads_path),
+        clip_source=clip_source,
+        gpt2_source=Path(gpt2_source) if gpt2_source else None,
+        progress=progress,
+    )
+    return model_version_register(
+        name=name,
+        checkpoint_path=checkpoint_path,
+        activate=activate,
+        metrics={"files": [record.to_dict() for record in files]},
+    )
