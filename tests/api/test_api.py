@@ -176,7 +176,9 @@ def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people
     family = gallery_create(owner=alice, title="Family", visibility="private")
     gallery_member_set(gallery=family, by=alice, username=erin.username, role="editor")
     client = api_client_for(erin)
-    first = client.post(reverse("api-photo-list"), {"gallery": family.public_id, "files": [jpeg(40)]}, format="multipart")
+    first = client.post(
+        reverse("api-photo-list"), {"gallery": family.public_id, "files": [jpeg(40)]}, format="multipart"
+    )
     assert first.status_code == 201
     gallery_update(gallery=family, by=alice, title="Secret plans", description="", visibility="private")
     photo_caption_edit(photo=Photo.objects.get(gallery=family), by=alice, text="the surprise party guest list")
@@ -379,6 +381,27 @@ def test_queue_status_counts_ones_own_photos_and_staff_see_everything(people, pr
     assert staff["photos"]["queued"] == 1 and staff["reviews_pending"] == 1
     assert staff["throughput"]["captions_last_hour"] == 1
     assert staff["recent_failures"] == []
+
+
+def test_queue_status_counts_nothing_in_a_gallery_one_has_left(people, private_gallery, api_client_for):
+    """An editor's photos stay in the gallery when they are removed from it; what happens to them since (a
+    re-caption, a failure, a translation asked for) is the gallery's business, not theirs."""
+    from captioning.services.galleries import gallery_member_remove, gallery_member_set
+
+    owner, editor = people["owner"], people["stranger"]
+    gallery_member_set(gallery=private_gallery, by=owner, username=editor.username, role="editor")
+    left_behind = upload(editor, private_gallery, seed=52)
+    current = caption(left_behind, "a zebra")
+    Translation.objects.create(caption=current, language="fr", text="", status=Translation.Status.PENDING)
+    client = api_client_for(editor)
+    assert client.get(reverse("api-queue")).json()["photos"]["captioned"] == 1
+    gallery_member_remove(gallery=private_gallery, by=owner, user_id=editor.pk)
+    Photo.objects.filter(pk=left_behind.pk).update(status=Photo.Status.FAILED)
+
+    status = client.get(reverse("api-queue")).json()
+
+    assert status["photos"] == {"queued": 0, "processing": 0, "captioned": 0, "failed": 0}
+    assert status["translations_pending"] == 0
 
 
 # Throttling and the schema ---------------------------------------------------------------------------------
