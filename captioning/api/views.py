@@ -218,8 +218,8 @@ class PhotoListApi(generics.GenericAPIView):
     )
     def post(self, request):
         """Each file gets its own outcome: uploaded, duplicate (you uploaded this very file into this gallery
-        before: that photo) or refused (with the reason; nothing of it is kept). When every file is refused the answer is
-        400."""
+        before: that photo) or refused (with the reason; nothing of it is kept). When every file is refused the
+        answer is 400."""
         limit = settings.UPLOAD_MAX_BYTES * settings.API_UPLOAD_MAX_FILES + 1024 * 1024
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
             return _too_large(limit)
