@@ -1,8 +1,8 @@
 """Galleries, their photos, the captions a model wrote for them, and their translations.
 
 Business rules live in services (writes) and selectors (reads); the models hold data and the database
-constraints that must hold whatever code runs (one current caption per photo, one copy of a file per owner,
-one translation per caption and language, one active model).
+constraints that must hold whatever code runs (one current caption per photo, one copy of a file per owner and
+gallery, one translation per caption and language, one active model).
 """
 
 import secrets
@@ -13,6 +13,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+
+# What new_public_id makes (URL-safe base64), and all a gallery id may ever be: input is checked against it
+# before it can name a gallery.
+GALLERY_PUBLIC_ID_PATTERN = r"[A-Za-z0-9_-]{1,16}"
 
 
 def new_public_id() -> str:
@@ -149,7 +153,13 @@ class Photo(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_copy_of_a_file_per_owner")]
+        # Per gallery, not per owner: the same file may go into each gallery its owner uploads to, and an
+        # upload's duplicate is always found in the gallery it was sent to (never in one the owner has left).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "gallery", "sha256"], name="one_copy_of_a_file_per_owner_and_gallery"
+            )
+        ]
         indexes = [
             models.Index(fields=["status", "claimed_at"]),
             models.Index(fields=["gallery", "-created_at"]),

@@ -9,10 +9,20 @@ for the photo's owner and the gallery's owner. The original file, with its metad
 owner only; everyone else gets the derivative without metadata.
 """
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 
-from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+from captioning.models import (
+    GALLERY_PUBLIC_ID_PATTERN,
+    Caption,
+    Gallery,
+    GalleryMembership,
+    ModelVersion,
+    Photo,
+    Translation,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -104,6 +114,18 @@ def photo_list_visible_to(user: User | None, *, include_unlisted: bool = False) 
     ).select_related("gallery", "owner")
 
 
+def photo_list_for_viewer(*, acting_user: User | None, gallery_public_id: str | None = None) -> QuerySet[Photo]:
+    """What a list of photos shows `acting_user`: every photo they may see, others' unlisted galleries left out;
+    or, given a gallery's id, that gallery's photos if they may open it (someone's unlisted gallery too: they
+    have its link). `gallery_public_id` is validated input: None for no gallery. Anything else that is not a
+    gallery id is refused here rather than read as "no gallery", which would list every unlisted gallery."""
+    if gallery_public_id is None:
+        return photo_list_visible_to(acting_user)
+    if not re.fullmatch(GALLERY_PUBLIC_ID_PATTERN, gallery_public_id):
+        raise ValueError(f"Not a gallery id: {gallery_public_id!r}; validate the input first.")
+    return photo_list_visible_to(acting_user, include_unlisted=True).filter(gallery__public_id=gallery_public_id)
+
+
 def photo_get_for_viewer(*, user: User | None, photo_uuid) -> Photo:
     """The photo behind a link, if `user` may see it; Photo.DoesNotExist otherwise."""
     return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
@@ -189,8 +211,8 @@ def caption_review_queue() -> QuerySet[Caption]:
 def queue_status(user: User | None) -> dict:
     """What the captioning and translation workers have to do, and have done.
 
-    Everyone signed in sees their own photos' counts and the length of the task queue; staff see every photo,
-    the recent task failures and the throughput."""
+    Everyone signed in sees the counts of their own photos they may still see and the length of the task queue;
+    staff see every photo, the recent task failures and the throughput."""
     from datetime import timedelta
 
     from django.db import transaction
@@ -199,9 +221,14 @@ def queue_status(user: User | None) -> dict:
     from django_q.models import Failure, Success
 
     staff = _signed_in(user) and user.is_staff
-    photos = Photo.objects.all() if staff else Photo.objects.filter(owner=user)
+    # Your photos that you may still see: one left behind in a gallery you were removed from is its owner's
+    # business now (whether it is re-captioned, fails or is translated).
+    own_photos = photo_list_visible_to(user, include_unlisted=True).filter(owner=user)
+    photos = Photo.objects.all() if staff else own_photos
     by_status = dict(photos.values_list("status").annotate(count=Count("pk")).order_by())
-    translations = Translation.objects.all() if staff else Translation.objects.filter(caption__photo__owner=user)
+    translations = (
+        Translation.objects.all() if staff else Translation.objects.filter(caption__photo__in=own_photos.values("pk"))
+    )
     try:
         with transaction.atomic():  # the ORM broker asks the database; a failure must not spoil the caller's
             queued_tasks = get_broker().queue_size()

@@ -316,11 +316,8 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
     body = {
         "ok": True,
         "duplicate": outcome.duplicate,
-        "message": (
-            f"Already uploaded{' to this gallery' if photo.gallery_id == gallery.pk else ' to “' + photo.gallery.title + '”'}."
-            if outcome.duplicate
-            else "Uploaded — captioning queued."
-        ),
+        # A duplicate is always found in this gallery (photo_upload): the message names no other.
+        "message": "Already uploaded to this gallery." if outcome.duplicate else "Uploaded — captioning queued.",
         "photo": photo_summary(photo, SOURCE_LANGUAGE, {}),
     }
     return JsonResponse(body, status=200 if outcome.duplicate else 201)

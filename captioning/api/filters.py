@@ -1,9 +1,12 @@
-"""Query-string filters of the API's lists (django-filter). They only narrow what the selectors returned."""
+"""Query-string filters of the API's lists (django-filter). They only narrow what the selectors returned; the
+one filter that decides what a selector returns (`gallery`) reaches it validated, by `photo_filter_gallery`."""
 
 import django_filters
+from django.core.validators import RegexValidator
 from django.db.models import Exists, OuterRef
+from rest_framework.exceptions import ValidationError
 
-from captioning.models import Caption, Gallery, Photo
+from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Caption, Gallery, Photo
 
 
 class IsoDateFilter(django_filters.DateFilter):
@@ -24,7 +27,10 @@ class GalleryFilter(django_filters.FilterSet):
 
 class PhotoFilter(django_filters.FilterSet):
     gallery = django_filters.CharFilter(
-        field_name="gallery__public_id", help_text="A gallery's public_id (an unlisted one too: you have its link)"
+        field_name="gallery__public_id",
+        max_length=16,
+        validators=[RegexValidator(rf"^{GALLERY_PUBLIC_ID_PATTERN}\Z", "Not a gallery id (its public_id).")],
+        help_text="A gallery's public_id (letters, digits, - and _; an unlisted one too: you have its link)",
     )
     status = django_filters.ChoiceFilter(choices=Photo.Status.choices)
     uploaded_after = IsoDateFilter(field_name="created_at", lookup_expr="date__gte")
@@ -43,3 +49,13 @@ class PhotoFilter(django_filters.FilterSet):
             return queryset
         captions = Caption.objects.filter(photo=OuterRef("pk"), is_current=True, text__icontains=value)
         return queryset.filter(Exists(captions))
+
+
+def photo_filter_gallery(request) -> str | None:
+    """The `gallery` filter as PhotoFilter cleans it (the last one sent, stripped; None when absent or blank),
+    400 when it is no gallery id. The photo list's selector decides from this, so whether an unlisted gallery
+    is listed and which photos the filter narrows to are read from one value."""
+    filters = PhotoFilter(request.query_params, queryset=Photo.objects.none(), request=request)
+    if not filters.is_valid():
+        raise ValidationError(filters.errors)
+    return filters.form.cleaned_data.get("gallery") or None

@@ -17,11 +17,11 @@ from rest_framework.views import APIView
 
 from captioning import search, selectors
 from captioning.api import serializers as api
-from captioning.api.filters import GalleryFilter, PhotoFilter
+from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery
 from captioning.api.pagination import ApiPagination
 from captioning.api.throttling import SignInRateThrottle, UploadRateThrottle
 from captioning.images import UploadRefused
-from captioning.models import Gallery, Photo
+from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Gallery, Photo
 from captioning.services.galleries import (
     gallery_create,
     gallery_delete,
@@ -34,7 +34,7 @@ from captioning.services.photos import photo_caption_edit, photo_delete, photo_r
 from captioning.services.translations import translation_request, translation_retry
 from captioning.translators import SOURCE_LANGUAGE
 
-PUBLIC_ID = OpenApiParameter("public_id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_-]{1,16}$")
+PUBLIC_ID = OpenApiParameter("public_id", str, OpenApiParameter.PATH, pattern=rf"^{GALLERY_PUBLIC_ID_PATTERN}$")
 
 
 def _gallery(request, public_id: str) -> Gallery:
@@ -199,9 +199,9 @@ class PhotoListApi(generics.GenericAPIView):
         return [*super().get_throttles(), *extra]
 
     def get_queryset(self):
-        # A gallery asked for by its address may be someone's unlisted one: the client has its link.
-        by_link = bool(self.request.query_params.get("gallery"))
-        photos = selectors.photo_list_visible_to(self.request.user, include_unlisted=by_link)
+        photos = selectors.photo_list_for_viewer(
+            acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.request)
+        )
         return selectors.photo_with_current_caption(photos).order_by("-created_at", "-id")
 
     @extend_schema(responses=api.PhotoSerializer(many=True))
@@ -217,9 +217,9 @@ class PhotoListApi(generics.GenericAPIView):
         },
     )
     def post(self, request):
-        """Each file gets its own outcome: uploaded, duplicate (you uploaded this very file before: the earlier
-        photo) or refused (with the reason; nothing of it is kept). When every file is refused the answer is
-        400."""
+        """Each file gets its own outcome: uploaded, duplicate (you uploaded this very file into this gallery
+        before: that photo) or refused (with the reason; nothing of it is kept). When every file is refused the
+        answer is 400."""
         limit = settings.UPLOAD_MAX_BYTES * settings.API_UPLOAD_MAX_FILES + 1024 * 1024
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
             return _too_large(limit)

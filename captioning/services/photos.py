@@ -21,20 +21,22 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class UploadOutcome:
     photo: Photo
-    duplicate: bool  # the owner had uploaded this very file before: `photo` is that earlier one
+    duplicate: bool  # the uploader had put this very file into this gallery before: `photo` is that earlier one
 
 
 def photo_upload(*, uploaded_by, gallery: Gallery, file, filename: str = "") -> UploadOutcome:
     """Checks the file by decoding it, stores it with its derivatives and queues it for captioning.
 
     Raises UploadRefused (the file is not accepted: nothing was written) or PermissionDenied. A file the
-    owner uploaded before returns that photo. Any failure after the first file is written removes every file
-    written and the row, so nothing of a failed upload stays behind.
+    uploader put into this same gallery before returns that photo; into another gallery, it is stored again
+    (a duplicate must never name a photo, gallery or caption the uploader may no longer see). Any failure
+    after the first file is written removes every file written and the row, so nothing of a failed upload
+    stays behind.
     """
     if not gallery_can_upload(uploaded_by, gallery):
         raise PermissionDenied("You cannot upload photos to this gallery.")
     inspected = inspect_upload(_read_at_most(file, settings.UPLOAD_MAX_BYTES))
-    existing = Photo.objects.filter(owner=uploaded_by, sha256=inspected.sha256).first()
+    existing = _same_file_in_gallery(uploaded_by, gallery, inspected.sha256)
     if existing is not None:
         return UploadOutcome(existing, duplicate=True)
 
@@ -72,7 +74,7 @@ def photo_upload(*, uploaded_by, gallery: Gallery, file, filename: str = "") -> 
     except IntegrityError:
         _delete_files(written)
         # The same file arrived twice at once; the other request stored it first.
-        existing = Photo.objects.filter(owner=uploaded_by, sha256=inspected.sha256).first()
+        existing = _same_file_in_gallery(uploaded_by, gallery, inspected.sha256)
         if existing is None:
             raise
         return UploadOutcome(existing, duplicate=True)
@@ -80,6 +82,13 @@ def photo_upload(*, uploaded_by, gallery: Gallery, file, filename: str = "") -> 
         _delete_files(written)
         raise
     return UploadOutcome(photo, duplicate=False)
+
+
+def _same_file_in_gallery(uploaded_by, gallery: Gallery, sha256: str) -> Photo | None:
+    """The uploader's earlier copy of this file in `gallery` (the one_copy_of_a_file_per_owner_and_gallery
+    constraint). Only that gallery is looked in: the uploader may upload there, so may see it, whereas a copy
+    elsewhere may sit in a gallery they have left since."""
+    return Photo.objects.filter(owner=uploaded_by, gallery=gallery, sha256=sha256).first()
 
 
 def _read_at_most(file, limit: int) -> bytes:

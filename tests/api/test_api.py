@@ -168,6 +168,34 @@ def test_upload_many_files_gives_each_its_own_outcome(people, private_gallery, a
     assert again.json()["results"][0]["photo"]["id"] == results[0]["photo"]["id"]
 
 
+def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people, api_client_for, media_files):
+    from captioning.services.galleries import gallery_member_remove, gallery_member_set, gallery_update
+    from captioning.services.photos import photo_caption_edit
+
+    alice, erin = people["owner"], people["stranger"]
+    family = gallery_create(owner=alice, title="Family", visibility="private")
+    gallery_member_set(gallery=family, by=alice, username=erin.username, role="editor")
+    client = api_client_for(erin)
+    first = client.post(
+        reverse("api-photo-list"), {"gallery": family.public_id, "files": [jpeg(40)]}, format="multipart"
+    )
+    assert first.status_code == 201
+    gallery_update(gallery=family, by=alice, title="Secret plans", description="", visibility="private")
+    photo_caption_edit(photo=Photo.objects.get(gallery=family), by=alice, text="the surprise party guest list")
+    gallery_member_remove(gallery=family, by=alice, user_id=erin.pk)
+    own = gallery_create(owner=erin, title="Mine", visibility="private")
+
+    again = client.post(reverse("api-photo-list"), {"gallery": own.public_id, "files": [jpeg(40)]}, format="multipart")
+
+    assert again.status_code == 201, again.content
+    result = again.json()["results"][0]
+    assert result["outcome"] == "uploaded"
+    assert result["photo"]["gallery"] == own.public_id
+    body = again.content.decode()
+    for secret in ("Secret plans", "surprise party", family.public_id, first.json()["results"][0]["photo"]["id"]):
+        assert secret not in body
+
+
 def test_an_upload_whose_every_file_is_refused_is_a_400_and_leaves_nothing(
     people, private_gallery, api_client_for, media_files
 ):
@@ -224,6 +252,27 @@ def test_an_unlisted_gallery_is_listed_by_its_address_only(people, api_client_fo
     assert client.get(reverse("api-photo-list")).json()["count"] == 0
     listed = client.get(reverse("api-photo-list") + f"?gallery={unlisted.public_id}").json()["results"]
     assert [item["id"] for item in listed] == [str(photo.uuid)]
+
+
+@pytest.mark.parametrize("blank", ["%20", "+", "%09", "%C2%A0", "%0A%20", ""])
+def test_a_blank_gallery_filter_lists_no_unlisted_gallery(people, api_client_for, blank):
+    """`?gallery=%20` once counted as "asked by its address" while the filter stripped it and narrowed
+    nothing: every unlisted gallery's photos were listed to anyone."""
+    unlisted = gallery_create(owner=people["owner"], title="Link only", visibility="unlisted")
+    upload(people["owner"], unlisted, seed=8)
+    for user in (None, people["stranger"]):
+        client = api_client_for(user)
+        for query in (f"?gallery={blank}", f"?gallery={unlisted.public_id}&gallery={blank}"):
+            response = client.get(reverse("api-photo-list") + query)
+            assert response.status_code == 200, response.content
+            assert response.json()["results"] == [], query
+
+
+@pytest.mark.parametrize("value", ["not an id", "é", "x" * 17, "abc%00"])
+def test_a_gallery_filter_that_is_no_public_id_is_refused(people, api_client_for, value):
+    response = api_client_for(None).get(reverse("api-photo-list") + f"?gallery={value}")
+    assert response.status_code == 400
+    assert "gallery" in response.json()["error"]["fields"]
 
 
 def test_pages_of_photos(people, private_gallery, api_client_for):
@@ -332,6 +381,27 @@ def test_queue_status_counts_ones_own_photos_and_staff_see_everything(people, pr
     assert staff["photos"]["queued"] == 1 and staff["reviews_pending"] == 1
     assert staff["throughput"]["captions_last_hour"] == 1
     assert staff["recent_failures"] == []
+
+
+def test_queue_status_counts_nothing_in_a_gallery_one_has_left(people, private_gallery, api_client_for):
+    """An editor's photos stay in the gallery when they are removed from it; what happens to them since (a
+    re-caption, a failure, a translation asked for) is the gallery's business, not theirs."""
+    from captioning.services.galleries import gallery_member_remove, gallery_member_set
+
+    owner, editor = people["owner"], people["stranger"]
+    gallery_member_set(gallery=private_gallery, by=owner, username=editor.username, role="editor")
+    left_behind = upload(editor, private_gallery, seed=52)
+    current = caption(left_behind, "a zebra")
+    Translation.objects.create(caption=current, language="fr", text="", status=Translation.Status.PENDING)
+    client = api_client_for(editor)
+    assert client.get(reverse("api-queue")).json()["photos"]["captioned"] == 1
+    gallery_member_remove(gallery=private_gallery, by=owner, user_id=editor.pk)
+    Photo.objects.filter(pk=left_behind.pk).update(status=Photo.Status.FAILED)
+
+    status = client.get(reverse("api-queue")).json()
+
+    assert status["photos"] == {"queued": 0, "processing": 0, "captioned": 0, "failed": 0}
+    assert status["translations_pending"] == 0
 
 
 # Throttling and the schema ---------------------------------------------------------------------------------

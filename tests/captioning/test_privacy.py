@@ -103,3 +103,24 @@ def test_there_is_no_public_media_url(client, private_photo, settings):
     name = private_photo.original.name
     for prefix in ("/media/", "/" + settings.STATIC_URL.strip("/") + "/"):
         assert client.get(prefix + name).status_code == 404
+
+
+@pytest.mark.parametrize("not_an_id", ["", " ", "\t", "a b", "é", "x" * 17, "abc\n"])
+def test_the_photo_list_selector_refuses_a_gallery_id_that_was_not_validated(bob, not_an_id):
+    """A blank id once meant "no gallery" to the filter and "asked by its link" to the view: every unlisted
+    gallery was listed. The selector takes None for no gallery and refuses anything that is not an id."""
+    with pytest.raises(ValueError, match="Not a gallery id"):
+        selectors.photo_list_for_viewer(acting_user=bob, gallery_public_id=not_an_id)
+
+
+def test_the_photo_list_selector_lists_an_unlisted_gallery_by_its_id_only(alice, bob):
+    unlisted = gallery_create(owner=alice, title="By link", visibility=Gallery.Visibility.UNLISTED)
+    other = gallery_create(owner=alice, title="Other link", visibility=Gallery.Visibility.UNLISTED)
+    photo = photo_upload(
+        uploaded_by=alice, gallery=unlisted, file=SimpleUploadedFile("u.jpg", encode(picture(seed=24)))
+    ).photo
+    photo_upload(uploaded_by=alice, gallery=other, file=SimpleUploadedFile("o.jpg", encode(picture(seed=25))))
+
+    for user in (bob, None):
+        assert list(selectors.photo_list_for_viewer(acting_user=user)) == []
+        assert list(selectors.photo_list_for_viewer(acting_user=user, gallery_public_id=unlisted.public_id)) == [photo]

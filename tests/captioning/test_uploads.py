@@ -160,7 +160,22 @@ def test_failure_while_storing_removes_files_already_written(owner_client, galle
     assert media_files() == []
 
 
-def test_duplicate_upload_returns_the_existing_photo(owner_client, gallery, alice, media_files):
+def test_the_same_file_again_in_the_same_gallery_is_a_duplicate(owner_client, gallery, media_files):
+    content = encode(picture(seed=12), "JPEG")
+    first = upload(owner_client, gallery, content, name="a.jpg")
+
+    again = upload(owner_client, gallery, content, name="copy-of-a.jpg")
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert again.json()["photo"]["id"] == first.json()["photo"]["id"]
+    assert again.json()["message"] == "Already uploaded to this gallery."
+    assert Photo.objects.count() == 1
+    assert len(media_files()) == 3
+
+
+def test_the_same_file_in_another_gallery_is_stored_there(owner_client, gallery, alice, media_files):
     content = encode(picture(seed=12), "JPEG")
     first = upload(owner_client, gallery, content, name="a.jpg")
     other_gallery = Gallery.objects.create(owner=alice, title="Other", slug="other")
@@ -168,12 +183,36 @@ def test_duplicate_upload_returns_the_existing_photo(owner_client, gallery, alic
     again = upload(owner_client, other_gallery, content, name="copy-of-a.jpg")
 
     assert first.status_code == 201
-    assert again.status_code == 200
-    assert again.json()["duplicate"] is True
-    assert again.json()["photo"]["id"] == first.json()["photo"]["id"]
-    assert "Holidays" in again.json()["message"]
-    assert Photo.objects.count() == 1
-    assert len(media_files()) == 3
+    assert again.status_code == 201
+    assert again.json()["duplicate"] is False
+    assert again.json()["photo"]["id"] != first.json()["photo"]["id"]
+    assert Photo.objects.filter(gallery=other_gallery, sha256=Photo.objects.get(gallery=gallery).sha256).exists()
+    assert len(media_files()) == 6
+
+
+def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, alice, make_user, gallery):
+    """Erin, once an editor of Alice's private gallery, uploads there; Alice renames the gallery, rewrites
+    the photo's caption and removes Erin. Erin's same file in her own gallery reveals none of it."""
+    from captioning.services.galleries import gallery_create, gallery_member_remove, gallery_member_set, gallery_update
+    from captioning.services.photos import photo_caption_edit
+
+    erin = make_user("erin")
+    gallery_member_set(gallery=gallery, by=alice, username="erin", role="editor")
+    content = encode(picture(seed=17), "JPEG")
+    client.force_login(erin)
+    assert upload(client, gallery, content).status_code == 201
+    gallery_update(gallery=gallery, by=alice, title="Secret plans", description="", visibility="private")
+    photo_caption_edit(photo=Photo.objects.get(gallery=gallery), by=alice, text="the surprise party guest list")
+    gallery_member_remove(gallery=gallery, by=alice, user_id=erin.pk)
+    own = gallery_create(owner=erin, title="Mine", visibility=Gallery.Visibility.PRIVATE)
+
+    response = upload(client, own, content)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["duplicate"] is False
+    for secret in ("Secret plans", "surprise party", gallery.public_id, str(Photo.objects.get(gallery=gallery).uuid)):
+        assert secret not in response.content.decode()
+    assert Photo.objects.filter(gallery=own, owner=erin).count() == 1
 
 
 def test_same_file_from_two_owners_is_two_photos(client, alice, bob, gallery):
