@@ -12,7 +12,12 @@ VmHWM). One fresh server per format, so each peak belongs to its scenario:
 Reported per scenario: resident memory when idle (after one small warm-up upload), the peak during the four
 uploads, and the resident memory once the uploads are answered and the process has settled (2 s later).
 
+On SQLite some of the four uploads may be answered 500 "database is locked" (two write transactions at once;
+not a memory matter): the memory figures still hold, as every upload is decoded first, but PostgreSQL
+(--database-url) gives clean runs.
+
     python benchmarks/upload_memory.py                       # this checkout
+    python benchmarks/upload_memory.py --database-url postgres://postgres@127.0.0.1:5432/clippro_memory
     python benchmarks/upload_memory.py --project /tmp/old    # another checkout (e.g. `git archive` of a commit)
     python benchmarks/upload_memory.py --server runserver --uploads 4
 """
@@ -160,10 +165,14 @@ def upload(base: str, token: str, gallery: str, content: bytes, image_format: st
     boundary = uuid.uuid4().hex
     name = f"{uuid.uuid4().hex}.{image_format.lower()}"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="gallery"\r\n\r\n{gallery}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-        f"Content-Type: image/{image_format.lower()}\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="gallery"\r\n\r\n{gallery}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: image/{image_format.lower()}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     request = urllib.request.Request(
         f"{base}/api/photos/",
         data=body,

@@ -3,7 +3,6 @@ decodes at once per process, and only a copy reduced to the display size kept fr
 Memory itself is measured by benchmarks/upload_memory.py against a real server."""
 
 import threading
-from contextlib import ExitStack
 
 import pytest
 
@@ -21,36 +20,66 @@ class InspectInThread(threading.Thread):
     def run(self) -> None:
         try:
             self.result = inspect_upload(self.content)
-        except Exception as error:  # noqa: BLE001 (handed to the test, which asserts on it)
+        except Exception as error:  # handed to the test, which asserts on it
             self.error = error
 
 
-def test_a_decode_waits_while_the_bound_is_reached_and_goes_on_when_a_place_frees(settings):
+class SlotHolder(threading.Thread):
+    """Holds one decode place (as a decode in progress would) until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        with decode_slot():
+            self.holding.set()
+            self.release.wait(timeout=60)
+
+
+@pytest.fixture
+def hold_slots():
+    """hold_slots(n) takes n decode places; all are given back when the test ends, whatever it asserted."""
+    holders: list[SlotHolder] = []
+
+    def hold(count: int) -> list[SlotHolder]:
+        for _ in range(count):
+            holder = SlotHolder()
+            holders.append(holder)
+            holder.start()
+            assert holder.holding.wait(timeout=10), "a place below the bound was not given"
+        return holders[-count:]
+
+    yield hold
+    for holder in holders:
+        holder.release.set()
+    for holder in holders:
+        holder.join(timeout=10)
+
+
+def test_a_decode_waits_while_the_bound_is_reached_and_goes_on_when_a_place_frees(settings, hold_slots):
     settings.UPLOAD_MAX_CONCURRENT_DECODES = 2
-    with ExitStack() as held:
-        held.enter_context(decode_slot())
-        second = held.enter_context(ExitStack())
-        second.enter_context(decode_slot())  # two decodes "running": the bound is reached
-        waiting = InspectInThread(encode(picture(seed=1), "PNG"))
-        waiting.start()
+    _first, second = hold_slots(2)  # two decodes in progress: the bound is reached
+    waiting = InspectInThread(encode(picture(seed=1), "PNG"))
+    waiting.start()
 
-        waiting.join(timeout=1.0)
-        assert waiting.is_alive(), "a third decode ran while two were in progress"
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive(), "a third decode ran while two were in progress"
 
-        second.close()  # one of the two finishes
-        waiting.join(timeout=30)
-        assert not waiting.is_alive()
+    second.release.set()  # one of the two finishes
+    waiting.join(timeout=30)
+    assert not waiting.is_alive()
     assert waiting.error is None
     assert (waiting.result.width, waiting.result.height) == (64, 48)
 
 
-def test_a_decode_runs_at_once_while_fewer_than_the_bound_are_in_progress(settings):
+def test_a_decode_runs_at_once_while_fewer_than_the_bound_are_in_progress(settings, hold_slots):
     settings.UPLOAD_MAX_CONCURRENT_DECODES = 2
-    with decode_slot():
-        running = InspectInThread(encode(picture(seed=2), "PNG"))
-        running.start()
-        running.join(timeout=30)
-        assert not running.is_alive(), "a second decode waited although the bound is two"
+    hold_slots(1)
+    running = InspectInThread(encode(picture(seed=2), "PNG"))
+    running.start()
+    running.join(timeout=30)
+    assert not running.is_alive(), "a second decode waited although the bound is two"
     assert running.error is None
 
 
