@@ -17,7 +17,7 @@ import io
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +57,8 @@ DATETIME_ORIGINAL = 0x9003
 DATETIME = 0x0132
 ORIENTATION = 0x0112
 SIDEWAYS_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
+# From this size on (16 MB decoded) freed memory is handed back to the system after a decode; below, what glibc
+# keeps for reuse is small and trimming would cost more than it returns.
 LARGE_DECODE_PIXELS = 4_000_000
 
 
@@ -93,8 +95,8 @@ def inspect_upload(content: bytes) -> InspectedImage:
         )
     _refuse_text_documents(content)
     image = _open(content)
+    width, height = image.size
     try:
-        width, height = image.size
         if width * height > settings.UPLOAD_MAX_PIXELS:
             raise UploadRefused(
                 f"The image is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
@@ -111,8 +113,8 @@ def inspect_upload(content: bytes) -> InspectedImage:
             upright = ImageOps.exif_transpose(image)
     finally:
         image.close()
-    if width * height >= LARGE_DECODE_PIXELS:
-        _return_freed_memory()
+        if width * height >= LARGE_DECODE_PIXELS:  # also after a refused decode, which freed as much
+            _return_freed_memory()
     if exif.get(ORIENTATION) in SIDEWAYS_ORIENTATIONS:
         width, height = height, width
     return InspectedImage(
@@ -150,7 +152,7 @@ def _return_freed_memory() -> None:
         _malloc_trim(0)
 
 
-def _find_malloc_trim():
+def _find_malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None on other C libraries (musl, macOS), where there is nothing to do."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
