@@ -3,12 +3,22 @@
 An upload is accepted only when Pillow decodes it completely as one of the accepted formats; its name and
 declared content type are never trusted. Derivatives (display copy, thumbnail) have the EXIF orientation
 applied and carry no metadata, so GPS coordinates in an original never reach anyone but its owner.
+
+Memory: a 49 MP upload decodes to about 200 MB in Pillow. A process decodes at most
+UPLOAD_MAX_CONCURRENT_DECODES images at once (others wait their turn), a JPEG is decoded straight at a
+reduced scale (libjpeg still reads every byte of it, so damage is still found), and the full-size pixels are
+dropped as soon as they are reduced to the display size: only that reduced copy is kept for the derivatives.
 """
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import re
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,6 +55,11 @@ EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
 DATETIME_ORIGINAL = 0x9003
 DATETIME = 0x0132
+ORIENTATION = 0x0112
+SIDEWAYS_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
+# From this size on (16 MB decoded) freed memory is handed back to the system after a decode; below, what glibc
+# keeps for reuse is small and trimming would cost more than it returns.
+LARGE_DECODE_PIXELS = 4_000_000
 
 
 class UploadRefused(Exception):
@@ -53,7 +68,8 @@ class UploadRefused(Exception):
 
 @dataclass(frozen=True)
 class InspectedImage:
-    """An accepted upload: what Photo stores about it, and the decoded, upright picture."""
+    """An accepted upload: what Photo stores about it (the full size), and the decoded picture, upright and
+    reduced to at most DISPLAY_IMAGE_SIZE, the largest derivative made from it."""
 
     content: bytes
     sha256: str
@@ -79,28 +95,72 @@ def inspect_upload(content: bytes) -> InspectedImage:
         )
     _refuse_text_documents(content)
     image = _open(content)
+    width, height = image.size
     try:
-        width, height = image.size
         if width * height > settings.UPLOAD_MAX_PIXELS:
             raise UploadRefused(
                 f"The image is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
                 f"the limit is {settings.UPLOAD_MAX_PIXELS / 1e6:.0f} megapixels."
             )
-        _decode(image)
-        exif = image.getexif()
-        upright = ImageOps.exif_transpose(image)
+        longest_side = max(settings.DISPLAY_IMAGE_SIZE, settings.THUMBNAIL_SIZE)
+        with decode_slot():
+            # A JPEG decodes at the smallest of 1/1, 1/2, 1/4, 1/8 scale still at least `longest_side`; for the
+            # other formats draft() does nothing.
+            image.draft(None, (longest_side, longest_side))
+            _decode(image)
+            exif = image.getexif()  # after the decode: a PNG's eXIf chunk may follow its pixels
+            image.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS)  # frees the full size
+            upright = ImageOps.exif_transpose(image)
     finally:
         image.close()
+        if width * height >= LARGE_DECODE_PIXELS:  # also after a refused decode, which freed as much
+            _return_freed_memory()
+    if exif.get(ORIENTATION) in SIDEWAYS_ORIENTATIONS:
+        width, height = height, width
     return InspectedImage(
         content=content,
         sha256=hashlib.sha256(content).hexdigest(),
         format=image.format,
-        width=upright.width,
-        height=upright.height,
+        width=width,
+        height=height,
         taken_at=_taken_at(exif),
         has_location=_has_location(exif),
         upright=upright,
     )
+
+
+_decode_slots: dict[int, threading.BoundedSemaphore] = {}
+_decode_slots_lock = threading.Lock()
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """Waits until fewer than UPLOAD_MAX_CONCURRENT_DECODES images are being decoded in this process, and
+    holds one of those places until the block ends. Waiting, not refusing: an upload is only slower."""
+    limit = settings.UPLOAD_MAX_CONCURRENT_DECODES
+    with _decode_slots_lock:
+        slots = _decode_slots.setdefault(limit, threading.BoundedSemaphore(limit))
+    with slots:
+        yield
+
+
+def _return_freed_memory() -> None:
+    """Hands memory freed after a large decode back to the system. glibc keeps freed blocks of this size in
+    its heaps (one per thread) for reuse, so without this a web process stays hundreds of MB larger after a
+    few big uploads; malloc_trim releases them (measured in benchmarks/upload_memory.py)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None on other C libraries (musl, macOS), where there is nothing to do."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 def _refuse_text_documents(content: bytes) -> None:

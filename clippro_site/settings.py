@@ -264,6 +264,8 @@ if not 0 < CAPTION_HEARTBEAT_SECONDS * 3 <= CAPTION_LEASE_SECONDS:
 # Uploads (captioning/images.py): refused above these sizes, before anything is decoded.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
+# Images one process decodes at once (a 49 MP one takes about 200 MB while decoding); more uploads wait.
+UPLOAD_MAX_CONCURRENT_DECODES = env_int("UPLOAD_MAX_CONCURRENT_DECODES", 2)
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 480)
 DISPLAY_IMAGE_SIZE = env_int("DISPLAY_IMAGE_SIZE", 2048)
 FILE_UPLOAD_PERMISSIONS = 0o640

@@ -72,7 +72,8 @@ class FakeTranslationService:
     base_url: str = ""
     requests: list[dict] = field(default_factory=list)
     status: int = 200
-    delay_seconds: float = 0.0
+    hold: threading.Event | None = None  # when given, each request waits for it (at most 30 s) before answering
+    answered: int = 0  # requests answered (or whose answer found the client gone)
 
     def translated(self, text: str, target: str) -> str:
         return f"[{target}] {text}"
@@ -86,8 +87,8 @@ def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServ
             url = urlparse(self.path)
             params = {key: values[0] for key, values in parse_qs(url.query).items()}
             service.requests.append({"path": url.path, **params})
-            if service.delay_seconds:
-                time.sleep(service.delay_seconds)
+            if service.hold is not None:
+                service.hold.wait(timeout=30)
             if service.status != 200:
                 body, content_type = b"unavailable", "text/plain"
             elif url.path.endswith("/translate"):  # DeepL
@@ -105,6 +106,7 @@ def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServ
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (the timeout test)
+            service.answered += 1
 
         def log_message(self, format: str, *args) -> None:
             pass

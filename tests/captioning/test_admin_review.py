@@ -2,6 +2,8 @@
 reject / edit one or many, who and when kept), the CLIPScore the worker stores, photos' re-queue actions,
 model versions' metrics and activation, and the queue and throughput page."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -100,8 +102,14 @@ def test_the_queue_lists_pending_current_captions_worst_first_with_thumbnails(cl
 
     assert queue_texts(client) == ["worst", "bad", "bad but likelier", "unscored"]
     assert queue_texts(client, "?state=approved") == ["good"]
-    page = client.get(reverse(QUEUE)).content.decode()
-    assert reverse("admin:captioning_photo_thumbnail", args=[good.photo_id]).rsplit("/", 3)[0] in page
+    response = client.get(reverse(QUEUE))
+    page = response.content.decode()
+    rows = response.context["cl"].result_list
+    shown = re.findall(r'<img src="([^"]+)"[^>]*class="review-thumbnail"', page)
+    assert shown == [reverse("admin:captioning_photo_thumbnail", args=[caption.photo_id]) for caption in rows]
+    thumbnail = client.get(shown[0])
+    assert thumbnail.status_code == 200
+    assert b"".join(thumbnail.streaming_content)[8:12] == b"WEBP"
     assert 'data-review="approve"' in page and 'data-review="reject"' in page
 
 

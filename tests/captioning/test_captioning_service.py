@@ -1,7 +1,12 @@
 """The worker's service, run in-process with a tiny real checkpoint: batches, stored embeddings, failures and
 bounded retries, abandoned claims picked up again, and never two current captions."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,10 +112,32 @@ def test_caption_int8_setting_picks_int8_matmuls_on_a_cpu(active_model, add_phot
     assert photo.status == Photo.Status.CAPTIONED
 
 
-def test_the_engine_is_not_loaded_at_import_or_startup():
-    import captioning.tasks  # noqa: F401  (what a worker imports)
+# What `manage.py qcluster` has imported when it forks its workers, and the tasks those run. Checked in a fresh
+# interpreter: in this one, other tests have imported torch and the engine already.
+BEFORE_THE_FORK = """
+import json, os, sys
+import django
+django.setup()
+import django_q.cluster, django_q.management.commands.qcluster, captioning.tasks
+from captioning import engine
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "open_clip", "transformers", "mlcore"))
+print(json.dumps({"heavy": heavy[:10], "loaded": engine.loaded_count()}))
+"""
 
-    assert engine.loaded_count() == 0
+
+def test_a_worker_has_no_torch_and_no_model_loaded_before_it_forks(tmp_path):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "clippro_site.settings", "CLIPPRO_DATA_DIR": str(tmp_path)}
+    finished = subprocess.run(
+        [sys.executable, "-c", BEFORE_THE_FORK],
+        cwd=Path(__file__).resolve().parents[2],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout.splitlines()[-1]) == {"heavy": [], "loaded": 0}
 
 
 def test_without_a_model_photos_fail_with_a_message_naming_the_command(add_photo, save_random_checkpoint):

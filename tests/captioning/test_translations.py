@@ -2,7 +2,7 @@
 one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
 pointed there by TRANSLATION_SERVICE_URL."""
 
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +30,8 @@ def fake_translation_server() -> Iterator[FakeTranslationService]:
 def fake_google(fake_translation_server, settings) -> FakeTranslationService:
     fake_translation_server.requests.clear()
     fake_translation_server.status = 200
-    fake_translation_server.delay_seconds = 0.0
+    fake_translation_server.hold = None
+    fake_translation_server.answered = 0
     settings.TRANSLATION_PROVIDER = "google"
     settings.TRANSLATION_SERVICE_URL = f"{fake_translation_server.base_url}/m"
     settings.CAPTION_LANGUAGES = ["fr", "de"]
@@ -76,13 +77,16 @@ def test_english_needs_no_translation_and_unknown_languages_are_refused(fake_goo
 
 def test_a_stalled_service_times_out_and_the_failure_is_stored(fake_google, caption, settings):
     settings.TRANSLATION_TIMEOUT_SECONDS = 1
-    fake_google.delay_seconds = 4
+    fake_google.hold = threading.Event()  # the service stays silent until the test lets it answer
     translation = translation_request(caption=caption, language="de")
 
-    started = time.monotonic()
-    translation = translation_perform(translation_id=translation.pk)
+    try:
+        translation = translation_perform(translation_id=translation.pk)
+        answered_before_the_failure = fake_google.answered
+    finally:
+        fake_google.hold.set()
 
-    assert time.monotonic() - started < 3
+    assert answered_before_the_failure == 0, "the translation waited for the service's answer"
     assert translation.status == Translation.Status.FAILED
     assert "did not answer within 1 s" in translation.error_message
 
