@@ -19,7 +19,7 @@ from captioning import search, selectors
 from captioning.api import serializers as api
 from captioning.api.filters import GalleryFilter, PhotoFilter
 from captioning.api.pagination import ApiPagination
-from captioning.api.throttling import SignInRateThrottle, UploadRateThrottle
+from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
 from captioning.images import UploadRefused
 from captioning.models import Gallery, Photo
 from captioning.services.galleries import (
@@ -32,6 +32,7 @@ from captioning.services.galleries import (
 from captioning.services.model_versions import model_version_activate
 from captioning.services.photos import photo_caption_edit, photo_delete, photo_recaption, photo_retry, photo_upload
 from captioning.services.translations import translation_request, translation_retry
+from captioning.sign_in import lockout_message, retry_after_seconds, sign_in_locked_out
 from captioning.translators import SOURCE_LANGUAGE
 
 PUBLIC_ID = OpenApiParameter("public_id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_-]{1,16}$")
@@ -77,6 +78,9 @@ class TokenApi(APIView):
     def post(self, request):
         data = _valid(api.TokenInputSerializer, request.data)
         user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None and sign_in_locked_out(request):
+            seconds = retry_after_seconds(request)
+            raise SignInLockedOut(wait=seconds, detail=lockout_message(seconds))
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Wrong username or password.")
         token, _created = Token.objects.get_or_create(user=user)
