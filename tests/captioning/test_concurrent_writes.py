@@ -50,7 +50,9 @@ def test_two_clients_uploading_while_the_worker_captions_get_no_errors(
     ]
 
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
-        runs = [pool.submit(upload_one_at_a_time, server.base_url, token, gallery.public_id, files) for files in clients]
+        runs = [
+            pool.submit(upload_one_at_a_time, server.base_url, token, gallery.public_id, files) for files in clients
+        ]
         answers = [answer for run in runs for answer in run.result()]
 
     failures = [answer for answer in answers if answer[1] != 201]
