@@ -127,9 +127,10 @@ class Worker:
 
 
 def process_environment(isolated_files, **extra_env: str) -> dict[str, str]:
-    """The environment of a server or worker process on the test database and this test's media folder."""
+    """The environment of a server or worker process on the test database and this test's media folder. Without
+    REDIS_URL in `extra_env`: the ORM broker and the database cache, both in the test database."""
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "REDIS_URL"},
         "CLIPPRO_ENV": "test",
         "DATABASE_URL": database_url(),
         "CLIPPRO_DATA_DIR": str(isolated_files),
@@ -137,7 +138,6 @@ def process_environment(isolated_files, **extra_env: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
-    env.pop("REDIS_URL", None)  # the ORM broker and the database cache: they live in the test database
     return env
 
 
