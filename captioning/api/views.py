@@ -6,7 +6,6 @@ may not change answers 403, and an anonymous client asked to sign in gets 401.
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authtoken.models import Token
@@ -251,8 +250,7 @@ class PhotoListApi(generics.GenericAPIView):
     @staticmethod
     def _upload_one(request, gallery: Gallery, upload) -> dict:
         try:
-            with transaction.atomic():
-                outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+            outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
         except UploadRefused as refusal:
             return {"filename": upload.name, "outcome": "refused", "error": str(refusal), "photo": None}
         finally:
