@@ -2,10 +2,12 @@
 carries (a forged X-Forwarded-For, someone's valid token), on the token endpoint and the log-in page alike, and
 the counts are shared by every server process."""
 
+import io
 import os
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -96,6 +98,15 @@ def test_guesses_at_one_account_from_many_addresses_lock_that_account(people, si
     assert_locked_out(token_request(client, "owner", "guess", REMOTE_ADDR="192.0.2.99"))
     assert_locked_out(token_request(client, "owner", PASSWORD, REMOTE_ADDR="192.0.2.200"))
     assert token_request(client, "viewer", PASSWORD, REMOTE_ADDR="192.0.2.201").status_code == 200
+
+
+def test_an_administrator_lifts_a_lock_with_axes_reset_username(people, sign_in_limits):
+    client = APIClient()
+    for guess in range(LIMIT):
+        token_request(client, "owner", "guess", REMOTE_ADDR=f"192.0.2.{guess}")
+    assert_locked_out(token_request(client, "owner", PASSWORD, REMOTE_ADDR="192.0.2.100"))
+    call_command("axes_reset_username", "owner", stdout=io.StringIO())
+    assert token_request(client, "owner", PASSWORD, REMOTE_ADDR="192.0.2.100").status_code == 200
 
 
 # (c) The log-in page ---------------------------------------------------------------------------------------------
