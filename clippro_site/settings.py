@@ -248,7 +248,7 @@ else:
 # A client's address is REMOTE_ADDR, or behind this many reverse proxies of yours, the address the outermost of
 # them saw (X-Forwarded-For's Nth entry from the right). With 0 the header is ignored: any client can write it.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
-REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT  # for DRF's own throttles; ours ask captioning.sign_in
 # django-axes counts failed sign-ins (the log-in page, POST /api/auth/token/, the admin) per account and per
 # address; SIGN_IN_FAILURE_LIMIT of either within SIGN_IN_LOCKOUT_MINUTES locks it for that long, and each try
 # while locked starts the wait again. `manage.py axes_reset_username NAME` (or axes_reset_ip) lifts a lock.
