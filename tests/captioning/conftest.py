@@ -162,7 +162,7 @@ def start_worker(transactional_db, isolated_files) -> Iterator[Callable[..., Wor
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
-        env = process_environment(isolated_files, Q_WORKERS="1", **extra_env)
+        env = process_environment(isolated_files, **{"Q_WORKERS": "1", **extra_env})
         worker = spawn(
             [sys.executable, str(REPO_ROOT / "manage.py"), "qcluster"],
             env,
