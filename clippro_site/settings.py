@@ -8,6 +8,7 @@ requires SECRET_KEY and ALLOWED_HOSTS and sends cookies over HTTPS only.
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -100,8 +101,15 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # The web server and the worker share the file: wait for a lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The web servers and the worker share the file. WAL: readers never wait for the writer. IMMEDIATE: a
+    # transaction takes the write lock when it begins, so one that reads and then writes waits for its turn
+    # (up to `timeout` seconds) instead of failing at once with "database is locked" (SQLite cannot upgrade a
+    # read lock while another connection writes, whatever the timeout).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not SQLite's in-memory default, so a `qcluster` started by a test sees the test database;
     # one per test run, so engineers sharing a checkout do not collide.
@@ -242,6 +250,31 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# Sign-in limits and the shared cache (captioning/sign_in.py). Request counts (API_THROTTLE_*) and failed
+# sign-ins live in the cache, so every server process counts the same ones: a table in the database by default
+# (`migrate` creates it), Redis when REDIS_URL is set.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "clippro_cache"}}
+# A client's address is REMOTE_ADDR, or behind this many reverse proxies of yours, the address the outermost of
+# them saw (X-Forwarded-For's Nth entry from the right). With 0 the header is ignored: any client can write it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT  # for DRF's own throttles; ours ask captioning.sign_in
+# django-axes counts failed sign-ins (the log-in page, POST /api/auth/token/, the admin) per account and per
+# address; SIGN_IN_FAILURE_LIMIT of either within SIGN_IN_LOCKOUT_MINUTES locks it for that long, and each try
+# while locked starts the wait again. `manage.py axes_reset_username NAME` (or axes_reset_ip) lifts a lock.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks: it turns a lockout into the answer
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15))
+AXES_CLIENT_IP_CALLABLE = "captioning.sign_in.client_address"
+AXES_LOCKOUT_CALLABLE = "captioning.sign_in.lockout_response"
+AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records; the cache handler keeps none
 
 # Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
 # every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (the worker was

@@ -31,11 +31,24 @@ CAPTIONS = [
 ]
 
 
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "live_server",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+}
+
+
 @pytest.fixture(autouse=True)
-def empty_cache():
+def empty_cache(request):
     """Each test starts with an empty cache. Request counts for API throttling live there, keyed by user id,
     and SQLite hands the next test's user the id a rolled-back one had: the schema fuzzing's hundreds of
-    requests once got a later test's search answered with 429."""
+    requests once got a later test's search answered with 429. The cache is a database table (settings.CACHES),
+    so only a test that uses the database can have anything in it."""
+    if request.node.get_closest_marker("django_db") is None and not DATABASE_FIXTURES & set(request.fixturenames):
+        return
+    request.getfixturevalue("db")  # the test database, set up as the test asked (transactional or not)
     from django.core.cache import cache
 
     cache.clear()

@@ -6,7 +6,6 @@ may not change answers 403, and an anonymous client asked to sign in gets 401.
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authtoken.models import Token
@@ -19,7 +18,7 @@ from captioning import search, selectors
 from captioning.api import serializers as api
 from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery
 from captioning.api.pagination import ApiPagination
-from captioning.api.throttling import SignInRateThrottle, UploadRateThrottle
+from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
 from captioning.images import UploadRefused
 from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Gallery, Photo
 from captioning.services.galleries import (
@@ -32,6 +31,7 @@ from captioning.services.galleries import (
 from captioning.services.model_versions import model_version_activate
 from captioning.services.photos import photo_caption_edit, photo_delete, photo_recaption, photo_retry, photo_upload
 from captioning.services.translations import translation_request, translation_retry
+from captioning.sign_in import lockout_message, retry_after_seconds, sign_in_locked_out
 from captioning.translators import SOURCE_LANGUAGE
 
 PUBLIC_ID = OpenApiParameter("public_id", str, OpenApiParameter.PATH, pattern=rf"^{GALLERY_PUBLIC_ID_PATTERN}$")
@@ -77,6 +77,9 @@ class TokenApi(APIView):
     def post(self, request):
         data = _valid(api.TokenInputSerializer, request.data)
         user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None and sign_in_locked_out(request):
+            seconds = retry_after_seconds(request)
+            raise SignInLockedOut(wait=seconds, detail=lockout_message(seconds))
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Wrong username or password.")
         token, _created = Token.objects.get_or_create(user=user)
@@ -247,8 +250,7 @@ class PhotoListApi(generics.GenericAPIView):
     @staticmethod
     def _upload_one(request, gallery: Gallery, upload) -> dict:
         try:
-            with transaction.atomic():
-                outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+            outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
         except UploadRefused as refusal:
             return {"filename": upload.name, "outcome": "refused", "error": str(refusal), "photo": None}
         finally:

@@ -59,15 +59,15 @@ def photo_upload(*, uploaded_by, gallery: Gallery, file, filename: str = "") -> 
         written.append(stored_name)
         field.name = stored_name
 
+    # Image work before the transaction: on SQLite a transaction holds the whole database's write lock from its
+    # start (settings: IMMEDIATE), and every other writer waits for it.
+    display_image = render_derivative(inspected.upright, settings.DISPLAY_IMAGE_SIZE, 88)
+    thumbnail = render_derivative(inspected.upright, settings.THUMBNAIL_SIZE, 80)
     try:
         with transaction.atomic():
             store(photo.original, f"original.{inspected.extension}", inspected.content)
-            store(
-                photo.display_image,
-                "display.webp",
-                render_derivative(inspected.upright, settings.DISPLAY_IMAGE_SIZE, 88),
-            )
-            store(photo.thumbnail, "thumbnail.webp", render_derivative(inspected.upright, settings.THUMBNAIL_SIZE, 80))
+            store(photo.display_image, "display.webp", display_image)
+            store(photo.thumbnail, "thumbnail.webp", thumbnail)
             photo.save()
             Gallery.objects.filter(pk=gallery.pk).update(updated_at=timezone.now())
             transaction.on_commit(caption_queue_work)

@@ -24,6 +24,7 @@ from tests.captioning.conftest import (  # noqa: F401
     isolated_files,
     make_user,
     media_files,
+    start_web_server,
 )
 from tests.captioning.helpers import encode, picture
 
@@ -33,8 +34,9 @@ PASSWORD = "a-Long-passw0rd"
 
 @pytest.fixture(autouse=True)
 def generous_rates(settings):
-    """Throttling has its own test; elsewhere it must not get in the way."""
+    """Throttling and sign-in lockouts have their own tests; elsewhere they must not get in the way."""
     settings.API_THROTTLE_RATES = {scope: "100000/minute" for scope in ("anonymous", "user", "uploads", "sign_in")}
+    settings.AXES_FAILURE_LIMIT = 100000
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,12 @@ isolated media folder, and a real `manage.py qcluster` worker process on the tes
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from captioning import engine
 from captioning.models import Gallery, ModelVersion
 from captioning.services.galleries import gallery_create
 from captioning.services.model_versions import model_version_register
+from tests.captioning.helpers import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTO_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "photos"
@@ -122,6 +126,34 @@ class Worker:
                 self.process.wait()
 
 
+def process_environment(isolated_files, **extra_env: str) -> dict[str, str]:
+    """The environment of a server or worker process on the test database and this test's media folder. Without
+    REDIS_URL in `extra_env`: the ORM broker and the database cache, both in the test database."""
+    env = {
+        **{name: value for name, value in os.environ.items() if name != "REDIS_URL"},
+        "CLIPPRO_ENV": "test",
+        "DATABASE_URL": database_url(),
+        "CLIPPRO_DATA_DIR": str(isolated_files),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
+    return env
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> Worker:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so `kill()` reaches the forked workers too
+        )
+    return Worker(process, log_path)
+
+
 @pytest.fixture
 def start_worker(transactional_db, isolated_files) -> Iterator[Callable[..., Worker]]:
     """Starts a real django-q2 cluster (ORM broker) on the test database and this test's media folder.
@@ -130,34 +162,57 @@ def start_worker(transactional_db, isolated_files) -> Iterator[Callable[..., Wor
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
-        env = {
-            **os.environ,
-            "CLIPPRO_ENV": "test",
-            "DATABASE_URL": database_url(),
-            "CLIPPRO_DATA_DIR": str(isolated_files),
-            "Q_WORKERS": "1",
-            "HF_HUB_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        env.pop("REDIS_URL", None)  # the ORM broker: the queue lives in the test database
-        log_path = isolated_files / f"qcluster-{len(workers)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(REPO_ROOT / "manage.py"), "qcluster"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so `kill()` reaches the forked workers too
-            )
-        worker = Worker(process, log_path)
+        env = process_environment(isolated_files, **{"Q_WORKERS": "1", **extra_env})
+        worker = spawn(
+            [sys.executable, str(REPO_ROOT / "manage.py"), "qcluster"],
+            env,
+            isolated_files / f"qcluster-{len(workers)}.log",
+        )
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
         worker.stop()
+
+
+@dataclass
+class WebServer:
+    base_url: str
+    process: Worker
+
+
+@pytest.fixture
+def start_web_server(transactional_db, isolated_files) -> Iterator[Callable[..., WebServer]]:
+    """Starts gunicorn (`workers` processes) on a free loopback port, on the test database: what production
+    runs, so several processes share the database, its cache and its locks."""
+    servers: list[WebServer] = []
+
+    def start(workers: int = 1, **extra_env: str) -> WebServer:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log_path = isolated_files / f"gunicorn-{len(servers)}.log"
+        command = [sys.executable, "-m", "gunicorn", "clippro_site.wsgi", "--bind", f"127.0.0.1:{port}"]
+        command += ["--workers", str(workers), "--timeout", "120"]
+        server = WebServer(
+            f"http://127.0.0.1:{port}", spawn(command, process_environment(isolated_files, **extra_env), log_path)
+        )
+        servers.append(server)
+        wait_for(lambda: _answers(server.base_url), timeout=60, what="gunicorn to answer", worker=server.process)
+        return server
+
+    yield start
+    for server in servers:
+        server.process.stop()
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{base_url}/login/", timeout=5).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
