@@ -274,6 +274,7 @@ AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15))
 AXES_CLIENT_IP_CALLABLE = "captioning.sign_in.client_address"
 AXES_LOCKOUT_CALLABLE = "captioning.sign_in.lockout_response"
+AXES_VERBOSE = False  # no banner on every manage.py command
 AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records; the cache handler keeps none
 
 # Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
