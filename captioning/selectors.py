@@ -116,6 +116,11 @@ def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     )
 
 
+def photo_count_failed(gallery: Gallery) -> int:
+    """How many of the gallery's photos failed (the grid's "Retry N failed" button counts them all)."""
+    return gallery.photos.filter(status=Photo.Status.FAILED).count()
+
+
 def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
     """`photos` with their current caption (and its model and author) read in one more query."""
     return photos.prefetch_related(
