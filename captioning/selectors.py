@@ -126,7 +126,9 @@ def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
     return photos.prefetch_related(
         Prefetch(
             "captions",
-            queryset=Caption.objects.filter(is_current=True).select_related("model_version", "created_by"),
+            queryset=Caption.objects.filter(is_current=True).select_related(
+                "model_version", "created_by", "reviewed_by"
+            ),
             to_attr="current_captions",
         )
     )

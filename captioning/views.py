@@ -52,7 +52,7 @@ SEARCH_PAGE_SIZE = 24
 # The gallery grid shows this many photos at first; the page fetches the next ones as its end scrolls into view
 # (or a "More photos" link shows them, without JavaScript). Rendering every photo of a large gallery at once was
 # the gallery page's cost: 200 photos kept it at 32 requests/s on 2 cores.
-GALLERY_PAGE_SIZE = 48
+GALLERY_PAGE_SIZE = 24
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
 
