@@ -243,7 +243,7 @@ def warm_up(base: str, endpoint: Endpoint, headers: dict[str, str], workers: int
 
     def fetch(path: str) -> None:
         try:
-            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=120) as answer:
+            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=300) as answer:
                 answer.read()
         except OSError as error:  # urllib's HTTPError included
             failures.append(f"{path}: {error}")
@@ -356,7 +356,10 @@ def main() -> None:
             print_table(rows, rows[0][1])
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 if __name__ == "__main__":
