@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint benchmark benchmark-search clean
+.PHONY: run test lint benchmark benchmark-search benchmark-load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ benchmark: $(STAMP)
 # Search latency at 10k and 100k photos (SQLite in a temporary folder; DATABASE_URL for PostgreSQL).
 benchmark-search: $(STAMP)
 	$(PY) benchmarks/search.py
+
+# Pages and API lists under 50 concurrent clients (wrk, gunicorn); needs DATABASE_URL=postgres://...
+benchmark-load: $(STAMP)
+	$(PY) benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

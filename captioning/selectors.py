@@ -12,7 +12,8 @@ owner only; everyone else gets the derivative without metadata.
 import re
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from captioning.models import (
     GALLERY_PUBLIC_ID_PATTERN,
@@ -65,7 +66,19 @@ def gallery_list_public() -> QuerySet[Gallery]:
 
 
 def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
-    return galleries.select_related("owner").annotate(photo_count=Count("photos", distinct=True))
+    """`photo_count` on each gallery. Counted per gallery from the index on the photos' gallery (an index-only
+    scan) rather than by joining every photo and grouping: that join cost Explore about 17 ms at 10,000 photos,
+    and a grouped query drops the galleries' ordering (newest first)."""
+    photo_count = (
+        Photo.objects.filter(gallery=OuterRef("pk"))
+        .order_by()
+        .values("gallery")
+        .annotate(count=Count("gallery_id"))
+        .values("count")
+    )
+    return galleries.select_related("owner").annotate(
+        photo_count=Coalesce(Subquery(photo_count, output_field=IntegerField()), 0)
+    )
 
 
 def gallery_get_for_viewer(*, user: User | None, public_id: str) -> Gallery:
@@ -138,12 +151,19 @@ def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     )
 
 
+def photo_count_failed(gallery: Gallery) -> int:
+    """How many of the gallery's photos failed (the grid's "Retry N failed" button counts them all)."""
+    return gallery.photos.filter(status=Photo.Status.FAILED).count()
+
+
 def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
     """`photos` with their current caption (and its model and author) read in one more query."""
     return photos.prefetch_related(
         Prefetch(
             "captions",
-            queryset=Caption.objects.filter(is_current=True).select_related("model_version", "created_by"),
+            queryset=Caption.objects.filter(is_current=True).select_related(
+                "model_version", "created_by", "reviewed_by"
+            ),
             to_attr="current_captions",
         )
     )

@@ -14,12 +14,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from captioning import selectors
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
+from captioning.links import PhotoLinks
 from captioning.models import Gallery, Photo, Translation
 from captioning.search import photo_search
 from captioning.services.galleries import (
@@ -49,6 +49,10 @@ CONTENT_TYPES = {
     "HEIF": "image/heic",
 }
 SEARCH_PAGE_SIZE = 24
+# The gallery grid shows this many photos at first; the page fetches the next ones as its end scrolls into view
+# (or a "More photos" link shows them, without JavaScript). Rendering every photo of a large gallery at once was
+# the gallery page's cost: 200 photos kept it at 32 requests/s on 2 cores.
+GALLERY_PAGE_SIZE = 24
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -96,14 +100,18 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def photo_summary(photo: Photo, language: str, translations: dict[int, Translation]) -> dict:
-    """What the gallery grid shows of a photo, as JSON for the live status polling."""
+def photo_summary(
+    photo: Photo, language: str, translations: dict[int, Translation], links: PhotoLinks | None = None
+) -> dict:
+    """What the gallery grid shows of a photo, as JSON for the live status polling. Give `links` when
+    summarising many photos: their addresses are then resolved once."""
     caption = selectors.caption_current(photo)
     translation = translations.get(caption.pk) if caption else None
+    links = links or PhotoLinks()
     return {
         "id": str(photo.uuid),
-        "url": photo.get_absolute_url(),
-        "thumbnail": reverse("photo-thumbnail", args=[photo.uuid]),
+        "url": links.url("photo-detail", photo.uuid),
+        "thumbnail": links.url("photo-thumbnail", photo.uuid),
         "name": photo.original_filename,
         "status": photo.status,
         "status_label": photo.get_status_display(),
@@ -115,15 +123,36 @@ def photo_summary(photo: Photo, language: str, translations: dict[int, Translati
     }
 
 
-def _gallery_photo_summaries(request: HttpRequest, gallery: Gallery, language: str) -> list[dict]:
-    photos = list(selectors.photo_list_for_gallery(gallery))
+def _grid_pages(request: HttpRequest) -> tuple[int, int]:
+    """(first page, how many pages) of the grid asked for: ?page= and, for the status poll, ?pages= (the pages
+    the browser has loaded so far). Anything that is not a positive number counts as 1."""
+
+    def positive(name: str) -> int:
+        value = request.GET.get(name, "")
+        return max(1, int(value)) if value.isdigit() else 1
+
+    return positive("page"), min(positive("pages"), 1000)
+
+
+def _gallery_photo_summaries(
+    request: HttpRequest, gallery: Gallery, language: str, *, first_page: int, pages: int
+) -> tuple[list[dict], int | None]:
+    """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
+    after them (None at the end)."""
+    start = (first_page - 1) * GALLERY_PAGE_SIZE
+    end = start + pages * GALLERY_PAGE_SIZE
+    # One photo more than asked for says whether another page follows, without counting the gallery's photos.
+    photos = list(selectors.photo_list_for_gallery(gallery)[start : end + 1])
+    next_page = first_page + pages if len(photos) > end - start else None
+    photos = photos[: end - start]
     captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
     translations: dict[int, Translation] = {}
     if language != SOURCE_LANGUAGE and captions:
         if request.user.is_authenticated:
             translation_request_many(captions=captions, language=language)
         translations = selectors.translation_map(captions, language)
-    return [photo_summary(photo, language, translations) for photo in photos]
+    links = PhotoLinks()
+    return [photo_summary(photo, language, translations, links) for photo in photos], next_page
 
 
 # Pages ---------------------------------------------------------------------------------------------------
@@ -181,7 +210,8 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
         return redirect(gallery)
     language = caption_language(request)
     role = selectors.gallery_role(request.user, gallery)
-    summaries = _gallery_photo_summaries(request, gallery, language)
+    first_page, _pages = _grid_pages(request)
+    summaries, next_page = _gallery_photo_summaries(request, gallery, language, first_page=first_page, pages=1)
     return render(
         request,
         "captioning/gallery_detail.html",
@@ -191,7 +221,9 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
             "role": role,
             "can_upload": selectors.gallery_can_upload(request.user, gallery),
             "can_edit": role == selectors.OWNER,
-            "failed_count": sum(1 for photo in summaries if photo["status"] == Photo.Status.FAILED),
+            "page": first_page,
+            "next_page": next_page,
+            "failed_count": selectors.photo_count_failed(gallery),
             "language": language,
             "language_name": language_name(language),
             "upload_limit_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
@@ -201,15 +233,20 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
 
 @require_GET
 def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
+    """The grid's photos as JSON: ?page=N (default 1), and ?pages=K for K pages from there (the status poll
+    asks for the pages the browser shows). `next_page` is the page after them, or null."""
     gallery = _gallery_or_404(request, public_id)
-    summaries = _gallery_photo_summaries(request, gallery, caption_language(request))
+    first_page, pages = _grid_pages(request)
+    summaries, next_page = _gallery_photo_summaries(
+        request, gallery, caption_language(request), first_page=first_page, pages=pages
+    )
     busy = sum(
         1
         for photo in summaries
         if photo["status"] in (Photo.Status.QUEUED, Photo.Status.PROCESSING)
         or photo["translation_status"] == Translation.Status.PENDING
     )
-    return JsonResponse({"photos": summaries, "busy": busy})
+    return JsonResponse({"photos": summaries, "busy": busy, "next_page": next_page})
 
 
 @login_required
@@ -466,10 +503,13 @@ def search(request: HttpRequest) -> HttpResponse:
         photos = list(page.object_list)
         captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
         translations = selectors.translation_map(captions, language) if language != SOURCE_LANGUAGE else {}
+        links = PhotoLinks()
         context.update(
             results=results,
             page=page,
-            photos=[{**photo_summary(photo, language, translations), "hit": photo.search_hit} for photo in photos],
+            photos=[
+                {**photo_summary(photo, language, translations, links), "hit": photo.search_hit} for photo in photos
+            ],
         )
     return render(request, "captioning/search.html", context)
 

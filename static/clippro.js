@@ -105,9 +105,58 @@
     updateTile(tile, photo);
   }
 
+  // The grid arrives with its first page of photos; the next pages come as its end scrolls into view, and the
+  // status poll asks for every page shown so far.
+  var firstPage = grid ? grid.getAttribute("data-page") || "1" : "1";
+  var pagesShown = 1;
+  var more = document.querySelector("[data-more-photos]");
+  var loadingMore = false;
+  var moreObserver = null;
+
+  function loadMorePhotos() {
+    if (!more || loadingMore) return;
+    loadingMore = true;
+    getJson(grid.getAttribute("data-status-url") + "?page=" + more.getAttribute("data-page"), function (data) {
+      loadingMore = false;
+      if (!data) return;
+      data.photos.forEach(function (photo) {
+        if (grid.querySelector('[data-photo="' + photo.id + '"]')) return;
+        var tile = buildTile(photo);
+        grid.appendChild(tile);
+        updateTile(tile, photo);
+      });
+      pagesShown += 1;
+      if (data.next_page) {
+        more.setAttribute("data-page", String(data.next_page));
+        more.href = "?page=" + data.next_page;
+        if (moreObserver) {  // observed anew, so a link still in view loads the page after too
+          moreObserver.unobserve(more);
+          moreObserver.observe(more);
+        }
+      } else {
+        more.parentNode.remove();
+        more = null;
+      }
+    });
+  }
+
+  if (grid && more) {
+    more.addEventListener("click", function (event) {
+      event.preventDefault();
+      loadMorePhotos();
+    });
+    if ("IntersectionObserver" in window) {
+      moreObserver = new IntersectionObserver(function (entries) {
+        if (entries.some(function (entry) { return entry.isIntersecting; })) loadMorePhotos();
+      }, { rootMargin: "800px" });
+      moreObserver.observe(more);
+    }
+  }
+
   function pollGrid() {
     if (!grid) return;
-    getJson(grid.getAttribute("data-status-url"), function (data) {
+    var url = grid.getAttribute("data-status-url") + "?page=" + firstPage + "&pages=" + pagesShown;
+    getJson(url, function (data) {
       if (data) {
         data.photos.slice().reverse().forEach(showPhoto);
         grid.setAttribute("data-busy", String(data.busy));

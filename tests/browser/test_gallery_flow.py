@@ -72,3 +72,24 @@ def test_sign_up_upload_caption_and_translate(
     page.get_by_role("link", name=re.compile("Summer 2024")).click()
     expect(page.locator(".tile__caption").filter(has_text="[fr]")).to_have_count(3, timeout=60_000)
     page.screenshot(path=str(artifacts_dir / "gallery-in-french.png"), full_page=True)
+
+
+def test_a_large_gallery_loads_its_next_photos_as_the_grid_end_scrolls_into_view(page, db, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from captioning import views
+    from captioning.services.galleries import gallery_create
+    from tests.captioning.test_pages import _photos_without_files
+
+    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 4)
+    owner = get_user_model().objects.create_user("marie", password="a-Long-passw0rd")
+    gallery = gallery_create(owner=owner, title="Big", visibility="public")
+    newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 10)]
+
+    page.goto(gallery.get_absolute_url())
+    tiles = page.locator(".photo-grid .tile")
+    # The page sends 4; the grid's end is in view (small tiles), so the next pages follow one after another.
+    assert page.content().count('class="tile tile--captioned"') >= 4
+    expect(tiles).to_have_count(10)
+    assert [tile.get_attribute("data-photo") for tile in tiles.all()] == newest_first
+    expect(page.locator("[data-more-photos]")).to_have_count(0)

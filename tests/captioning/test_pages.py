@@ -104,3 +104,63 @@ def test_error_pages_are_the_sites_own(client):
 def test_explore_and_home_have_empty_states(client):
     assert "No public galleries yet." in client.get(reverse("home")).content.decode()
     assert "Nothing public yet." in client.get(reverse("gallery-public-list")).content.decode()
+
+
+def _photos_without_files(gallery, count: int) -> list:
+    """Rows only: the grid reads no file."""
+    from captioning.models import Caption, Photo
+
+    photos = [
+        Photo.objects.create(
+            owner=gallery.owner,
+            gallery=gallery,
+            sha256=f"{number:064x}",
+            byte_size=1,
+            width=1,
+            height=1,
+            format="JPEG",
+            status=Photo.Status.CAPTIONED,
+            original_filename=f"photo{number}.jpg",
+        )
+        for number in range(count)
+    ]
+    for photo in photos:
+        Caption.objects.create(photo=photo, text=f"caption of {photo.original_filename}", is_current=True)
+    return photos[::-1]  # the grid shows the newest first
+
+
+def test_the_gallery_grid_comes_in_pages_and_the_status_poll_covers_the_pages_shown(
+    client, alice, gallery, monkeypatch
+):
+    from captioning import views
+
+    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 2)
+    newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 5)]
+    client.force_login(alice)
+
+    page = client.get(gallery.get_absolute_url()).content.decode()
+    assert [uuid for uuid in newest_first if f'data-photo="{uuid}"' in page] == newest_first[:2]
+    assert 'href="?page=2" data-more-photos data-page="2"' in page
+    last_page = client.get(gallery.get_absolute_url() + "?page=3").content.decode()
+    assert [uuid for uuid in newest_first if f'data-photo="{uuid}"' in last_page] == newest_first[4:]
+    assert "data-more-photos" not in last_page
+
+    status_url = reverse("gallery-status", args=[gallery.public_id])
+    second = client.get(status_url, {"page": 2}).json()
+    assert [photo["id"] for photo in second["photos"]] == newest_first[2:4]
+    assert second["next_page"] == 3
+    shown = client.get(status_url, {"page": 1, "pages": 3}).json()
+    assert [photo["id"] for photo in shown["photos"]] == newest_first
+    assert shown["next_page"] is None
+    assert [photo["id"] for photo in client.get(status_url, {"page": "x"}).json()["photos"]] == newest_first[:2]
+
+
+def test_the_retry_button_counts_the_failed_photos_of_every_page(client, alice, gallery, monkeypatch):
+    from captioning import views
+    from captioning.models import Photo
+
+    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 2)
+    oldest = _photos_without_files(gallery, 4)[-2:]  # on the second page
+    Photo.objects.filter(pk__in=[photo.pk for photo in oldest]).update(status=Photo.Status.FAILED)
+    client.force_login(alice)
+    assert "Retry 2 failed" in client.get(gallery.get_absolute_url()).content.decode()

@@ -1,0 +1,67 @@
+"""The API's lists present rows by hand (captioning/api/serializers.py) for speed: what they write must be what
+DRF's generic serializer code writes from the same declared fields, for every kind of row."""
+
+import datetime
+
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
+
+from captioning import selectors
+from captioning.api.serializers import CaptionSerializer, PhotoSerializer, SearchHitSerializer, caption_representation
+from captioning.models import Caption, ModelVersion, Photo
+from captioning.search import SearchHit
+from tests.api.conftest import caption, upload
+
+
+def _varied_photos(people, private_gallery) -> list[Photo]:
+    owner, staff = people["owner"], people["staff"]
+    model = ModelVersion.objects.create(name="coco", checkpoint_path="/nowhere")
+    by_model = upload(owner, private_gallery, seed=1, name="a.jpg")
+    caption(by_model, "a dog", model_version=model, score=-1.25, clip_score=0.5, decoding={"strategy": "beam"})
+    edited = upload(owner, private_gallery, seed=2, name="b.jpg")
+    caption(
+        edited,
+        "my own words",
+        source=Caption.Source.EDITED,
+        created_by=owner,
+        review_state=Caption.ReviewState.APPROVED,
+        reviewed_by=staff,
+        reviewed_at=timezone.now(),
+    )
+    failed = upload(owner, private_gallery, seed=3, name="c.jpg")
+    Photo.objects.filter(pk=failed.pk).update(
+        status=Photo.Status.FAILED,
+        error_message="no model",
+        attempts=3,
+        taken_at=datetime.datetime(2024, 6, 1, 12, 30, tzinfo=datetime.UTC),
+    )
+    visible = selectors.photo_list_visible_to(owner).order_by("pk")
+    return list(selectors.photo_with_current_caption(visible))
+
+
+def test_photos_are_presented_as_drfs_generic_serializer_presents_them(people, private_gallery):
+    photos = _varied_photos(people, private_gallery)
+    request = APIRequestFactory().get("/api/photos/")
+    for user in (people["owner"], people["viewer"]):
+        request.user = user
+        presenter = PhotoSerializer(context={"request": request})
+        for photo in photos:
+            generic = serializers.ModelSerializer.to_representation(presenter, photo)
+            assert presenter.to_representation(photo) == dict(generic)
+    assert {photo.status for photo in photos} == {Photo.Status.CAPTIONED, Photo.Status.FAILED}
+
+
+def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, private_gallery):
+    photos = _varied_photos(people, private_gallery)
+    request = APIRequestFactory().get("/api/search/")
+    request.user = people["owner"]
+    presenter = SearchHitSerializer(context={"request": request})
+    for number, photo in enumerate(photos):
+        photo.search_hit = SearchHit(
+            photo.pk, 0.03 / (number + 1), 0.25 if number % 2 else None, 1.5 if number else None
+        )
+        generic = serializers.ModelSerializer.to_representation(presenter, photo)
+        assert presenter.to_representation(photo) == dict(generic)
+    for current in Caption.objects.all():
+        assert caption_representation(current) == dict(CaptionSerializer(current).data)
