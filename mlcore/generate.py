@@ -169,11 +169,13 @@ def _record_best(
 def sample_or_greedy(
     decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
-    generator = None
-    if options.strategy == "sample" and options.seed is not None:
-        generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
-    features, state = decoder.prefill(prefixes, beams=1)
     count = prefixes.shape[0]
+    generators = None
+    if options.strategy == "sample" and options.seed is not None:
+        # One generator per image, each seeded alike: an image's caption depends on the seed alone, never
+        # on which images share its batch or where it sits in it ("caption again with seed 1" reproduces it).
+        generators = [torch.Generator(device=prefixes.device).manual_seed(options.seed) for _ in range(count)]
+    features, state = decoder.prefill(prefixes, beams=1)
     sequences: list[list[int]] = [[] for _ in range(count)]
     log_prob_sums = [0.0] * count
     running = torch.arange(count, device=prefixes.device)
@@ -185,7 +187,8 @@ def sample_or_greedy(
             )
         else:
             logits = at_least_fp32(decoder.logits(features))
-            next_tokens = _sample(logits, options, generator)
+            row_generators = None if generators is None else [generators[image] for image in running.tolist()]
+            next_tokens = _sample(logits, options, row_generators)
             chosen_log_probs = F.log_softmax(logits, dim=-1).gather(1, next_tokens.unsqueeze(-1)).squeeze(-1)
         for image, token, log_prob in zip(
             running.tolist(), next_tokens.tolist(), chosen_log_probs.tolist(), strict=True
@@ -204,7 +207,8 @@ def sample_or_greedy(
     ]
 
 
-def _sample(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
+def _sample(logits: torch.Tensor, options: DecodingOptions, generators: list[torch.Generator] | None) -> torch.Tensor:
+    """One token per row; row i draws from `generators[i]`, or all rows from torch's global one."""
     scores = logits.float() / options.temperature
     if options.top_k is not None and options.top_k < scores.shape[-1]:
         kth_best = scores.topk(options.top_k, dim=-1).values[:, -1:]
@@ -217,4 +221,11 @@ def _sample(logits: torch.Tensor, options: DecodingOptions, generator: torch.Gen
         drop = drop_sorted.scatter(1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     probabilities = scores.softmax(dim=-1)
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
+    if generators is None:
+        return torch.multinomial(probabilities, 1).squeeze(-1)
+    return torch.cat(
+        [
+            torch.multinomial(row, 1, generator=generator)
+            for row, generator in zip(probabilities, generators, strict=True)
+        ]
+    )
