@@ -12,7 +12,7 @@ Beam search follows ClipCap's `generate_beam` exactly, so both pick the same bes
 - an image is finished when all its beams have stopped, or after `max_length` tokens.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -22,6 +22,9 @@ from transformers import GPT2LMHeadModel
 from mlcore.decoder import IncrementalGPT2, at_least_fp32
 
 Strategy = Literal["beam", "greedy", "sample"]
+# New tokens per caption when neither the caller nor the model says otherwise (a Captioner uses its
+# model's `CaptionerConfig.max_length`: ClipCap's imports keep ClipCap's 67).
+DEFAULT_MAX_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class DecodingOptions:
     strategy: Strategy = "beam"
     beam_size: int = 5
     length_normalization: float = 1.0
-    max_length: int = 40
+    max_length: int | None = None  # None: the model's own (CaptionerConfig.max_length), else DEFAULT_MAX_LENGTH
     temperature: float = 1.0
     top_p: float | None = None
     top_k: int | None = None
@@ -40,7 +43,7 @@ class DecodingOptions:
             raise ValueError(f"unknown decoding strategy {self.strategy!r}; use beam, greedy or sample")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
-        if self.max_length < 1:
+        if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {self.max_length}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
@@ -79,6 +82,8 @@ def generate(
     as int8 matmuls, for CPUs (see mlcore.decoder)."""
     if prefixes.shape[0] == 0:
         return []
+    if options.max_length is None:
+        options = replace(options, max_length=DEFAULT_MAX_LENGTH)
     decoder = IncrementalGPT2(gpt, int8=int8)
     if options.strategy == "beam":
         return beam_search(decoder, prefixes, stop_token_id, options)
