@@ -106,7 +106,7 @@ class Captioner:
         batch_size: int | None = None,
         **overrides,
     ) -> list[CaptionResult]:
-        options = _options(options, overrides)
+        options = self.decoding_options(options, **overrides)
         self.model.check_embeddings(embeddings)
         batch_size = batch_size or default_batch_size(self.device, BYTES_PER_CAPTION)
         results: list[CaptionResult] = []
@@ -117,15 +117,12 @@ class Captioner:
             results.extend(CaptionResult(self.decode(item.token_ids), item.score, item.token_ids) for item in generated)
         return results
 
+    def decoding_options(self, options: DecodingOptions | None = None, **overrides) -> DecodingOptions:
+        """`options` with `overrides` on top, and this model's own max_length where neither sets one."""
+        values = {"max_length": self.config.max_length, **(options.to_dict() if options else {}), **overrides}
+        return DecodingOptions.from_dict(values)
+
     def decode(self, token_ids: list[int]) -> str:
         if token_ids and token_ids[-1] == self.stop_token_id and self.stop_token_id == self.tokenizer.eos_token_id:
             token_ids = token_ids[:-1]
         return self.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
-
-
-def _options(options: DecodingOptions | None, overrides: dict) -> DecodingOptions:
-    if options is None:
-        return DecodingOptions(**overrides)
-    if overrides:
-        return DecodingOptions.from_dict({**options.to_dict(), **overrides})
-    return options

@@ -22,6 +22,8 @@ from transformers import GPT2Config, PreTrainedTokenizerBase
 from mlcore.errors import CheckpointError
 from mlcore.mapping import MapperConfig
 from mlcore.model import (
+    CLIPCAP_MAX_LENGTH,
+    CLIPCAP_ORIGIN,
     CaptionerConfig,
     ClipCaptionModel,
     build_gpt2,
@@ -193,7 +195,8 @@ def import_clipcap(
         train_gpt2=False,
         normalize_prefix=is_transformer if normalize_prefix is None else normalize_prefix,
         stop_token=".",
-        origin=f"clipcap-import:{weights_path.name}",
+        origin=f"{CLIPCAP_ORIGIN}{weights_path.name}",
+        max_length=CLIPCAP_MAX_LENGTH,
     )
     model = ClipCaptionModel(config, build_gpt2(config.gpt2_config))
     _load_weights(model, state, expect_gpt2=True, origin=str(weights_path))

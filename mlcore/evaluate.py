@@ -364,7 +364,7 @@ def evaluate_captioner(
     image embeddings (stored or computed) and the captioner's CLIP text tower; when that CLIP cannot be
     loaded, CLIPScore is skipped with the reason.
     """
-    options = options or DecodingOptions()
+    options = captioner.decoding_options(options)
     if max_images is not None and max_images < 1:
         raise MetricInputError(f"max_images must be at least 1, got {max_images}")
     started = time.perf_counter()

@@ -12,7 +12,7 @@ Beam search follows ClipCap's `generate_beam` exactly, so both pick the same bes
 - an image is finished when all its beams have stopped, or after `max_length` tokens.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -22,6 +22,9 @@ from transformers import GPT2LMHeadModel
 from mlcore.decoder import IncrementalGPT2, at_least_fp32
 
 Strategy = Literal["beam", "greedy", "sample"]
+# New tokens per caption when neither the caller nor the model says otherwise (a Captioner uses its
+# model's `CaptionerConfig.max_length`: ClipCap's imports keep ClipCap's 67).
+DEFAULT_MAX_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class DecodingOptions:
     strategy: Strategy = "beam"
     beam_size: int = 5
     length_normalization: float = 1.0
-    max_length: int = 40
+    max_length: int | None = None  # None: the model's own (CaptionerConfig.max_length), else DEFAULT_MAX_LENGTH
     temperature: float = 1.0
     top_p: float | None = None
     top_k: int | None = None
@@ -40,7 +43,7 @@ class DecodingOptions:
             raise ValueError(f"unknown decoding strategy {self.strategy!r}; use beam, greedy or sample")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
-        if self.max_length < 1:
+        if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {self.max_length}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
@@ -79,6 +82,8 @@ def generate(
     as int8 matmuls, for CPUs (see mlcore.decoder)."""
     if prefixes.shape[0] == 0:
         return []
+    if options.max_length is None:
+        options = replace(options, max_length=DEFAULT_MAX_LENGTH)
     decoder = IncrementalGPT2(gpt, int8=int8)
     if options.strategy == "beam":
         return beam_search(decoder, prefixes, stop_token_id, options)
@@ -169,11 +174,13 @@ def _record_best(
 def sample_or_greedy(
     decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
 ) -> list[GeneratedTokens]:
-    generator = None
-    if options.strategy == "sample" and options.seed is not None:
-        generator = torch.Generator(device=prefixes.device).manual_seed(options.seed)
-    features, state = decoder.prefill(prefixes, beams=1)
     count = prefixes.shape[0]
+    generators = None
+    if options.strategy == "sample" and options.seed is not None:
+        # One generator per image, each seeded alike: an image's caption depends on the seed alone, never
+        # on which images share its batch or where it sits in it ("caption again with seed 1" reproduces it).
+        generators = [torch.Generator(device=prefixes.device).manual_seed(options.seed) for _ in range(count)]
+    features, state = decoder.prefill(prefixes, beams=1)
     sequences: list[list[int]] = [[] for _ in range(count)]
     log_prob_sums = [0.0] * count
     running = torch.arange(count, device=prefixes.device)
@@ -185,7 +192,8 @@ def sample_or_greedy(
             )
         else:
             logits = at_least_fp32(decoder.logits(features))
-            next_tokens = _sample(logits, options, generator)
+            row_generators = None if generators is None else [generators[image] for image in running.tolist()]
+            next_tokens = _sample(logits, options, row_generators)
             chosen_log_probs = F.log_softmax(logits, dim=-1).gather(1, next_tokens.unsqueeze(-1)).squeeze(-1)
         for image, token, log_prob in zip(
             running.tolist(), next_tokens.tolist(), chosen_log_probs.tolist(), strict=True
@@ -204,7 +212,8 @@ def sample_or_greedy(
     ]
 
 
-def _sample(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
+def _sample(logits: torch.Tensor, options: DecodingOptions, generators: list[torch.Generator] | None) -> torch.Tensor:
+    """One token per row; row i draws from `generators[i]`, or all rows from torch's global one."""
     scores = logits.float() / options.temperature
     if options.top_k is not None and options.top_k < scores.shape[-1]:
         kth_best = scores.topk(options.top_k, dim=-1).values[:, -1:]
@@ -217,4 +226,11 @@ def _sample(logits: torch.Tensor, options: DecodingOptions, generator: torch.Gen
         drop = drop_sorted.scatter(1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     probabilities = scores.softmax(dim=-1)
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
+    if generators is None:
+        return torch.multinomial(probabilities, 1).squeeze(-1)
+    return torch.cat(
+        [
+            torch.multinomial(row, 1, generator=generator)
+            for row, generator in zip(probabilities, generators, strict=True)
+        ]
+    )

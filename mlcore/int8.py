@@ -1,13 +1,15 @@
-"""int8 matmuls for x86 CPUs: fbgemm's dynamic int8 linear layer, for GPT-2 and CLIP's image tower.
+"""int8 matmuls for x86 CPUs, for GPT-2 and CLIP's image tower.
 
-Weights are quantized once, symmetrically per output channel; activations per call (per tensor, 7-bit
-so that CPUs without VNNI do not saturate). Measured on 2 Zen 3 cores at GPT-2 124M's shapes with 320
-rows it does 300-750 GFLOP/s where fp32 does 100-165 (there is no fast bf16 on such CPUs). Results differ
-from fp32 by rounding: captions can change where two candidates are nearly tied.
+Weights are quantized once, symmetrically per output channel; activations per call and per row (per token),
+symmetrically to 8 bits, so that a row's result never depends on the other rows of the call: an image
+captions and embeds the same alone as in any batch. (fbgemm's dynamic int8 linear layer, used before,
+takes one scale for the whole call: a large row coarsened every other row's rounding.) The integer
+matmul (`torch._int_mm`, oneDNN's kernels) sums exactly, and the scales are applied to its int32 output
+elementwise. Results differ from fp32 by rounding: captions can change where two candidates are nearly tied.
 """
 
-import warnings
 import weakref
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,27 +19,40 @@ from mlcore.errors import MlcoreError
 
 
 def require_int8_support() -> None:
-    if not {"fbgemm", "x86"} & set(torch.backends.quantized.supported_engines):
-        raise MlcoreError("int8 matmuls need an x86 CPU (PyTorch's fbgemm kernels); run without int8")
+    # Without oneDNN, torch._int_mm falls back to a plain loop, slower than fp32.
+    if not torch.backends.mkldnn.is_available():
+        raise MlcoreError("int8 matmuls need PyTorch's oneDNN CPU kernels, which this build lacks; run without int8")
 
 
-def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
-    """`weight` [out, in] as symmetric per-output-channel int8, prepacked for fbgemm."""
-    weight = weight.detach().float().contiguous()
-    scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
-    zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():
-        # PyTorch plans to drop quantized tensors for torchao's; the pinned 2.14 has them and they are
-        # the only int8 CPU matmul that needs no extra package. Move to torchao when the pin moves past them.
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*deprecated")
-        quantized = torch.quantize_per_channel(weight, scales, zero_points, axis=0, dtype=torch.qint8)
-    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
+@dataclass(frozen=True)
+class Int8Weights:
+    """A linear layer's weights as symmetric per-output-channel int8."""
+
+    weight: torch.Tensor  # [in, out] int8, as torch._int_mm takes its second operand
+    scales: torch.Tensor  # [out] float32
+    bias: torch.Tensor | None  # [out] float32
 
 
-def int8_linear(packed, inputs: torch.Tensor) -> torch.Tensor:
-    """`inputs @ weight.T + bias` with the weights `pack_int8` packed; any leading dimensions."""
-    flat = inputs.reshape(-1, inputs.shape[-1]).float().contiguous()
-    outputs = torch.ops.quantized.linear_dynamic(flat, packed, reduce_range=True)
+def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Weights:
+    """`weight` [out, in] as symmetric per-output-channel int8."""
+    weight = weight.detach().float()
+    scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+    quantized = (weight / scales.unsqueeze(1)).round_().to(torch.int8)
+    return Int8Weights(
+        quantized.t().contiguous(), scales, None if bias is None else bias.detach().float().contiguous().clone()
+    )
+
+
+def int8_linear(packed: Int8Weights, inputs: torch.Tensor) -> torch.Tensor:
+    """`inputs @ weight.T + bias` with the weights `pack_int8` packed; any leading dimensions. Each row is
+    quantized with its own scale, so its result is the same whatever rows share the call."""
+    flat = inputs.reshape(-1, inputs.shape[-1]).float()
+    row_scales = flat.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / 127.0  # [rows, 1]
+    quantized = torch.div(flat, row_scales).round_().to(torch.int8)
+    outputs = torch._int_mm(quantized, packed.weight).float()  # [rows, out], exact integer sums
+    outputs.mul_(row_scales).mul_(packed.scales)
+    if packed.bias is not None:
+        outputs.add_(packed.bias)
     return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
 
 
@@ -50,7 +65,7 @@ class Int8Linears:
 
     def __init__(self, gpt: GPT2LMHeadModel, head_chunk: int):
         self.versions = self._weight_versions(gpt)
-        self.packed: dict[int, object] = {}
+        self.packed: dict[int, Int8Weights] = {}
         for block in gpt.transformer.h:
             for conv in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 self.packed[id(conv)] = pack_int8(conv.weight.t(), conv.bias)  # Conv1D keeps [in, out]

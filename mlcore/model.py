@@ -12,9 +12,13 @@ from torch import nn
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from mlcore.errors import EmbeddingSizeError, ModelUnavailableError
+from mlcore.generate import DEFAULT_MAX_LENGTH
 from mlcore.mapping import MapperConfig, build_mapper
 
 END_OF_TEXT = "<|endoftext|>"
+CLIPCAP_ORIGIN = "clipcap-import:"
+# ClipCap's `generate_beam` decodes up to 67 tokens (its `entry_length`); its imports keep that.
+CLIPCAP_MAX_LENGTH = 67
 CONFIG_FORMAT_VERSION = 1
 
 
@@ -36,6 +40,8 @@ class CaptionerConfig:
     origin: str = "clip-pro"
     training: dict = field(default_factory=dict)
     format_version: int = CONFIG_FORMAT_VERSION
+    # New tokens per caption unless the caller asks otherwise.
+    max_length: int = DEFAULT_MAX_LENGTH
 
     @property
     def prefix_length(self) -> int:
@@ -54,6 +60,8 @@ class CaptionerConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown captioner config fields: {', '.join(sorted(unknown))}")
+        if "max_length" not in values and str(values.get("origin", "")).startswith(CLIPCAP_ORIGIN):
+            values["max_length"] = CLIPCAP_MAX_LENGTH  # imported before the field existed
         return cls(**values)
 
     def with_training(self, **metadata) -> "CaptionerConfig":

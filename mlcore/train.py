@@ -169,6 +169,27 @@ def optimizer_parameter_groups(model: torch.nn.Module, weight_decay: float) -> l
     return [group for group in groups if group["params"]]
 
 
+def optimization_step(
+    training_model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainable: list[torch.nn.Parameter],
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    precision: torch.dtype | None,
+    grad_clip: float | None,
+) -> torch.Tensor:
+    """One update on one batch (tokens, lengths, embeddings, on the model's device); returns the loss.
+    benchmarks/training.py times this against ClipCap's step."""
+    tokens, lengths, embeddings = batch
+    with torch.autocast(tokens.device.type, dtype=precision, enabled=precision is not None):
+        loss = caption_loss(training_model, tokens, lengths, embeddings)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+    optimizer.step()
+    return loss
+
+
 def add_feature_noise(embeddings: torch.Tensor, scale: float, generator: torch.Generator | None) -> torch.Tensor:
     """Gaussian noise with a standard deviation of `scale` times each embedding's RMS value."""
     if scale == 0:
@@ -305,13 +326,9 @@ def train(options: TrainingOptions, log: Callable[[str], None] = print) -> Train
             own_indices = indices[distributed.rank :: distributed.world_size]
             tokens, lengths, embeddings = (t.to(device) for t in train_captions.batch(own_indices))
             embeddings = add_feature_noise(embeddings, options.feature_noise_scale, noise_generator)
-            with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
-                loss = caption_loss(training_model, tokens, lengths, embeddings)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if options.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, options.grad_clip)
-            optimizer.step()
+            loss = optimization_step(
+                training_model, optimizer, trainable, (tokens, lengths, embeddings), precision, options.grad_clip
+            )
             scheduler.step()
             progress["step"] += 1
             samples_seen += len(indices)

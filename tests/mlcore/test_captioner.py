@@ -17,7 +17,7 @@ def test_caption_from_images_equals_caption_from_their_embeddings(captioner):
     from_images = captioner.caption(IMAGES, beam_size=3, max_length=8)
     from_embeddings = captioner.caption_embeddings(captioner.embed(IMAGES), DecodingOptions(beam_size=3, max_length=8))
     assert [r.token_ids for r in from_images] == [r.token_ids for r in from_embeddings]
-    assert captioner.device.type == "cpu"
+    assert captioner.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # what "auto" picks
 
 
 def test_batch_size_does_not_change_the_captions(captioner):
@@ -50,3 +50,32 @@ def test_decoding_overrides_apply_on_top_of_given_options(captioner):
 def test_int8_decoding_is_refused_off_the_cpu(save_random_checkpoint):
     with pytest.raises(ValueError, match="int8 captioning is for CPUs"):
         Captioner(*load_checkpoint(save_random_checkpoint("int8")), device=torch.device("cuda"), int8=True)
+
+
+MIXED_IMAGES = [*IMAGES[:4], Image.effect_noise((48, 32), 120).convert("RGB"), *IMAGES[4:]]
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_each_image_gets_the_same_embedding_and_captions_alone_as_in_a_mixed_batch(save_random_checkpoint, int8):
+    directory = save_random_checkpoint(mapper_type="mlp", train_gpt2=True, sharpness=2.0)
+    captioner = Captioner.load(directory, device="cpu", int8=int8)
+    together = captioner.embed(MIXED_IMAGES)
+    alone = torch.cat([captioner.embed([image]) for image in MIXED_IMAGES])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+    # A row far larger than the others, as an unusual photo's embedding can be.
+    embeddings = torch.cat((alone[:3], alone[3:4] * 40, alone[4:]))
+    for options in (DecodingOptions(beam_size=3, max_length=10), DecodingOptions(strategy="greedy", max_length=10)):
+        batched = captioner.caption_embeddings(embeddings, options)
+        one_by_one = [captioner.caption_embeddings(row.unsqueeze(0), options)[0] for row in embeddings]
+        assert [r.token_ids for r in batched] == [r.token_ids for r in one_by_one]
+
+
+def test_seeded_sampling_gives_an_image_the_same_caption_alone_as_in_a_batch(captioner):
+    embeddings = captioner.embed(IMAGES)
+    options = DecodingOptions(strategy="sample", seed=1, max_length=10)
+    batched = captioner.caption_embeddings(embeddings, options)
+    one_by_one = [captioner.caption_embeddings(row.unsqueeze(0), options)[0] for row in embeddings]
+    assert [r.token_ids for r in batched] == [r.token_ids for r in one_by_one]
+    reversed_batch = captioner.caption_embeddings(embeddings.flip(0), options)
+    assert [r.token_ids for r in reversed_batch] == [r.token_ids for r in batched][::-1]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mlcore.captioner import Captioner
 from mlcore.checkpoint import CONFIG_FILE, WEIGHTS_FILE, import_clipcap, load_checkpoint, save_checkpoint
 from mlcore.errors import CheckpointError, EmbeddingSizeError
+from mlcore.generate import DecodingOptions
 from mlcore.model import load_gpt2, load_tokenizer
 from mlcore.tiny import TinyClipSpec, create_clip, save_clip
 from tests.conftest import make_captioner_config, make_random_model
@@ -44,11 +45,15 @@ def test_prefix_only_checkpoint_stores_the_mapper_alone(tiny_clip_dir, tiny_gpt2
 
 
 def test_saving_over_an_existing_checkpoint_replaces_it_whole(save_random_checkpoint):
-    first = save_random_checkpoint("same", seed=1)
-    second = save_random_checkpoint("same", seed=2)
-    assert first == second
-    assert not list(first.parent.glob("same.*"))  # no staging or backup folders left behind
-    load_checkpoint(second)
+    directory = save_random_checkpoint("same", seed=1)
+    old_weights = load_checkpoint(directory)[1].state_dict()
+    assert save_random_checkpoint("same", seed=2) == directory
+    assert not list(directory.parent.glob("same.*"))  # no staging or backup folders left behind
+    new_weights = load_checkpoint(directory)[1].state_dict()
+    expected_weights = load_checkpoint(save_random_checkpoint("expected", seed=2))[1].state_dict()
+    assert new_weights.keys() == expected_weights.keys()
+    assert all(torch.equal(new_weights[name], expected_weights[name]) for name in new_weights)
+    assert not all(torch.equal(new_weights[name], old_weights[name]) for name in new_weights)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -269,3 +274,24 @@ def test_import_refuses_a_state_dict_that_is_not_clipcap(tmp_path, tiny_gpt2_dir
     torch.save({"encoder.weight": torch.zeros(2, 2)}, weights)
     with pytest.raises(CheckpointError, match="no GPT-2 weights"):
         import_clipcap(weights, tmp_path / "out", tokenizer_source=tiny_gpt2_dir, num_heads=2)
+
+
+def test_imported_clipcap_models_decode_up_to_its_67_tokens_and_ours_keep_40(
+    tiny_gpt2_dir, save_random_checkpoint, tmp_path
+):
+    torch.manual_seed(0)
+    weights = tmp_path / "coco_weights.pt"
+    torch.save(clipcap_gpt2_state(tiny_gpt2_dir, seed=1) | clipcap_mlp_state(512, 32, prefix_length=10), weights)
+    imported = tmp_path / "clipcap-coco"
+    import_clipcap(weights, imported, tokenizer_source=tiny_gpt2_dir, num_heads=2)
+    assert Captioner.load(imported, device="cpu").decoding_options().max_length == 67
+    assert Captioner.load(imported, device="cpu").decoding_options(max_length=12).max_length == 12
+
+    # Imported before the config stored a max_length: still ClipCap's.
+    config = json.loads((imported / CONFIG_FILE).read_text())
+    del config["max_length"]
+    (imported / CONFIG_FILE).write_text(json.dumps(config))
+    assert Captioner.load(imported, device="cpu").decoding_options().max_length == 67
+
+    ours = Captioner.load(save_random_checkpoint(), device="cpu")
+    assert ours.decoding_options(DecodingOptions(strategy="greedy")).max_length == 40

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -86,8 +87,11 @@ def test_greedy_equals_beam_of_one(tiny_clip_dir, tiny_gpt2_dir):
 
 
 def first_token_frequencies(model, prefix, options: DecodingOptions, draws: int) -> torch.Tensor:
+    # A seed gives every image the same draws (each has its own generator, seeded alike): independent draws
+    # come from torch's global generator, seeded here instead.
+    torch.manual_seed(options.seed)
     prefixes = prefix.expand(draws, -1, -1)
-    captions = generate(model.gpt, prefixes, -1, options)
+    captions = generate(model.gpt, prefixes, -1, replace(options, seed=None))
     counts = torch.zeros(model.gpt.config.vocab_size, dtype=torch.float64)
     for caption in captions:
         counts[caption.token_ids[0]] += 1

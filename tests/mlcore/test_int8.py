@@ -71,3 +71,18 @@ def test_int8_clip_is_refused_off_the_cpu(tiny_clip_dir):
     # "meta" stands in for a GPU this machine lacks: the refusal comes before anything is loaded on it.
     with pytest.raises(ValueError, match="int8 CLIP is for CPUs; on meta"):
         ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="meta", int8=True)
+
+
+def test_int8_linear_quantizes_each_row_on_its_own():
+    # One activation scale for the whole call let a large row coarsen every other row's rounding.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    rows = torch.randn(4, 64)
+    mixed = torch.cat((rows[:2], rows[2:3] * 200, rows[3:]))
+    layer = Int8Linear(linear)
+    with torch.inference_mode():
+        alone = torch.cat([layer(row.unsqueeze(0)) for row in rows])
+        together = layer(mixed)
+        error = relative_error(together[[0, 1, 3]], linear(rows[[0, 1, 3]]))
+    torch.testing.assert_close(together[[0, 1, 3]], alone[[0, 1, 3]], rtol=0, atol=0)
+    assert error < 0.03
