@@ -7,7 +7,6 @@ import os
 # No network here: without this, every hub lookup retries with backoff for ~25 s before failing.
 # huggingface_hub reads it at import time, so it is set before anything imports it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("CLIPPRO_ENV", "test")
 
 from pathlib import Path
 

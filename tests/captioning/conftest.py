@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
@@ -132,6 +133,8 @@ def process_environment(isolated_files, **extra_env: str) -> dict[str, str]:
     env = {
         **{name: value for name, value in os.environ.items() if name != "REDIS_URL"},
         "CLIPPRO_ENV": "test",
+        # django-q2 signs queued tasks with the secret key: the worker must hold the one this process signs with.
+        "SECRET_KEY": django_settings.SECRET_KEY,
         "DATABASE_URL": database_url(),
         "CLIPPRO_DATA_DIR": str(isolated_files),
         "HF_HUB_OFFLINE": "1",
