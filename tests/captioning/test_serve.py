@@ -100,7 +100,7 @@ def serve(transactional_db, isolated_files) -> Iterator[Served]:
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    for name in ("CLIPPRO_ENV", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL"):
+    for name in ("DJANGO_SETTINGS_MODULE", "CLIPPRO_ENV", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL"):
         env.pop(name, None)  # what `make run` has: nothing set
     log_path = isolated_files / "serve.log"
     with log_path.open("wb") as log:
