@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
 from mlcore.coco import ANNOTATIONS_ZIP_NAME, coco2017_file_name
+from tests.file_server import serve_on_loopback
 
 IMAGE_SIZE = 40
 VAL_CAPTIONS: dict[int, list[str]] = {
@@ -144,16 +145,9 @@ def serve_coco(root: Path) -> Iterator[CocoServer]:
         def log_message(self, format: str, *args) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    server_state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(Handler) as base_url:
+        server_state.base_url = base_url
         yield server_state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture(scope="session")
