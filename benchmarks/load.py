@@ -15,7 +15,7 @@ Benchmarks print figures, they never assert. On a busy machine run the code to c
 --reuse-data (the database is filled once) and --code pointing at the other checkout:
 
     apt-get install -y wrk
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_load python benchmarks/load.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_load python benchmarks/load.py   # creates the database
     DATABASE_URL=... python benchmarks/load.py --duration 5 --reuse-data --only gallery api-photos
     DATABASE_URL=... python benchmarks/load.py --duration 5 --reuse-data --code /tmp/clippro-old
 
@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.postgres import ensure_database  # noqa: E402
 from benchmarks.search import QUERIES, fill  # noqa: E402  (the same synthetic photos as the search benchmark)
 
 PASSWORD = "load-benchmark-password"
@@ -319,6 +320,7 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith("postgres"):
         raise SystemExit("set DATABASE_URL=postgres://... (the load test runs on PostgreSQL, as a deployment does)")
+    ensure_database(database_url)
 
     with tempfile.TemporaryDirectory(prefix="clippro-load-") as work:
         work = Path(work)
