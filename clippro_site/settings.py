@@ -277,8 +277,8 @@ AXES_LOCKOUT_CALLABLE = "captioning.sign_in.lockout_response"
 AXES_VERBOSE = False  # no banner on every manage.py command
 AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records; the cache handler keeps none
 
-# Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
-# every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (the worker was
+# Captioning (captioning/jobs.py, captioning/services/worker.py). A worker renews its claim on the photos of the
+# batch it runs every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (it was
 # killed) and the sweep (every minute) hands it on: lease + one minute < 2 minutes from death to pickup.
 CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
 CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")

@@ -41,7 +41,7 @@ def fake_google(fake_translation_server, settings) -> FakeTranslationService:
 @pytest.fixture
 def caption(alice, gallery) -> Caption:
     photo = photo_upload(
-        uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
+        acting_user=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
     ).photo
     photo.status = Photo.Status.CAPTIONED
     photo.save()
@@ -151,8 +151,11 @@ def test_the_photo_page_switches_language(client, alice, fake_google, caption):
     url = reverse("photo-detail", args=[caption.photo.uuid])
 
     page = client.get(url, {"lang": "fr"}).content.decode()
-    assert "Translating…" in page
+    assert "Translate into Français" in page  # a GET asks for nothing: the page's button (or script) does
     assert '<option value="fr" selected>' in page
+    response = client.post(reverse("photo-translate", args=[caption.photo.uuid]), {"language": "fr"})
+    assert response.url == f"{url}?lang=fr"
+    assert "Translating…" in client.get(response.url).content.decode()
 
     translation_perform(translation_id=Translation.objects.get(language="fr").pk)
     page = client.get(url).content.decode()  # the choice is remembered
@@ -169,7 +172,9 @@ def test_the_gallery_page_asks_for_missing_translations(client, alice, fake_goog
     client.force_login(alice)
     gallery: Gallery = caption.photo.gallery
 
-    client.get(gallery.get_absolute_url(), {"lang": "de"})
+    page = client.get(gallery.get_absolute_url(), {"lang": "de"}).content.decode()
+    assert "Translate captions into Deutsch" in page
+    client.post(reverse("gallery-translate", args=[gallery.public_id]), {"language": "de", "page": 1})
     translation = Translation.objects.get(caption=caption, language="de")
     translation_perform(translation_id=translation.pk)
 
