@@ -318,7 +318,8 @@ TRANSLATION_PROVIDER = env_str(
 if TRANSLATION_PROVIDER not in {"google", "deepl", "microsoft"}:
     raise ImproperlyConfigured(f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft")
 TRANSLATION_TIMEOUT_SECONDS = env_int("TRANSLATION_TIMEOUT_SECONDS", 10)
-# Where the provider is reached; empty means deep-translator's own address (set for a proxy or a mirror).
+# Where the provider is reached; empty means its public address (captioning/translators.py). Set for a proxy or a
+# mirror.
 TRANSLATION_SERVICE_URL = env_str("TRANSLATION_SERVICE_URL", "")
 
 LOGGING = {

@@ -1,5 +1,5 @@
 """Caption translations. The translation web services (Google, DeepL) are outside this machine, so a fake
-one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
+one runs on 127.0.0.1 and answers the way they do; our provider calls and requests run for real against it,
 pointed there by TRANSLATION_SERVICE_URL."""
 
 import threading
@@ -127,20 +127,20 @@ def test_deepl_is_used_when_its_key_is_set(fake_google, caption, settings):
     assert fake_google.requests[-1]["auth_key"] == "test-key"
 
 
-def test_other_requests_get_no_timeout_added(fake_google, caption, monkeypatch):
-    """The deadline applies to the translating thread while it translates, not to the rest of the process."""
+def test_only_the_translations_own_requests_carry_the_deadline(fake_google, caption, monkeypatch):
+    """The deadline is set on the translation's own session, not on every request of the process."""
     import requests
 
     from captioning import translators
 
     seen = []
-    real_request = translators._original_session_request
+    real_request = requests.Session.request
 
     def record(self, method, url, *args, **kwargs):
         seen.append(kwargs.get("timeout"))
         return real_request(self, method, url, *args, **kwargs)
 
-    monkeypatch.setattr(translators, "_original_session_request", record)
+    monkeypatch.setattr(requests.Session, "request", record)
     translators.translate("hello", "fr")
     requests.get(fake_google.base_url + "/m", params={"q": "x", "tl": "fr"})
     assert seen == [10, None]
