@@ -7,12 +7,12 @@
   CLIPScore, and an activate action. Captioning queue and throughput: the worker's queue, recent failures
   and captions per hour (django-q2's own pages list every task).
 
-Every action calls a service (captioning.services); nothing here writes on its own.
+Every action, and deleting, calls a service (captioning.services, captioning.jobs); nothing here writes on its own.
 """
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Avg, Count, F
+from django.db.models import Avg, Count, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from captioning import selectors
+from captioning import jobs, selectors
 from captioning.models import (
     Caption,
     CaptioningActivity,
@@ -31,8 +31,9 @@ from captioning.models import (
     Photo,
     Translation,
 )
+from captioning.services.galleries import gallery_delete_many
 from captioning.services.model_versions import model_version_activate
-from captioning.services.photos import photo_requeue, photo_requeue_failed
+from captioning.services.photos import photo_delete_many
 from captioning.services.reviews import (
     caption_approve,
     caption_approve_many,
@@ -41,8 +42,6 @@ from captioning.services.reviews import (
     caption_review_edit,
 )
 from captioning.views import file_response
-
-WORST_FIRST = (F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at")
 
 
 def _thumbnail(photo_id: int, alt: str = ""):
@@ -64,6 +63,12 @@ class GalleryAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner"]
     inlines = [GalleryMembershipInline]
 
+    def delete_model(self, request: HttpRequest, gallery: Gallery) -> None:
+        gallery_delete_many(galleries=Gallery.objects.filter(pk=gallery.pk), acting_user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Gallery]) -> None:
+        gallery_delete_many(galleries=queryset, acting_user=request.user)
+
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
@@ -81,8 +86,23 @@ class PhotoAdmin(admin.ModelAdmin):
     list_display_links = ["original_filename"]
     list_filter = ["status", "format", "embedding_model", "created_at"]
     search_fields = ["original_filename", "owner__username", "sha256", "error_message"]
-    raw_id_fields = ["owner", "gallery", "requested_model", "embedding_model"]
-    readonly_fields = ["uuid", "sha256", "claim_token", "claimed_at", "created_at", "updated_at"]
+    raw_id_fields = ["owner", "gallery", "embedding_model"]
+    # The captioning job's fields change through the actions (captioning.jobs), never by hand.
+    readonly_fields = [
+        "uuid",
+        "sha256",
+        "status",
+        "error_message",
+        "failure_kind",
+        "attempts",
+        "claim_token",
+        "claimed_at",
+        "next_attempt_at",
+        "requested_model",
+        "requested_decoding",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["requeue_failed", "requeue"]
     list_select_related = ["owner", "gallery", "embedding_model"]
 
@@ -90,14 +110,20 @@ class PhotoAdmin(admin.ModelAdmin):
     def thumbnail(self, photo: Photo):
         return _thumbnail(photo.pk, photo.original_filename)
 
+    def delete_model(self, request: HttpRequest, photo: Photo) -> None:
+        photo_delete_many(photos=Photo.objects.filter(pk=photo.pk), acting_user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        photo_delete_many(photos=queryset, acting_user=request.user)
+
     @admin.action(description="Re-queue the failed ones of the selected photos")
-    def requeue_failed(self, request: HttpRequest, queryset):
-        count = photo_requeue_failed(photos=queryset)
+    def requeue_failed(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        count = jobs.retry_failed(photos=queryset)
         self.message_user(request, f"{count} failed photo(s) queued again.", messages.SUCCESS)
 
-    @admin.action(description="Caption the selected photos again with the active model")
-    def requeue(self, request: HttpRequest, queryset):
-        count = photo_requeue(photos=queryset)
+    @admin.action(description="Caption the selected photos again with the active model (taken from a worker)")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        count = jobs.requeue(photos=queryset)
         self.message_user(request, f"{count} photo(s) queued for a new caption.", messages.SUCCESS)
 
     def get_urls(self):
@@ -154,7 +180,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     list_editable = ["text"]
     list_filter = [CaptionReviewStateFilter, "model_version", "source", "created_at"]
     search_fields = ["text", "photo__original_filename", "photo__owner__username"]
-    ordering = WORST_FIRST
+    ordering = selectors.CAPTION_REVIEW_ORDER
     list_per_page = 50
     actions = ["approve_selected", "reject_selected"]
     readonly_fields = [
@@ -240,7 +266,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
         """A caption rewritten here (its row, or its page) becomes a new current caption, edited in review."""
         if change and "text" in form.changed_data:
             try:
-                caption_review_edit(caption=Caption.objects.get(pk=obj.pk), by=request.user, text=obj.text)
+                caption_review_edit(caption=Caption.objects.get(pk=obj.pk), acting_user=request.user, text=obj.text)
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.ERROR)
 
@@ -252,12 +278,12 @@ class CaptionReviewAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected captions")
     def approve_selected(self, request, queryset):
-        count = caption_approve_many(captions=queryset, by=request.user)
+        count = caption_approve_many(captions=queryset, acting_user=request.user)
         self.message_user(request, f"{count} caption(s) approved.", messages.SUCCESS)
 
     @admin.action(description="Reject the selected captions")
     def reject_selected(self, request, queryset):
-        count = caption_reject_many(captions=queryset, by=request.user)
+        count = caption_reject_many(captions=queryset, acting_user=request.user)
         self.message_user(request, f"{count} caption(s) rejected.", messages.SUCCESS)
 
     def get_urls(self):
@@ -265,7 +291,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
             @require_POST
             def view(request: HttpRequest, caption_id: int):
                 caption = get_object_or_404(Caption, pk=caption_id)
-                service(caption=caption, by=request.user)
+                service(caption=caption, acting_user=request.user)
                 self.message_user(request, f"Caption “{caption.text[:60]}” {verb}.", messages.SUCCESS)
                 back = request.META.get("HTTP_REFERER") or reverse("admin:captioning_captionreview_changelist")
                 return HttpResponseRedirect(back)

@@ -95,6 +95,16 @@ class GalleryMembership(models.Model):
         return f"{self.user} is {self.role} of {self.gallery}"
 
 
+def embedding_to_bytes(vector: np.ndarray) -> bytes:
+    """How Photo.embedding stores a CLIP image embedding: little-endian float32."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def embedding_from_bytes(stored: bytes | memoryview) -> np.ndarray:
+    """The vector embedding_to_bytes stored (read-only: it shares the bytes' memory)."""
+    return np.frombuffer(bytes(stored), dtype="<f4")
+
+
 def photo_file_path(photo: "Photo", filename: str) -> str:
     """Every file of a photo in one folder named by its random uuid, never by the uploaded name."""
     return f"photos/{photo.owner_id}/{photo.uuid.hex}/{filename}"
@@ -106,6 +116,16 @@ class Photo(models.Model):
         PROCESSING = "processing", "Captioning"
         CAPTIONED = "captioned", "Captioned"
         FAILED = "failed", "Failed"
+
+    class FailureKind(models.TextChoices):
+        """Why the last attempt failed (the message says it in words)."""
+
+        NO_MODEL = "no_model", "No model is active"
+        MODEL_UNUSABLE = "model_unusable", "The model is missing or cannot be used"
+        BAD_SETTINGS = "bad_settings", "Invalid decoding settings"
+        UNREADABLE_FILE = "unreadable_file", "The stored file cannot be read"
+        ENGINE_ERROR = "engine_error", "The engine failed"
+        ABANDONED = "abandoned", "The worker stopped too often"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
@@ -127,7 +147,7 @@ class Photo(models.Model):
         default=False, help_text="The original carries GPS data (shown to its owner only)"
     )
 
-    # Raw (unnormalised) CLIP image embedding as little-endian float32 bytes, and the model version whose
+    # Raw (unnormalised) CLIP image embedding (embedding_to_bytes), and the model version whose
     # CLIP made it: search embeds a query with that same CLIP, and a re-caption by that model reuses it.
     embedding = models.BinaryField(null=True, blank=True, editable=False)
     embedding_model = models.ForeignKey(
@@ -136,6 +156,8 @@ class Photo(models.Model):
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error_message = models.TextField(blank=True)
+    # Set with error_message (captioning.jobs writes both), empty when there is none.
+    failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Set when a worker claims the photo and renewed by its heartbeat; older than CAPTION_LEASE_SECONDS: abandoned.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -176,7 +198,7 @@ class Photo(models.Model):
     def embedding_vector(self) -> np.ndarray | None:
         if self.embedding is None:
             return None
-        return np.frombuffer(bytes(self.embedding), dtype="<f4")
+        return embedding_from_bytes(self.embedding)
 
     @property
     def storage_names(self) -> list[str]:

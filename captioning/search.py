@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q, Value, When
 
 from captioning import engine
-from captioning.models import Caption, ModelVersion, Photo, Translation
+from captioning.models import Caption, ModelVersion, Photo, Translation, embedding_from_bytes
 from captioning.selectors import (
-    User,
+    UserOrAnonymous,
     gallery_list_visible_to,
     model_version_active,
     photo_list_visible_to,
@@ -82,7 +82,7 @@ class SearchResults:
         return page if isinstance(index, slice) else page[0]
 
 
-def photo_search(*, user: User | None, query: str, limit: int | None = None) -> SearchResults:
+def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None = None) -> SearchResults:
     """Ranks the photos `user` may see for `query` (both ways at once)."""
     query = " ".join(query.split())[:MAX_QUERY_LENGTH]
     limit = limit or settings.SEARCH_MAX_RESULTS
@@ -124,7 +124,7 @@ def query_words(query: str) -> list[str]:
     return (meaningful or words)[:MAX_QUERY_WORDS]
 
 
-def _text_ranking(user: User | None, query: str, limit: int) -> list[tuple[int, float]]:
+def _text_ranking(user: UserOrAnonymous | None, query: str, limit: int) -> list[tuple[int, float]]:
     """(photo id, text score) of the visible photos whose current caption or one of its translations holds at
     least one of the query's words, best first. The score is the share of the words found in one text, plus 1
     when it holds the whole query as written; the database counts and sorts, so only the best rows come back
@@ -216,7 +216,7 @@ class EmbeddingIndex:
             rows = changed.values_list("pk", "gallery_id", "embedding", "updated_at").order_by()
             for photo_id, gallery_id, embedding, updated_at in rows.iterator(chunk_size=2000):
                 if embedding is not None:
-                    self._put(photo_id, gallery_id, np.frombuffer(bytes(embedding), dtype="<f4"))
+                    self._put(photo_id, gallery_id, embedding_from_bytes(embedding))
                 elif photo_id not in self._row_of:  # no vector: counted, never found by image
                     self._put(photo_id, gallery_id, None)
                 if self._seen_until is None or updated_at > self._seen_until:

@@ -9,7 +9,10 @@ for the photo's owner and the gallery's owner. The original file, with its metad
 owner only; everyone else gets the derivative without metadata.
 """
 
+import logging
 import re
+import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -25,16 +28,19 @@ from captioning.models import (
     Translation,
 )
 
-User = AbstractBaseUser | AnonymousUser
+# Whoever is asking: a signed-in user or an anonymous visitor (request.user).
+UserOrAnonymous = AbstractBaseUser | AnonymousUser
 
 OWNER = "owner"
 
+logger = logging.getLogger(__name__)
 
-def _signed_in(user: User | None) -> bool:
+
+def _signed_in(user: UserOrAnonymous | None) -> bool:
     return user is not None and user.is_authenticated
 
 
-def _visible_gallery_ids_q(user: User | None, *, include_unlisted: bool, field: str) -> Q:
+def _visible_gallery_ids_q(user: UserOrAnonymous | None, *, include_unlisted: bool, field: str) -> Q:
     """A condition on `field` (a gallery: "" for Gallery itself, "gallery__" for Photo, ...)."""
     levels = [Gallery.Visibility.PUBLIC]
     if include_unlisted:
@@ -46,14 +52,14 @@ def _visible_gallery_ids_q(user: User | None, *, include_unlisted: bool, field: 
     return condition
 
 
-def gallery_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
+def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
     """Galleries `user` may open. Others' unlisted ones only with `include_unlisted` (someone has the link)."""
     return Gallery.objects.filter(
         _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="")
     ).select_related("owner")
 
 
-def gallery_list_for_member(user: User) -> QuerySet[Gallery]:
+def gallery_list_for_member(user: UserOrAnonymous) -> QuerySet[Gallery]:
     """`user`'s own galleries and those shared with them: the "My galleries" page."""
     if not _signed_in(user):
         return Gallery.objects.none()
@@ -81,13 +87,13 @@ def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
     )
 
 
-def gallery_get_for_viewer(*, user: User | None, public_id: str) -> Gallery:
+def gallery_get_for_viewer(*, user: UserOrAnonymous | None, public_id: str) -> Gallery:
     """The gallery behind a link, if `user` may see it; Gallery.DoesNotExist otherwise (a 404, never a 403,
     so a private gallery's existence is not revealed)."""
     return gallery_list_visible_to(user, include_unlisted=True).get(public_id=public_id)
 
 
-def gallery_role(user: User | None, gallery: Gallery) -> str | None:
+def gallery_role(user: UserOrAnonymous | None, gallery: Gallery) -> str | None:
     """ "owner", "editor", "viewer" or None (someone who sees it only because it is public or unlisted)."""
     if not _signed_in(user):
         return None
@@ -97,7 +103,7 @@ def gallery_role(user: User | None, gallery: Gallery) -> str | None:
     return membership.role if membership else None
 
 
-def gallery_roles(user: User | None, galleries) -> dict[int, str]:
+def gallery_roles(user: UserOrAnonymous | None, galleries: Iterable[Gallery]) -> dict[int, str]:
     """gallery id -> `user`'s role, for a page of galleries at once (absent: no role)."""
     if not _signed_in(user):
         return {}
@@ -108,11 +114,11 @@ def gallery_roles(user: User | None, galleries) -> dict[int, str]:
     return roles
 
 
-def gallery_can_edit(user: User | None, gallery: Gallery) -> bool:
+def gallery_can_edit(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
     return gallery_role(user, gallery) == OWNER
 
 
-def gallery_can_upload(user: User | None, gallery: Gallery) -> bool:
+def gallery_can_upload(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
     return gallery_role(user, gallery) in (OWNER, GalleryMembership.Role.EDITOR)
 
 
@@ -120,14 +126,16 @@ def gallery_members(gallery: Gallery) -> QuerySet[GalleryMembership]:
     return gallery.memberships.select_related("user").order_by("user__username")
 
 
-def photo_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
+def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
     return Photo.objects.filter(
         _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="gallery__")
     ).select_related("gallery", "owner")
 
 
-def photo_list_for_viewer(*, acting_user: User | None, gallery_public_id: str | None = None) -> QuerySet[Photo]:
+def photo_list_for_viewer(
+    *, acting_user: UserOrAnonymous | None, gallery_public_id: str | None = None
+) -> QuerySet[Photo]:
     """What a list of photos shows `acting_user`: every photo they may see, others' unlisted galleries left out;
     or, given a gallery's id, that gallery's photos if they may open it (someone's unlisted gallery too: they
     have its link). `gallery_public_id` is validated input: None for no gallery. Anything else that is not a
@@ -139,7 +147,7 @@ def photo_list_for_viewer(*, acting_user: User | None, gallery_public_id: str | 
     return photo_list_visible_to(acting_user, include_unlisted=True).filter(gallery__public_id=gallery_public_id)
 
 
-def photo_get_for_viewer(*, user: User | None, photo_uuid) -> Photo:
+def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID | str) -> Photo:
     """The photo behind a link, if `user` may see it; Photo.DoesNotExist otherwise."""
     return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
 
@@ -169,12 +177,12 @@ def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
     )
 
 
-def photo_can_manage(user: User | None, photo: Photo) -> bool:
+def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """Edit its caption, re-caption, retry, delete: the photo's owner and the gallery's owner."""
     return _signed_in(user) and user.pk in (photo.owner_id, photo.gallery.owner_id)
 
 
-def photo_sees_original(user: User | None, photo: Photo) -> bool:
+def photo_sees_original(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """The file as uploaded, metadata (GPS) included, is its owner's alone."""
     return _signed_in(user) and user.pk == photo.owner_id
 
@@ -213,9 +221,13 @@ def model_version_list() -> QuerySet[ModelVersion]:
 # Review and operations (the admin dashboard and the API's queue status) ----------------------------------
 
 
-def caption_can_review(user: User | None) -> bool:
+def caption_can_review(user: UserOrAnonymous | None) -> bool:
     """Staff who may change captions approve, reject and rewrite them in the review queue."""
     return _signed_in(user) and user.is_active and user.is_staff and user.has_perm("captioning.change_caption")
+
+
+# Worst first: lowest CLIPScore, then lowest model score; unscored ones (written by hand) last.
+CAPTION_REVIEW_ORDER = (F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
 
 
 def caption_review_queue() -> QuerySet[Caption]:
@@ -224,11 +236,11 @@ def caption_review_queue() -> QuerySet[Caption]:
     return (
         Caption.objects.filter(is_current=True)
         .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")
-        .order_by(F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
+        .order_by(*CAPTION_REVIEW_ORDER)
     )
 
 
-def queue_status(user: User | None) -> dict:
+def queue_status(user: UserOrAnonymous | None) -> dict:
     """What the captioning and translation workers have to do, and have done.
 
     Everyone signed in sees the counts of their own photos they may still see and the length of the task queue;
@@ -253,6 +265,7 @@ def queue_status(user: User | None) -> dict:
         with transaction.atomic():  # the ORM broker asks the database; a failure must not spoil the caller's
             queued_tasks = get_broker().queue_size()
     except Exception:  # the broker is down: say so rather than fail the page
+        logger.warning("could not read the task queue's length; the broker seems down", exc_info=True)
         queued_tasks = None
     status = {
         "photos": {state: by_status.get(state, 0) for state in Photo.Status.values},

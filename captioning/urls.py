@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("galleries/<str:public_id>/upload/", views.photo_upload_view, name="photo-upload"),
     path("galleries/<str:public_id>/status.json", views.gallery_status, name="gallery-status"),
+    path("galleries/<str:public_id>/translate/", views.gallery_translate, name="gallery-translate"),
     path("galleries/<str:public_id>/retry-failed/", views.gallery_retry_failed, name="gallery-retry-failed"),
     path("g/<str:public_id>/<str:slug>/", views.gallery_detail, name="gallery-detail"),
     path("p/<uuid:photo_uuid>/", views.photo_detail, name="photo-detail"),

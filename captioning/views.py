@@ -5,6 +5,7 @@ they exist. Photo files are streamed from here after the same check; there is no
 """
 
 import mimetypes
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,11 +13,11 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from captioning import selectors
+from captioning import jobs, selectors
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
 from captioning.links import PhotoLinks
@@ -33,7 +34,6 @@ from captioning.services.photos import (
     photo_caption_edit,
     photo_delete,
     photo_recaption,
-    photo_requeue_failed,
     photo_retry,
     photo_upload,
 )
@@ -65,7 +65,8 @@ def caption_language(request: HttpRequest) -> str:
     offered = {code for code, _name in available_languages()}
     requested = request.GET.get("lang")
     if requested in offered:
-        request.session[LANGUAGE_SESSION_KEY] = requested
+        if request.session.get(LANGUAGE_SESSION_KEY) != requested:
+            request.session[LANGUAGE_SESSION_KEY] = requested
         return requested
     stored = request.session.get(LANGUAGE_SESSION_KEY)
     return stored if stored in offered else SOURCE_LANGUAGE
@@ -123,33 +124,37 @@ def photo_summary(
     }
 
 
-def _grid_pages(request: HttpRequest) -> tuple[int, int]:
-    """(first page, how many pages) of the grid asked for: ?page= and, for the status poll, ?pages= (the pages
-    the browser has loaded so far). Anything that is not a positive number counts as 1."""
+def _grid_pages(parameters: QueryDict) -> tuple[int, int]:
+    """(first page, how many pages) of the grid asked for: page= and, for the status poll and the translation
+    request, pages= (the pages the browser has loaded so far). Anything that is not a positive number counts as 1."""
 
     def positive(name: str) -> int:
-        value = request.GET.get(name, "")
+        value = parameters.get(name, "")
         return max(1, int(value)) if value.isdigit() else 1
 
     return positive("page"), min(positive("pages"), 1000)
 
 
-def _gallery_photo_summaries(
-    request: HttpRequest, gallery: Gallery, language: str, *, first_page: int, pages: int
-) -> tuple[list[dict], int | None]:
-    """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
-    after them (None at the end)."""
+def _gallery_grid(gallery: Gallery, *, first_page: int, pages: int) -> tuple[list[Photo], int | None]:
+    """The photos of `pages` pages of the gallery's grid from `first_page` on, and the number of the page after
+    them (None at the end)."""
     start = (first_page - 1) * GALLERY_PAGE_SIZE
     end = start + pages * GALLERY_PAGE_SIZE
     # One photo more than asked for says whether another page follows, without counting the gallery's photos.
     photos = list(selectors.photo_list_for_gallery(gallery)[start : end + 1])
     next_page = first_page + pages if len(photos) > end - start else None
-    photos = photos[: end - start]
+    return photos[: end - start], next_page
+
+
+def _gallery_photo_summaries(
+    gallery: Gallery, language: str, *, first_page: int, pages: int
+) -> tuple[list[dict], int | None]:
+    """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
+    after them (None at the end)."""
+    photos, next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
     captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
     translations: dict[int, Translation] = {}
     if language != SOURCE_LANGUAGE and captions:
-        if request.user.is_authenticated:
-            translation_request_many(captions=captions, language=language)
         translations = selectors.translation_map(captions, language)
     links = PhotoLinks()
     return [photo_summary(photo, language, translations, links) for photo in photos], next_page
@@ -194,7 +199,7 @@ def gallery_new(request: HttpRequest) -> HttpResponse:
     form = GalleryForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            gallery = gallery_create(owner=request.user, **form.cleaned_data)
+            gallery = gallery_create(acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             form.add_error(None, _error_text(error))
         else:
@@ -210,8 +215,8 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
         return redirect(gallery)
     language = caption_language(request)
     role = selectors.gallery_role(request.user, gallery)
-    first_page, _pages = _grid_pages(request)
-    summaries, next_page = _gallery_photo_summaries(request, gallery, language, first_page=first_page, pages=1)
+    first_page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _gallery_photo_summaries(gallery, language, first_page=first_page, pages=1)
     return render(
         request,
         "captioning/gallery_detail.html",
@@ -226,6 +231,9 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
             "failed_count": selectors.photo_count_failed(gallery),
             "language": language,
             "language_name": language_name(language),
+            # The button (and the script) that asks for them: this page only reads.
+            "translations_missing": language != SOURCE_LANGUAGE
+            and any(photo["caption"] and not photo["translation_status"] for photo in summaries),
             "upload_limit_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
         },
     )
@@ -236,9 +244,9 @@ def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
     """The grid's photos as JSON: ?page=N (default 1), and ?pages=K for K pages from there (the status poll
     asks for the pages the browser shows). `next_page` is the page after them, or null."""
     gallery = _gallery_or_404(request, public_id)
-    first_page, pages = _grid_pages(request)
+    first_page, pages = _grid_pages(request.GET)
     summaries, next_page = _gallery_photo_summaries(
-        request, gallery, caption_language(request), first_page=first_page, pages=pages
+        gallery, caption_language(request), first_page=first_page, pages=pages
     )
     busy = sum(
         1
@@ -250,13 +258,49 @@ def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
 
 
 @login_required
+@require_POST
+def gallery_translate(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Asks for the missing translations of the captions on the grid pages shown (page=, pages=) into
+    language=; the status poll then shows them as they arrive."""
+    gallery = _gallery_or_404(request, public_id)
+    first_page, pages = _grid_pages(request.POST)
+    photos, _next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
+    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    language = request.POST.get("language", "")
+    return _translation_asked(
+        request,
+        gallery,
+        language,
+        lambda: {"requested": translation_request_many(captions=captions, language=language)},
+    )
+
+
+def _translation_asked(
+    request: HttpRequest, page: Gallery | Photo, language: str, ask: Callable[[], dict]
+) -> HttpResponse:
+    """Calls `ask` (translation services; it returns what the JSON answer adds), then answers JSON or sends the
+    browser back to `page` in `language`, which is remembered."""
+    try:
+        answer = ask()
+    except ValidationError as error:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "error": _error_text(error)}, status=400)
+        messages.error(request, _error_text(error))
+        return redirect(page)
+    request.session[LANGUAGE_SESSION_KEY] = language
+    if _wants_json(request):
+        return JsonResponse({"ok": True, **answer})
+    return redirect(f"{page.get_absolute_url()}?lang={language}")
+
+
+@login_required
 def gallery_edit(request: HttpRequest, public_id: str) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
     initial = {"title": gallery.title, "description": gallery.description, "visibility": gallery.visibility}
     form = GalleryForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            gallery_update(gallery=gallery, by=request.user, **form.cleaned_data)
+            gallery_update(gallery=gallery, acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             form.add_error(None, _error_text(error))
         else:
@@ -282,7 +326,7 @@ def gallery_member_add(request: HttpRequest, public_id: str) -> HttpResponse:
     form = MemberForm(request.POST)
     if form.is_valid():
         try:
-            membership = gallery_member_set(gallery=gallery, by=request.user, **form.cleaned_data)
+            membership = gallery_member_set(gallery=gallery, acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -298,7 +342,7 @@ def gallery_member_add(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def gallery_member_delete(request: HttpRequest, public_id: str, user_id: int) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
-    gallery_member_remove(gallery=gallery, by=request.user, user_id=user_id)
+    gallery_member_remove(gallery=gallery, acting_user=request.user, user_id=user_id)
     messages.success(request, "Member removed.")
     return redirect("gallery-edit", public_id=gallery.public_id)
 
@@ -308,7 +352,7 @@ def gallery_member_delete(request: HttpRequest, public_id: str, user_id: int) ->
 def gallery_remove(request: HttpRequest, public_id: str) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
     title = gallery.title
-    gallery_delete(gallery=gallery, by=request.user)
+    gallery_delete(gallery=gallery, acting_user=request.user)
     messages.success(request, f"Gallery “{title}” and its photos were deleted.")
     return redirect("gallery-list")
 
@@ -322,7 +366,7 @@ def gallery_retry_failed(request: HttpRequest, public_id: str) -> HttpResponse:
         for photo in gallery.photos.filter(status=Photo.Status.FAILED)
         if selectors.photo_can_manage(request.user, photo)
     ]
-    count = photo_requeue_failed(photos=Photo.objects.filter(pk__in=manageable))
+    count = jobs.retry_failed(photos=Photo.objects.filter(pk__in=manageable))
     messages.success(request, f"{count} photo{'s' if count != 1 else ''} queued again.")
     return redirect(gallery)
 
@@ -344,7 +388,7 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
         return JsonResponse({"ok": False, "error": "Send exactly one file, in the field “file”."}, status=400)
     upload = files[0]
     try:
-        outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+        outcome = photo_upload(acting_user=request.user, gallery=gallery, file=upload, filename=upload.name)
     except UploadRefused as refusal:
         return JsonResponse({"ok": False, "error": str(refusal)}, status=400)
     finally:
@@ -367,11 +411,7 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     caption = selectors.caption_current(photo)
     translation = None
     if caption and language != SOURCE_LANGUAGE:
-        translation = (
-            translation_request(caption=caption, language=language)
-            if request.user.is_authenticated
-            else selectors.translation_get(caption=caption, language=language)
-        )
+        translation = selectors.translation_get(caption=caption, language=language)
     can_manage = selectors.photo_can_manage(request.user, photo)
     return render(
         request,
@@ -412,7 +452,7 @@ def photo_caption_update(request: HttpRequest, photo_uuid) -> HttpResponse:
     form = CaptionEditForm(request.POST)
     if form.is_valid():
         try:
-            photo_caption_edit(photo=photo, by=request.user, text=form.cleaned_data["text"])
+            photo_caption_edit(photo=photo, acting_user=request.user, text=form.cleaned_data["text"])
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -435,7 +475,10 @@ def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
         return redirect(photo)
     try:
         photo_recaption(
-            photo=photo, by=request.user, model_version=form.cleaned_data["model_version"], decoding=form.decoding()
+            photo=photo,
+            acting_user=request.user,
+            model_version=form.cleaned_data["model_version"],
+            decoding=form.decoding(),
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
@@ -449,7 +492,7 @@ def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     try:
-        photo_retry(photo=photo, by=request.user)
+        photo_retry(photo=photo, acting_user=request.user)
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
@@ -462,7 +505,7 @@ def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     gallery = photo.gallery
-    photo_delete(photo=photo, by=request.user)
+    photo_delete(photo=photo, acting_user=request.user)
     messages.success(request, "Photo deleted.")
     return redirect(gallery)
 
@@ -475,19 +518,14 @@ def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
     language = request.POST.get("language", "")
     if caption is None:
         raise Http404("This photo has no caption yet")
-    try:
+
+    def ask() -> dict:
         translation = translation_request(caption=caption, language=language)
         if translation is not None and translation.status == Translation.Status.FAILED and request.POST.get("retry"):
             translation = translation_retry(translation=translation)
-    except ValidationError as error:
-        if _wants_json(request):
-            return JsonResponse({"ok": False, "error": _error_text(error)}, status=400)
-        messages.error(request, _error_text(error))
-        return redirect(photo)
-    request.session[LANGUAGE_SESSION_KEY] = language
-    if _wants_json(request):
-        return JsonResponse({"ok": True, "status": translation.status if translation else "done"})
-    return redirect(photo)
+        return {"status": translation.status if translation else "done"}
+
+    return _translation_asked(request, photo, language, ask)
 
 
 @require_GET

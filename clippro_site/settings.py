@@ -277,8 +277,8 @@ AXES_LOCKOUT_CALLABLE = "captioning.sign_in.lockout_response"
 AXES_VERBOSE = False  # no banner on every manage.py command
 AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records; the cache handler keeps none
 
-# Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
-# every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (the worker was
+# Captioning (captioning/jobs.py, captioning/services/worker.py). A worker renews its claim on the photos of the
+# batch it runs every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (it was
 # killed) and the sweep (every minute) hands it on: lease + one minute < 2 minutes from death to pickup.
 CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
 CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")
@@ -318,7 +318,8 @@ TRANSLATION_PROVIDER = env_str(
 if TRANSLATION_PROVIDER not in {"google", "deepl", "microsoft"}:
     raise ImproperlyConfigured(f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft")
 TRANSLATION_TIMEOUT_SECONDS = env_int("TRANSLATION_TIMEOUT_SECONDS", 10)
-# Where the provider is reached; empty means deep-translator's own address (set for a proxy or a mirror).
+# Where the provider is reached; empty means its public address (captioning/translators.py). Set for a proxy or a
+# mirror.
 TRANSLATION_SERVICE_URL = env_str("TRANSLATION_SERVICE_URL", "")
 
 LOGGING = {

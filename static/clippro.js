@@ -31,6 +31,18 @@
     request.send();
   }
 
+  function postForm(url, body, done) {
+    var request = new XMLHttpRequest();
+    request.open("POST", url);
+    request.setRequestHeader("Accept", "application/json");
+    request.setRequestHeader("X-CSRFToken", csrfToken());
+    request.onload = function () {
+      try { done(JSON.parse(request.responseText)); } catch (error) { done(null); }
+    };
+    request.onerror = function () { done(null); };
+    request.send(body);
+  }
+
   // Language picker: choosing a language reloads the page with ?lang= (remembered for the session).
   document.querySelectorAll("[data-language-picker] select").forEach(function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
@@ -153,6 +165,26 @@
     }
   }
 
+  // Captions shown in another language: the page asks (POST) for the translations it lacks, for the pages shown,
+  // and polls until they are there. A request that adds none stops the asking (nothing more can be done).
+  var translateForm = document.querySelector("[data-translate-captions]");
+  var askingTranslations = false;
+
+  function askForMissingTranslations(photos) {
+    if (!translateForm || askingTranslations) return;
+    var missing = photos.some(function (photo) { return photo.caption && !photo.translation_status; });
+    if (!missing) return;
+    askingTranslations = true;
+    var body = new FormData(translateForm);
+    body.set("page", firstPage);
+    body.set("pages", String(pagesShown));
+    postForm(translateForm.getAttribute("action"), body, function (data) {
+      askingTranslations = false;
+      if (!data || !data.requested) translateForm = null;
+      startPolling();
+    });
+  }
+
   function pollGrid() {
     if (!grid) return;
     var url = grid.getAttribute("data-status-url") + "?page=" + firstPage + "&pages=" + pagesShown;
@@ -160,6 +192,7 @@
       if (data) {
         data.photos.slice().reverse().forEach(showPhoto);
         grid.setAttribute("data-busy", String(data.busy));
+        askForMissingTranslations(data.photos);
       }
       polling = data && data.busy === 0 ? null : window.setTimeout(pollGrid, POLL_MS);
     });
@@ -266,7 +299,10 @@
 
   // Photo page: reload once the caption or the translation it waits for has arrived ---------------------------
   var photoPage = document.querySelector("[data-photo-page]");
-  if (photoPage) {
+  // In another language with no translation yet: ask for it (the same POST as the button), then wait for it.
+  var translateCaption = photoPage && photoPage.querySelector("[data-translate-caption]");
+  if (translateCaption) translateCaption.submit();
+  else if (photoPage) {
     var waitingPhoto = ["queued", "processing"].indexOf(photoPage.getAttribute("data-photo-status")) !== -1;
     var waitingTranslation = photoPage.getAttribute("data-translation-status") === "pending";
     var pollPhoto = function () {

@@ -5,9 +5,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from captioning import selectors
+from captioning.decoding import NUMBER_LIMITS, STRATEGIES
 from captioning.links import PhotoLinks
 from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
-from captioning.services.captioning import DECODING_LIMITS
 
 # Output --------------------------------------------------------------------------------------------------
 
@@ -292,15 +292,22 @@ class CaptionEditInputSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=1000)
 
 
+def _decoding_field(name: str) -> serializers.Field:
+    """An input field for one of the numeric decoding settings, within its limits (captioning.decoding)."""
+    limit = NUMBER_LIMITS[name]
+    field_class = serializers.IntegerField if limit.kind is int else serializers.FloatField
+    return field_class(min_value=limit.minimum, max_value=limit.maximum, required=False)
+
+
 class DecodingInputSerializer(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=DECODING_LIMITS["strategy"], required=False)
-    beam_size = serializers.IntegerField(min_value=1, max_value=10, required=False)
-    max_length = serializers.IntegerField(min_value=5, max_value=80, required=False)
-    temperature = serializers.FloatField(min_value=0.1, max_value=2.0, required=False)
-    top_p = serializers.FloatField(min_value=0.05, max_value=1.0, required=False)
-    top_k = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    length_normalization = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    strategy = serializers.ChoiceField(choices=list(STRATEGIES), required=False)
+    beam_size = _decoding_field("beam_size")
+    max_length = _decoding_field("max_length")
+    temperature = _decoding_field("temperature")
+    top_p = _decoding_field("top_p")
+    top_k = _decoding_field("top_k")
+    length_normalization = _decoding_field("length_normalization")
+    seed = _decoding_field("seed")
 
 
 class RecaptionInputSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from captioning.engine import NO_ACTIVE_MODEL
+from captioning import jobs
 from captioning.models import ModelVersion, Photo
 
 
@@ -37,12 +37,10 @@ def model_version_register(
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     """New photos are captioned by this model from now on. Photos that failed for want of a model are queued
     again (existing captions stay as they are: re-caption them to use the new model)."""
-    from captioning.services.photos import photo_requeue_failed
-
     ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
     model_version.is_active = True
-    photo_requeue_failed(photos=Photo.objects.filter(error_message__startswith=NO_ACTIVE_MODEL))
+    jobs.retry_failed(photos=Photo.objects.filter(failure_kind=Photo.FailureKind.NO_MODEL))
     return model_version
 
 

@@ -83,7 +83,7 @@ def test_a_large_gallery_loads_its_next_photos_as_the_grid_end_scrolls_into_view
 
     monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 4)
     owner = get_user_model().objects.create_user("marie", password="a-Long-passw0rd")
-    gallery = gallery_create(owner=owner, title="Big", visibility="public")
+    gallery = gallery_create(acting_user=owner, title="Big", visibility="public")
     newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 10)]
 
     page.goto(gallery.get_absolute_url())

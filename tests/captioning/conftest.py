@@ -83,7 +83,7 @@ def bob(make_user):
 
 @pytest.fixture
 def gallery(alice) -> Gallery:
-    return gallery_create(owner=alice, title="Holidays", visibility=Gallery.Visibility.PRIVATE)
+    return gallery_create(acting_user=alice, title="Holidays", visibility=Gallery.Visibility.PRIVATE)
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_deleting_a_gallery_deletes_its_photo_files(
     from captioning.services.photos import photo_upload
     from tests.captioning.helpers import encode, picture
 
-    photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=41))))
+    photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=41))))
     assert len(media_files()) == 3
     client.force_login(alice)
     with django_capture_on_commit_callbacks(execute=True):

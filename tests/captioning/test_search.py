@@ -30,7 +30,7 @@ def add_photo():
     def add(gallery: Gallery, text: str | None = None, embedding: np.ndarray | None = None, model=None) -> Photo:
         owner = gallery.owner
         content = encode(picture(seed=next(seeds)), "JPEG")
-        photo = photo_upload(uploaded_by=owner, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
+        photo = photo_upload(acting_user=owner, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
         if text is not None:
             Caption.objects.create(photo=photo, text=text, is_current=True)
         if embedding is not None:
@@ -84,11 +84,11 @@ def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
 
 
 def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_photo):
-    private = gallery_create(owner=alice, title="Private", visibility="private")
-    unlisted = gallery_create(owner=alice, title="Unlisted", visibility="unlisted")
-    public = gallery_create(owner=alice, title="Public", visibility="public")
-    shared = gallery_create(owner=alice, title="Shared", visibility="private")
-    gallery_member_set(gallery=shared, by=alice, username="bob", role="viewer")
+    private = gallery_create(acting_user=alice, title="Private", visibility="private")
+    unlisted = gallery_create(acting_user=alice, title="Unlisted", visibility="unlisted")
+    public = gallery_create(acting_user=alice, title="Public", visibility="public")
+    shared = gallery_create(acting_user=alice, title="Shared", visibility="private")
+    gallery_member_set(gallery=shared, acting_user=alice, username="bob", role="viewer")
     photos = {gallery.title: add_photo(gallery, "a red kite") for gallery in (private, unlisted, public, shared)}
 
     assert set(found(alice, "kite")) == set(photos.values())
@@ -99,8 +99,8 @@ def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_phot
 
 def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active_model, add_photo):
     vector = np.ones(active_model.config["clip_embedding_size"], dtype=np.float32)
-    hidden = add_photo(gallery_create(owner=alice, title="Mine"), embedding=vector, model=active_model)
-    visible = add_photo(gallery_create(owner=bob, title="Bob's"), embedding=vector, model=active_model)
+    hidden = add_photo(gallery_create(acting_user=alice, title="Mine"), embedding=vector, model=active_model)
+    visible = add_photo(gallery_create(acting_user=bob, title="Bob's"), embedding=vector, model=active_model)
 
     results = photo_search(user=bob, query="anything at all")
     assert results.image_search

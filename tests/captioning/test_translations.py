@@ -1,5 +1,5 @@
 """Caption translations. The translation web services (Google, DeepL) are outside this machine, so a fake
-one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
+one runs on 127.0.0.1 and answers the way they do; our provider calls and requests run for real against it,
 pointed there by TRANSLATION_SERVICE_URL."""
 
 import threading
@@ -41,7 +41,7 @@ def fake_google(fake_translation_server, settings) -> FakeTranslationService:
 @pytest.fixture
 def caption(alice, gallery) -> Caption:
     photo = photo_upload(
-        uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
+        acting_user=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
     ).photo
     photo.status = Photo.Status.CAPTIONED
     photo.save()
@@ -127,20 +127,20 @@ def test_deepl_is_used_when_its_key_is_set(fake_google, caption, settings):
     assert fake_google.requests[-1]["auth_key"] == "test-key"
 
 
-def test_other_requests_get_no_timeout_added(fake_google, caption, monkeypatch):
-    """The deadline applies to the translating thread while it translates, not to the rest of the process."""
+def test_only_the_translations_own_requests_carry_the_deadline(fake_google, caption, monkeypatch):
+    """The deadline is set on the translation's own session, not on every request of the process."""
     import requests
 
     from captioning import translators
 
     seen = []
-    real_request = translators._original_session_request
+    real_request = requests.Session.request
 
     def record(self, method, url, *args, **kwargs):
         seen.append(kwargs.get("timeout"))
         return real_request(self, method, url, *args, **kwargs)
 
-    monkeypatch.setattr(translators, "_original_session_request", record)
+    monkeypatch.setattr(requests.Session, "request", record)
     translators.translate("hello", "fr")
     requests.get(fake_google.base_url + "/m", params={"q": "x", "tl": "fr"})
     assert seen == [10, None]
@@ -151,8 +151,11 @@ def test_the_photo_page_switches_language(client, alice, fake_google, caption):
     url = reverse("photo-detail", args=[caption.photo.uuid])
 
     page = client.get(url, {"lang": "fr"}).content.decode()
-    assert "Translating…" in page
+    assert "Translate into Français" in page  # a GET asks for nothing: the page's button (or script) does
     assert '<option value="fr" selected>' in page
+    response = client.post(reverse("photo-translate", args=[caption.photo.uuid]), {"language": "fr"})
+    assert response.url == f"{url}?lang=fr"
+    assert "Translating…" in client.get(response.url).content.decode()
 
     translation_perform(translation_id=Translation.objects.get(language="fr").pk)
     page = client.get(url).content.decode()  # the choice is remembered
@@ -169,7 +172,9 @@ def test_the_gallery_page_asks_for_missing_translations(client, alice, fake_goog
     client.force_login(alice)
     gallery: Gallery = caption.photo.gallery
 
-    client.get(gallery.get_absolute_url(), {"lang": "de"})
+    page = client.get(gallery.get_absolute_url(), {"lang": "de"}).content.decode()
+    assert "Translate captions into Deutsch" in page
+    client.post(reverse("gallery-translate", args=[gallery.public_id]), {"language": "de", "page": 1})
     translation = Translation.objects.get(caption=caption, language="de")
     translation_perform(translation_id=translation.pk)
 
