@@ -13,7 +13,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,6 +21,7 @@ from captioning import jobs, selectors
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
 from captioning.links import PhotoLinks
+from captioning.media import is_object_store, media_file_response, media_signed_url
 from captioning.models import Gallery, Photo, Translation
 from captioning.search import photo_search
 from captioning.services.galleries import (
@@ -555,14 +556,20 @@ def search(request: HttpRequest) -> HttpResponse:
 # Files ---------------------------------------------------------------------------------------------------
 
 
-def file_response(file_field, content_type: str, *, download_name: str | None = None) -> FileResponse:
+def file_response(file_field, content_type: str, *, download_name: str | None = None) -> HttpResponse:
+    """The file, streamed from its store, or with MEDIA_SIGNED_URL_SECONDS set, a redirect to a short-lived signed
+    URL of it in the object store. Called only after the permission check."""
+    if not file_field:
+        raise Http404("The file is missing")
+    if settings.MEDIA_SIGNED_URL_SECONDS and is_object_store(file_field.storage):
+        response = HttpResponseRedirect(media_signed_url(file_field, content_type, download_name=download_name))
+        # Never kept longer than the URL works, and never by a shared cache: the URL lets anyone read the file.
+        response["Cache-Control"] = f"private, max-age={settings.MEDIA_SIGNED_URL_SECONDS // 2}"
+        return response
     try:
-        handle = file_field.open("rb")
-    except (FileNotFoundError, ValueError):
+        response = media_file_response(file_field, content_type, download_name=download_name)
+    except FileNotFoundError:
         raise Http404("The file is missing") from None
-    response = FileResponse(
-        handle, content_type=content_type, as_attachment=download_name is not None, filename=download_name or ""
-    )
     response["Cache-Control"] = "private, max-age=3600"
     # Even if a file were not what it seems, a browser must not run it as a page.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
@@ -571,19 +578,19 @@ def file_response(file_field, content_type: str, *, download_name: str | None = 
 
 
 @require_GET
-def photo_thumbnail(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_thumbnail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     return file_response(photo.thumbnail, "image/webp")
 
 
 @require_GET
-def photo_image(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_image(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     return file_response(photo.display_image, "image/webp")
 
 
 @require_GET
-def photo_original(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_original(request: HttpRequest, photo_uuid) -> HttpResponse:
     """The uploaded file for its owner; for everyone else the copy without metadata (no GPS)."""
     photo = _photo_or_404(request, photo_uuid)
     stem = (photo.original_filename.rsplit(".", 1)[0] if photo.original_filename else str(photo.uuid)) or "photo"

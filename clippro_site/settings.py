@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clippro_site.env import env_bool, env_int, env_list, env_str, secret_key_from_file
+from clippro_site.env import env_bool, env_int, env_list, env_str, object_store_options, secret_key_from_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -151,6 +151,27 @@ STORAGES = {
 }
 # Uploaded files are never served from a public URL: views check permissions first.
 MEDIA_ROOT = DATA_DIR / "media"
+# Media in an S3-compatible object store (AWS S3, MinIO, Cloudflare R2) through django-storages, when a bucket is
+# named; keys come from boto3's own sources (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance
+# role). Web servers and workers then need no shared file system: they read photos through the storage API.
+MEDIA_BUCKET = env_str("AWS_STORAGE_BUCKET_NAME", "")
+# 0: the web server streams each file from the store after its permission check. N > 0: it redirects to a URL
+# signed for N seconds instead (less traffic through the web server; anyone holding the URL can fetch the file
+# until it expires).
+MEDIA_SIGNED_URL_SECONDS = env_int("MEDIA_SIGNED_URL_SECONDS", 0)
+if MEDIA_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": object_store_options(
+            bucket=MEDIA_BUCKET,
+            endpoint_url=env_str("AWS_S3_ENDPOINT_URL", ""),
+            region=env_str("AWS_S3_REGION_NAME", ""),
+            prefix=env_str("AWS_LOCATION", ""),
+            addressing_style=env_str("AWS_S3_ADDRESSING_STYLE", ""),
+        ),
+    }
+elif MEDIA_SIGNED_URL_SECONDS:
+    raise ImproperlyConfigured("MEDIA_SIGNED_URL_SECONDS needs an object store: set AWS_STORAGE_BUCKET_NAME")
 # Without `collectstatic` (one machine, laptops, tests), whitenoise serves static files straight from the
 # source folders, so `make run` works from a fresh clone; production serves collected, hashed, compressed files.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
