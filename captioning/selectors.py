@@ -153,8 +153,9 @@ def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID 
 
 
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
-    """A gallery's photos (the caller has checked the gallery is visible) with their current captions."""
-    return gallery.photos.select_related("owner").prefetch_related(
+    """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
+    grid shows them (captioning.views.photo_summary: reading another field costs a query per photo)."""
+    return gallery.photos.only("uuid", "gallery", "original_filename", "status", "error_message").prefetch_related(
         Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
     )
 
@@ -164,16 +165,32 @@ def photo_count_failed(gallery: Gallery) -> int:
     return gallery.photos.filter(status=Photo.Status.FAILED).count()
 
 
+# What lists read (the API's photo list and search hits: captioning.api.serializers): every column of the photos
+# but those below, and of their galleries and owners only what identifies them. Left unread: the 2 KB embedding,
+# JSON decoded for every photo and every caption's model, and whole user and gallery rows. A field left out still
+# reads, with one query per row (tests/api/test_query_counts.py sees it).
+_UNLISTED_PHOTO_FIELDS = {"embedding", "requested_decoding", "original", "display_image", "thumbnail", "sha256"}
+_LISTED_PHOTO_FIELDS = [
+    *(field.name for field in Photo._meta.concrete_fields if field.name not in _UNLISTED_PHOTO_FIELDS),
+    "owner__username",
+    "gallery__public_id",
+    "gallery__owner_id",
+]
+_UNLISTED_CAPTION_FIELDS = ("model_version__checkpoint_path", "model_version__config", "model_version__metrics")
+
+
 def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
-    """`photos` with their current caption (and its model and author) read in one more query."""
-    return photos.prefetch_related(
-        Prefetch(
-            "captions",
-            queryset=Caption.objects.filter(is_current=True).select_related(
-                "model_version", "created_by", "reviewed_by"
-            ),
-            to_attr="current_captions",
-        )
+    """`photos` as lists present them, with their current caption (and its model and author) read in one more
+    query."""
+    captions = (
+        Caption.objects.filter(is_current=True)
+        .select_related("model_version", "created_by", "reviewed_by")
+        .defer(*_UNLISTED_CAPTION_FIELDS)
+    )
+    return (
+        photos.select_related("gallery", "owner")
+        .only(*_LISTED_PHOTO_FIELDS)
+        .prefetch_related(Prefetch("captions", queryset=captions, to_attr="current_captions"))
     )
 
 

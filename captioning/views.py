@@ -4,6 +4,7 @@ Anything a visitor may not see answers 404 (not 403), so private galleries and p
 they exist. Photo files are streamed from here after the same check; there is no public media URL.
 """
 
+import functools
 import mimetypes
 from collections.abc import Callable
 
@@ -405,11 +406,22 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
     return JsonResponse(body, status=200 if outcome.duplicate else 201)
 
 
+@functools.lru_cache(maxsize=8)
+def _recaption_fields(model_versions: tuple[tuple[int, str], ...]) -> dict[str, str]:
+    """The "Caption again" form's fields as HTML, by name. They are the same for every photo and everyone who may
+    re-caption, given the models on offer (`model_versions`: each one's id and name, in the form's order), so they
+    are rendered once per process: rendering their widgets took a fifth of the photo page."""
+    form = RecaptionForm()
+    return {name: str(form[name]) for name in form.fields}
+
+
 @require_GET
 def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     language = caption_language(request)
-    caption = selectors.caption_current(photo)
+    # The history holds the current caption: one query for both.
+    history = list(selectors.caption_history(photo))
+    caption = next((item for item in history if item.is_current), None)
     translation = None
     if caption and language != SOURCE_LANGUAGE:
         translation = selectors.translation_get(caption=caption, language=language)
@@ -421,7 +433,7 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "photo": photo,
             "gallery": photo.gallery,
             "caption": caption,
-            "history": selectors.caption_history(photo),
+            "history": history,
             "translation": translation,
             "translations": caption.translations.all() if caption else [],
             "language": language,
@@ -429,7 +441,11 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "can_manage": can_manage,
             "sees_original": selectors.photo_sees_original(request.user, photo),
             "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
-            "recaption_form": RecaptionForm() if can_manage else None,
+            "recaption_fields": (
+                _recaption_fields(tuple(selectors.model_version_list().values_list("pk", "name")))
+                if can_manage
+                else None
+            ),
         },
     )
 

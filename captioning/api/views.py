@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from captioning import search, selectors
 from captioning.api import serializers as api
-from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery
+from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery, photo_filters
 from captioning.api.pagination import ApiPagination
 from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
 from captioning.images import UploadRefused
@@ -202,10 +202,15 @@ class PhotoListApi(generics.GenericAPIView):
         return [*super().get_throttles(), *extra]
 
     def get_queryset(self):
+        self.filters = photo_filters(self.request)
         photos = selectors.photo_list_for_viewer(
-            acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.request)
+            acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.filters)
         )
         return selectors.photo_with_current_caption(photos).order_by("-created_at", "-id")
+
+    def filter_queryset(self, queryset):
+        # The FilterSet that chose the selector's photos narrows them: one FilterSet per request, not two.
+        return self.filters.filter_queryset(queryset)
 
     @extend_schema(responses=api.PhotoSerializer(many=True))
     def get(self, request):
