@@ -147,7 +147,12 @@ def photo_get_for_viewer(*, user: User | None, photo_uuid) -> Photo:
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions."""
     return gallery.photos.select_related("owner").prefetch_related(
-        Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+        Prefetch(
+            "captions",
+            # Its model names itself in the "Unsure" notice of a guess.
+            queryset=Caption.objects.filter(is_current=True).select_related("model_version"),
+            to_attr="current_captions",
+        )
     )
 
 
@@ -219,12 +224,14 @@ def caption_can_review(user: User | None) -> bool:
 
 
 def caption_review_queue() -> QuerySet[Caption]:
-    """Current captions, the worst first: lowest CLIPScore, then lowest model score; unscored ones (written
-    by hand) last."""
+    """Current captions, the worst first: guesses about photos unlike the model's training images, then lowest
+    CLIPScore, then lowest model score; unscored ones (written by hand) last."""
     return (
         Caption.objects.filter(is_current=True)
         .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")
-        .order_by(F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
+        .order_by(
+            "confident", F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id"
+        )
     )
 
 

@@ -275,7 +275,9 @@ def _caption_group(
         import torch
 
         try:
-            results = captioner.caption_embeddings(torch.stack([vectors[photo.pk] for photo in ready]), options)
+            embeddings = torch.stack([vectors[photo.pk] for photo in ready])
+            results = captioner.caption_embeddings(embeddings, options)
+            familiarities = captioner.familiarity(embeddings)  # how close each photo is to the training images
         except MlcoreError as error:
             raise _GroupFailed(f"The model could not caption this photo: {error}", retriable=False) from error
         except Exception as error:
@@ -287,9 +289,9 @@ def _caption_group(
                 _finish_failed(photo, token, str(failure), retriable=failure.retriable, outcome=outcome)
         return
     clip_scores = _clip_scores(captioner, [vectors[photo.pk] for photo in ready], [result.text for result in results])
-    for photo, result, clip_score in zip(ready, results, clip_scores, strict=True):
+    for photo, result, clip_score, familiarity in zip(ready, results, clip_scores, familiarities, strict=True):
         _finish_captioned(
-            photo, token, model_version, options.to_dict(), result, vectors[photo.pk], clip_score, outcome
+            photo, token, model_version, options.to_dict(), result, vectors[photo.pk], clip_score, familiarity, outcome
         )
 
 
@@ -349,7 +351,15 @@ def _open_photo(photo: Photo):
 
 
 def _finish_captioned(
-    photo, token, model_version, decoding: dict, result, vector, clip_score: float | None, outcome: BatchOutcome
+    photo,
+    token,
+    model_version,
+    decoding: dict,
+    result,
+    vector,
+    clip_score: float | None,
+    familiarity,
+    outcome: BatchOutcome,
 ) -> None:
     now = timezone.now()
     embedding = vector.numpy().astype("<f4").tobytes()
@@ -380,6 +390,8 @@ def _finish_captioned(
                 decoding=decoding,
                 score=float(result.score),
                 clip_score=clip_score,
+                familiarity=familiarity.value,
+                confident=familiarity.confident,
                 is_current=True,
             )
     except IntegrityError:
