@@ -5,6 +5,8 @@ page saying what it is and what it knows."""
 from dataclasses import replace
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils.timezone import localtime
@@ -133,7 +135,7 @@ def test_pages_show_a_guess_as_one_and_never_use_it_as_alt_text(
     assert summaries[str(drawing.uuid)]["unsure"] is None
 
 
-def test_guesses_come_first_in_review_and_after_confident_matches_in_search(alice, gallery, familiar_model):
+def test_guesses_come_first_in_review_and_after_confident_matches_in_search(client, alice, gallery, familiar_model):
     def add(seed: int, text: str, confident: bool, clip_score: float) -> Photo:
         content = encode(picture(seed=seed), "JPEG")
         photo = photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
@@ -149,6 +151,12 @@ def test_guesses_come_first_in_review_and_after_confident_matches_in_search(alic
     confident = add(2, "a kite", confident=True, clip_score=0.2)
 
     assert [caption.photo for caption in caption_review_queue()] == [guess, confident]
+    reviewer = get_user_model().objects.create_user("rita", is_staff=True)
+    reviewer.user_permissions.set(Permission.objects.filter(content_type__app_label="captioning"))
+    client.force_login(reviewer)
+    queue = client.get(reverse("admin:captioning_captionreview_changelist")).context["cl"].result_list
+    assert [caption.photo for caption in queue] == [guess, confident]
+    assert "· unsure</span>" in client.get(reverse("admin:captioning_captionreview_changelist")).content.decode()
     results = photo_search(user=alice, query="red kite over a field")
     assert [photo.pk for photo in results[: len(results)]] == [confident.pk, guess.pk]
 
