@@ -76,7 +76,7 @@ def _familiarity(reference: dict) -> str:
         )
     return (
         f"Each photo's CLIP embedding is compared with {reference['reference_images']:,} of its training images "
-        f"(the mean similarity to the {reference['neighbours']} closest). Below {reference['threshold']:.3f} the "
-        f"caption is shown as a guess; {reference['held_out_confident']:.1%} of {reference['held_out_images']:,} "
-        "held-out images like its training images are above it."
+        "(how far it lies from their distribution, as a familiarity from 0 to 1). Below "
+        f"{reference['threshold']:.3f} the caption is shown as a guess; {reference['held_out_confident']:.1%} of "
+        f"{reference['held_out_images']:,} held-out images like its training images are above it."
     )
