@@ -1,8 +1,9 @@
 """The staff dashboard in the Django admin.
 
-- Caption review queue: current captions with their photo's thumbnail, worst first (lowest CLIPScore, then
-  lowest model score), pending ones by default; approve or reject a row with its buttons or many rows with the
-  actions, rewrite a caption in its row and Save. Who decided and when is kept on the caption.
+- Caption review queue: current captions with their photo's thumbnail, worst first (guesses about photos unlike
+  the model's training images, then lowest CLIPScore, then lowest model score), pending ones by default; approve
+  or reject a row with its buttons or many rows with the actions, rewrite a caption in its row and Save. Who
+  decided and when is kept on the caption.
 - Photos: status and error, re-queue actions. Model versions: evaluation metrics, captions written, mean
   CLIPScore, and an activate action. Captioning queue and throughput: the worker's queue, recent failures
   and captions per hour (django-q2's own pages list every task).
@@ -21,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from captioning import jobs, selectors
+from captioning.confidence import caption_unsure_notice
 from captioning.models import (
     Caption,
     CaptioningActivity,
@@ -169,6 +171,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     list_display = [
         "thumbnail",
         "text",
+        "familiarity_display",
         "clip_score_display",
         "score_display",
         "model_version",
@@ -178,7 +181,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     ]
     list_display_links = None
     list_editable = ["text"]
-    list_filter = [CaptionReviewStateFilter, "model_version", "source", "created_at"]
+    list_filter = [CaptionReviewStateFilter, "confident", "model_version", "source", "created_at"]
     search_fields = ["text", "photo__original_filename", "photo__owner__username"]
     ordering = selectors.CAPTION_REVIEW_ORDER
     list_per_page = 50
@@ -190,6 +193,8 @@ class CaptionReviewAdmin(admin.ModelAdmin):
         "decoding",
         "score",
         "clip_score",
+        "familiarity",
+        "confident",
         "created_by",
         "created_at",
         "review_state",
@@ -223,6 +228,15 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     @admin.display(description="Photo")
     def thumbnail(self, caption: Caption):
         return _thumbnail(caption.photo_id, caption.photo.original_filename)
+
+    @admin.display(description="Familiarity", ordering="confident")
+    def familiarity_display(self, caption: Caption):
+        value = "unknown" if caption.familiarity is None else f"{caption.familiarity:.3f}"
+        if caption.confident:
+            return value
+        return format_html(
+            '<span class="review-unsure" title="{}">{} · unsure</span>', caption_unsure_notice(caption), value
+        )
 
     @admin.display(description="CLIPScore", ordering="clip_score")
     def clip_score_display(self, caption: Caption):
@@ -322,13 +336,15 @@ class CaptionAdmin(admin.ModelAdmin):
         "model_version",
         "score",
         "clip_score",
+        "familiarity",
+        "confident",
         "is_current",
         "review_state",
         "reviewed_by",
         "reviewed_at",
         "created_at",
     ]
-    list_filter = ["source", "is_current", "review_state", "model_version"]
+    list_filter = ["source", "is_current", "confident", "review_state", "model_version"]
     search_fields = ["text"]
     raw_id_fields = ["photo", "created_by", "reviewed_by"]
 
@@ -350,6 +366,7 @@ class TranslationAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
         "name",
+        "page",
         "is_active",
         "clip_model",
         "metrics_summary",
@@ -358,7 +375,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["is_active"]
-    readonly_fields = ["is_active", "config", "metrics", "created_at"]
+    readonly_fields = ["is_active", "config", "metrics", "familiarity_reference", "created_at"]
     actions = ["activate"]
 
     def get_queryset(self, request):
@@ -370,6 +387,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 mean_clip_score=Avg("captions__clip_score"),
             )
         )
+
+    @admin.display(description="On the site")
+    def page(self, model_version: ModelVersion):
+        return format_html('<a href="{}">model page</a>', model_version.get_absolute_url())
 
     @admin.display(description="Evaluation metrics")
     def metrics_summary(self, model_version: ModelVersion):

@@ -211,9 +211,12 @@ def finish_captioned(
     decoding: dict,
     score: float,
     clip_score: float | None,
+    familiarity: float | None = None,
+    confident: bool = True,
 ) -> Finished:
     """Stores the caption as the photo's current one, with the embedding it was written from, if our claim
-    still holds (CAPTIONED); otherwise writes nothing (LOST)."""
+    still holds (CAPTIONED); otherwise writes nothing (LOST). `familiarity` and `confident`: how close the photo
+    is to the model's training images (captioning.confidence), unknown and confident by default."""
     try:
         with transaction.atomic():
             # This UPDATE also locks the row until the caption is written.
@@ -240,6 +243,8 @@ def finish_captioned(
                 decoding=decoding,
                 score=score,
                 clip_score=clip_score,
+                familiarity=familiarity,
+                confident=confident,
                 is_current=True,
             )
     except IntegrityError:

@@ -31,6 +31,9 @@ class ModelVersion(models.Model):
     checkpoint_path = models.CharField(max_length=1000, help_text="Directory holding config.json and model.safetensors")
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # The checkpoint's familiarity reference (mlcore.familiarity.describe): its size and calibration; empty when
+    # it has none (imported weights), and then its captions' familiarity is unknown.
+    familiarity_reference = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -43,9 +46,20 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("model-detail", kwargs={"model_version_id": self.pk})
+
     @property
     def clip_model(self) -> str:
         return str(self.config.get("clip_model", ""))
+
+    @property
+    def trained_on(self) -> str:
+        return str(self.config.get("training", {}).get("trained_on", ""))
+
+    @property
+    def is_demo(self) -> bool:
+        return "demo" in self.config.get("training", {})
 
 
 class Gallery(models.Model):
@@ -231,6 +245,17 @@ class Caption(models.Model):
         blank=True,
         help_text="CLIPScore of the caption against its photo (2.5 * max(cosine, 0), from 0 to 2.5): how well the text "
         "matches the image in the model's own CLIP; the review queue shows the lowest first",
+    )
+    familiarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How close the photo is to the model's training images (mean cosine to the nearest ones in its "
+        "reference sample, 0 to 1); null when the model has no reference sample or a person wrote the caption",
+    )
+    confident = models.BooleanField(
+        default=True,
+        help_text="False when the photo is unlike anything the model was trained on: the caption is a guess, never "
+        "alt text, first in the review queue and ranked below confident matches in search",
     )
     is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q, Value, When
 
 from captioning import engine
+from captioning.confidence import photo_ids_with_unsure_caption
 from captioning.models import Caption, ModelVersion, Photo, Translation, embedding_from_bytes
 from captioning.selectors import (
     UserOrAnonymous,
@@ -92,7 +93,10 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     notes: list[str] = []
     image_ranked, image_search = _image_ranking(query, gallery_ids, limit, notes)
     text_ranked = _text_ranking(user, query, limit)
-    return SearchResults(user, query, _fuse(image_ranked, text_ranked, limit), image_search, notes)
+    hits = _fuse(image_ranked, text_ranked, limit)
+    unsure = photo_ids_with_unsure_caption(hit.photo_id for hit in hits)
+    hits.sort(key=lambda hit: hit.photo_id in unsure)  # guesses after confident matches, each in fused order
+    return SearchResults(user, query, hits, image_search, notes)
 
 
 # Text ---------------------------------------------------------------------------------------------------

@@ -154,9 +154,16 @@ def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID 
 
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
-    grid shows them (captioning.views.photo_summary: reading another field costs a query per photo)."""
-    return gallery.photos.only("uuid", "gallery", "original_filename", "status", "error_message").prefetch_related(
-        Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+    grid shows them (captioning.views.photo_summary: reading another field costs a query per photo). A guess's
+    alt text names the file and its date, and its model names itself in the "Unsure" notice."""
+    return gallery.photos.only(
+        "uuid", "gallery", "original_filename", "status", "error_message", "taken_at", "created_at"
+    ).prefetch_related(
+        Prefetch(
+            "captions",
+            queryset=Caption.objects.filter(is_current=True).select_related("model_version"),
+            to_attr="current_captions",
+        )
     )
 
 
@@ -243,13 +250,20 @@ def caption_can_review(user: UserOrAnonymous | None) -> bool:
     return _signed_in(user) and user.is_active and user.is_staff and user.has_perm("captioning.change_caption")
 
 
-# Worst first: lowest CLIPScore, then lowest model score; unscored ones (written by hand) last.
-CAPTION_REVIEW_ORDER = (F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
+# Worst first: guesses about photos unlike the model's training images (confident is False), then lowest
+# CLIPScore, then lowest model score; unscored ones (written by hand) last.
+CAPTION_REVIEW_ORDER = (
+    "confident",
+    F("clip_score").asc(nulls_last=True),
+    F("score").asc(nulls_last=True),
+    "-created_at",
+    "-id",
+)
 
 
 def caption_review_queue() -> QuerySet[Caption]:
-    """Current captions, the worst first: lowest CLIPScore, then lowest model score; unscored ones (written
-    by hand) last."""
+    """Current captions, the worst first: guesses about photos unlike the model's training images, then lowest
+    CLIPScore, then lowest model score; unscored ones (written by hand) last."""
     return (
         Caption.objects.filter(is_current=True)
         .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")

@@ -19,10 +19,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from captioning import jobs, selectors
+from captioning.confidence import caption_unsure_notice, photo_alt_text
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
 from captioning.links import PhotoLinks
 from captioning.media import is_object_store, media_file_response, media_signed_url
+from captioning.model_facts import model_version_facts
 from captioning.models import Gallery, Photo, Translation
 from captioning.search import photo_search
 from captioning.services.galleries import (
@@ -120,6 +122,8 @@ def photo_summary(
         "status_label": photo.get_status_display(),
         "error": photo.error_message,
         "caption": caption.text if caption else None,
+        "unsure": caption_unsure_notice(caption),
+        "alt": photo_alt_text(photo, caption),
         "language": language,
         "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
         "translation_status": translation.status if translation else None,
@@ -433,6 +437,8 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "photo": photo,
             "gallery": photo.gallery,
             "caption": caption,
+            "unsure": caption_unsure_notice(caption),
+            "alt": photo_alt_text(photo, caption),
             "history": history,
             "translation": translation,
             "translations": caption.translations.all() if caption else [],
@@ -448,6 +454,20 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             ),
         },
     )
+
+
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "captioning/model_list.html", {"model_versions": selectors.model_version_list()})
+
+
+@require_GET
+def model_detail(request: HttpRequest, model_version_id: int) -> HttpResponse:
+    """What captions the photos: public, like the captions that link here."""
+    model_version = selectors.model_version_list().filter(pk=model_version_id).first()
+    if model_version is None:
+        raise Http404("No such model")
+    return render(request, "captioning/model_detail.html", {"facts": model_version_facts(model_version)})
 
 
 @require_GET

@@ -73,10 +73,12 @@
     link.href = photo.url;
     var image = element("img");
     image.src = photo.thumbnail;
-    image.alt = photo.caption || photo.name || "";
+    image.alt = photo.alt || photo.name || "";
     image.loading = "lazy";
     link.appendChild(image);
     var body = element("div", "tile__body");
+    var unsure = element("p", "tile__unsure");
+    unsure.setAttribute("data-unsure", "");
     var caption = element("p", "tile__caption");
     caption.setAttribute("data-caption", "");
     var status = element("p", "tile__status");
@@ -87,6 +89,7 @@
     status.appendChild(badge);
     status.appendChild(document.createTextNode(" "));
     status.appendChild(error);
+    body.appendChild(unsure);
     body.appendChild(caption);
     body.appendChild(status);
     tile.appendChild(link);
@@ -96,13 +99,17 @@
 
   function updateTile(tile, photo) {
     tile.className = "tile tile--" + photo.status;
+    // A guess about a photo unlike the model's training images is marked as one, and is never the alt text.
+    var unsure = tile.querySelector("[data-unsure]");
+    unsure.textContent = photo.unsure ? photo.unsure + " Its guess:" : "";
+    unsure.hidden = !photo.unsure;
     tile.querySelector("[data-caption]").textContent = tileText(photo);
     var badge = tile.querySelector("[data-status]");
     badge.className = "status status--" + photo.status;
     badge.textContent = photo.translation_status === "pending" && photo.status === "captioned" ? "Translating…" : photo.status_label;
     tile.querySelector("[data-error]").textContent = photo.status === "failed" ? photo.error : "";
     var image = tile.querySelector("img");
-    if (image && photo.caption) image.alt = photo.caption;
+    if (image && photo.alt) image.alt = photo.alt;
   }
 
   function showPhoto(photo) {

@@ -85,6 +85,8 @@ class CaptionSerializer(serializers.ModelSerializer):
             "decoding",
             "score",
             "clip_score",
+            "familiarity",
+            "confident",
             "is_current",
             "created_by",
             "created_at",
@@ -105,6 +107,8 @@ def caption_representation(caption: Caption) -> dict:
         "decoding": caption.decoding,
         "score": None if caption.score is None else float(caption.score),
         "clip_score": None if caption.clip_score is None else float(caption.clip_score),
+        "familiarity": None if caption.familiarity is None else float(caption.familiarity),
+        "confident": bool(caption.confident),
         "is_current": bool(caption.is_current),
         "created_by": caption.created_by.username if caption.created_by_id is not None else None,
         "created_at": _datetime(caption.created_at),
@@ -217,10 +221,25 @@ class TranslationSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     clip_model = serializers.CharField(read_only=True)
+    trained_on = serializers.CharField(read_only=True, help_text="What it was trained on, in words; blank if unknown")
+    familiarity_reference = serializers.JSONField(
+        read_only=True,
+        help_text="Its sample of training embeddings (size, threshold, calibration); empty when it has none and its "
+        "captions' familiarity is null",
+    )
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "clip_model", "is_active", "metrics", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "clip_model",
+            "trained_on",
+            "is_active",
+            "metrics",
+            "familiarity_reference",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

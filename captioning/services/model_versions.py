@@ -10,13 +10,16 @@ from captioning.models import ModelVersion, Photo
 def model_version_register(
     *, name: str, checkpoint_path: Path | str, activate: bool = False, metrics: dict | None = None
 ) -> ModelVersion:
-    """Registers a checkpoint directory (its config is read and stored), or updates the one of that name."""
+    """Registers a checkpoint directory (its config and what its familiarity reference holds are read and
+    stored), or updates the one of that name."""
     from mlcore import MlcoreError
     from mlcore.checkpoint import read_config
+    from mlcore.familiarity import describe, load_reference
 
     checkpoint_path = Path(checkpoint_path).expanduser().resolve()
     try:
         config = read_config(checkpoint_path).to_dict()
+        familiarity_reference = describe(load_reference(checkpoint_path))
     except MlcoreError as error:
         raise ValidationError(str(error)) from None
     with transaction.atomic():
@@ -25,6 +28,7 @@ def model_version_register(
             defaults={
                 "checkpoint_path": str(checkpoint_path),
                 "config": config,
+                "familiarity_reference": familiarity_reference,
                 **({"metrics": metrics} if metrics else {}),
             },
         )

@@ -178,7 +178,9 @@ def _caption_group(
         import torch
 
         try:
-            results = captioner.caption_embeddings(torch.stack([vectors[photo.pk] for photo in ready]), options)
+            embeddings = torch.stack([vectors[photo.pk] for photo in ready])
+            results = captioner.caption_embeddings(embeddings, options)
+            familiarities = captioner.familiarity(embeddings)  # how close each photo is to the training images
         except MlcoreError as error:
             raise _GroupFailed(unusable, f"The model could not caption this photo: {error}") from error
         except Exception as error:
@@ -192,7 +194,7 @@ def _caption_group(
                 _fail(photo, claim, failure.kind, str(failure), outcome)
         return
     clip_scores = _clip_scores(captioner, [vectors[photo.pk] for photo in ready], [result.text for result in results])
-    for photo, result, clip_score in zip(ready, results, clip_scores, strict=True):
+    for photo, result, clip_score, familiarity in zip(ready, results, clip_scores, familiarities, strict=True):
         finished = jobs.finish_captioned(
             photo=photo,
             token=claim.token,
@@ -202,6 +204,8 @@ def _caption_group(
             decoding=options.to_dict(),
             score=float(result.score),
             clip_score=clip_score,
+            familiarity=familiarity.value,
+            confident=familiarity.confident,
         )
         outcome.finished.add(photo.pk)
         outcome.count(finished)

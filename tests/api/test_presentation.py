@@ -26,6 +26,8 @@ def _varied_photos(people, private_gallery) -> list[Photo]:
     model = ModelVersion.objects.create(name="coco", checkpoint_path="/nowhere")
     by_model = upload(owner, private_gallery, seed=1, name="a.jpg")
     caption(by_model, "a dog", model_version=model, score=-1.25, clip_score=0.5, decoding={"strategy": "beam"})
+    guessed = upload(owner, private_gallery, seed=4, name="d.jpg")
+    caption(guessed, "a yellow star", model_version=model, score=-0.5, familiarity=0.3125, confident=False)
     edited = upload(owner, private_gallery, seed=2, name="b.jpg")
     caption(
         edited,

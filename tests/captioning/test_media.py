@@ -12,7 +12,7 @@ from django.urls import reverse
 from PIL import Image
 
 from captioning.models import Caption, Photo
-from captioning.services.captioning import caption_pending_photos
+from captioning.services.worker import caption_pending_photos
 from tests.captioning.conftest import s3_client
 from tests.captioning.helpers import encode, jpeg_with_exif, picture
 

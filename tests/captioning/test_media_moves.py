@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def photos_on_disk(alice, gallery):
     return [
         photo_upload(
-            uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", encode(picture(seed=seed)))
+            acting_user=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", encode(picture(seed=seed)))
         ).photo
         for seed in (31, 32, 33)
     ]
