@@ -12,6 +12,9 @@ urlpatterns = [
     path("galleries/new/", views.gallery_new, name="gallery-new"),
     path("explore/", views.gallery_public_list, name="gallery-public-list"),
     path("search/", views.search, name="search"),
+    path("photos/", views.timeline, name="timeline"),
+    path("photos/page.json", views.timeline_page, name="timeline-page"),
+    path("help/translations/", views.translation_help, name="translation-help"),
     path("g/<str:public_id>/", views.gallery_detail, name="gallery-detail-short"),
     path("galleries/<str:public_id>/edit/", views.gallery_edit, name="gallery-edit"),
     path("galleries/<str:public_id>/delete/", views.gallery_remove, name="gallery-delete"),
@@ -35,4 +38,5 @@ urlpatterns = [
     path("p/<uuid:photo_uuid>/retry/", views.photo_retry_view, name="photo-retry"),
     path("p/<uuid:photo_uuid>/delete/", views.photo_delete_view, name="photo-delete"),
     path("p/<uuid:photo_uuid>/translate/", views.photo_translate, name="photo-translate"),
+    path("p/<uuid:photo_uuid>/cover/", views.photo_make_cover, name="photo-make-cover"),
 ]

@@ -1,9 +1,10 @@
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
-from captioning.models import Gallery, GalleryMembership
+from captioning.models import Gallery, GalleryMembership, Photo
 from captioning.selectors import gallery_can_edit
 
 
@@ -38,6 +39,16 @@ def gallery_delete(*, gallery: Gallery, by) -> None:
     for photo in gallery.photos.all():
         photo_files_delete_on_commit(photo)
     gallery.delete()
+
+
+def gallery_cover_set(*, gallery: Gallery, photo: Photo | None, acting_user: AbstractBaseUser) -> Gallery:
+    """Makes `photo` (one of the gallery's) its cover on every gallery card; None goes back to the first photo."""
+    _require_owner(acting_user, gallery)
+    if photo is not None and photo.gallery_id != gallery.pk:
+        raise ValidationError("The cover of a gallery is one of its own photos.")
+    gallery.cover_photo = photo
+    gallery.save(update_fields=["cover_photo"])
+    return gallery
 
 
 def gallery_member_set(*, gallery: Gallery, by, username: str, role: str) -> GalleryMembership:
