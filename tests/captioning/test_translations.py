@@ -224,7 +224,10 @@ def test_without_a_service_the_picker_offers_only_stored_translations_by_name(cl
     page = client.get(reverse("photo-detail", args=[caption.photo.uuid]), {"lang": "de"}).content.decode()
 
     picker = page[page.index("data-language-picker") :].split("</form>")[0]
-    assert re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', picker) == [("en", "English"), ("de", "Deutsch")]
+    assert re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', picker) == [
+        ("en", "English"),
+        ("de", "Deutsch"),
+    ]
     assert "ein Hund" in page
     assert ">Deutsch</a>" in page and ">de</a>" not in page  # the translations list names languages too
     assert no_service.requests == []
