@@ -77,6 +77,8 @@ class Gallery(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="GalleryMembership", related_name="shared_galleries", blank=True
     )
+    # The photo its owner chose for the gallery's card; without one the first photo uploaded is shown.
+    cover_photo = models.ForeignKey("Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

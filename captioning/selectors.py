@@ -64,11 +64,18 @@ def gallery_list_for_member(user: UserOrAnonymous) -> QuerySet[Gallery]:
     if not _signed_in(user):
         return Gallery.objects.none()
     member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
-    return _with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of)))
+    return _with_covers(_with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of))))
 
 
 def gallery_list_public() -> QuerySet[Gallery]:
-    return _with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC))
+    return _with_covers(_with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC)))
+
+
+def _with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
+    """`cover_uuid` on each gallery: the photo its owner chose, else the first one uploaded (None when empty).
+    Whoever may see the gallery card may see its photos, so the cover's thumbnail is theirs to load."""
+    first_photo = Photo.objects.filter(gallery=OuterRef("pk")).order_by("created_at", "id").values("uuid")[:1]
+    return galleries.annotate(cover_uuid=Coalesce(F("cover_photo__uuid"), Subquery(first_photo)))
 
 
 def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
@@ -167,6 +174,26 @@ def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     )
 
 
+def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) -> QuerySet[Photo]:
+    """The "All photos" timeline: the photos of `acting_user`'s library (uploaded by them or in their galleries)
+    and, with `include_shared`, those of the galleries shared with them; the newest taken first (the EXIF date
+    taken, else the upload time: `shown_at`). Within what they may see, by the one visibility rule."""
+    if not _signed_in(acting_user):
+        return Photo.objects.none()
+    library = Q(owner=acting_user) | Q(gallery__owner=acting_user)
+    if include_shared:
+        library |= Q(gallery__in=GalleryMembership.objects.filter(user=acting_user).values("gallery_id"))
+    return (
+        photo_list_visible_to(acting_user, include_unlisted=True)
+        .filter(library)
+        .annotate(shown_at=Coalesce("taken_at", "created_at"))
+        .order_by("-shown_at", "-id")
+        .prefetch_related(
+            Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+        )
+    )
+
+
 def photo_count_failed(gallery: Gallery) -> int:
     """How many of the gallery's photos failed (the grid's "Retry N failed" button counts them all)."""
     return gallery.photos.filter(status=Photo.Status.FAILED).count()
@@ -232,6 +259,17 @@ def translation_map(captions: list[Caption], language: str) -> dict[int, Transla
         translation.caption_id: translation
         for translation in Translation.objects.filter(caption__in=captions, language=language)
     }
+
+
+def translation_languages_stored() -> list[str]:
+    """The languages some caption has a finished translation in: all the picker offers when no translation
+    service is configured."""
+    return sorted(
+        Translation.objects.filter(status=Translation.Status.DONE)
+        .order_by()
+        .values_list("language", flat=True)
+        .distinct()
+    )
 
 
 def model_version_active() -> ModelVersion | None:

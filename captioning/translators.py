@@ -40,6 +40,26 @@ LANGUAGE_NAMES = {
 }
 
 
+# What each provider is called on the pages, and where caption text goes when it is chosen.
+PROVIDERS = {
+    "google": ("Google Translate", "translate.google.com"),
+    "deepl": ("DeepL", "api.deepl.com (api-free.deepl.com with a free key)"),
+    "microsoft": ("Microsoft Translator", "api.cognitive.microsofttranslator.com"),
+}
+
+
+def _provider_language_codes(provider: str) -> frozenset[str]:
+    from deep_translator.constants import DEEPL_LANGUAGE_TO_CODE, GOOGLE_LANGUAGES_TO_CODES
+
+    if provider == "google":
+        return frozenset(GOOGLE_LANGUAGES_TO_CODES.values())
+    if provider == "deepl":
+        return frozenset(DEEPL_LANGUAGE_TO_CODE.values())
+    # Microsoft publishes its list only on its server (deep-translator fetches it when a translator is made):
+    # these are the codes of LANGUAGE_NAMES it accepts as they are written ("no" and "zh-CN" are "nb", "zh-Hans").
+    return frozenset(LANGUAGE_NAMES) - {"no", "zh-CN", "zh-TW"}
+
+
 class TranslationFailed(Exception):
     """The provider could not translate; the message is stored on the Translation and shown."""
 
@@ -61,10 +81,39 @@ def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 
 
+def translation_provider() -> str:
+    """The configured outside service, or "" when caption text may not leave this server (the default)."""
+    return settings.TRANSLATION_PROVIDER
+
+
+def provider_name(provider: str) -> str:
+    return PROVIDERS[provider][0] if provider in PROVIDERS else provider
+
+
+def provider_host(provider: str) -> str:
+    """Where caption text is sent to `provider`: TRANSLATION_SERVICE_URL when set, else the provider's own host."""
+    return settings.TRANSLATION_SERVICE_URL or PROVIDERS[provider][1]
+
+
+def translatable_languages() -> list[str]:
+    """The CAPTION_LANGUAGES the configured provider translates into; none without a provider."""
+    provider = translation_provider()
+    if not provider:
+        return []
+    supported = _provider_language_codes(provider)
+    return [code for code in settings.CAPTION_LANGUAGES if code != SOURCE_LANGUAGE and code in supported]
+
+
 def available_languages() -> list[tuple[str, str]]:
-    """(code, name) pairs for the language picker, the captions' own language first."""
-    codes = [SOURCE_LANGUAGE, *(code for code in settings.CAPTION_LANGUAGES if code != SOURCE_LANGUAGE)]
-    return [(code, language_name(code)) for code in codes]
+    """(code, name) pairs for the language picker, the captions' own language first: with a provider, the
+    languages it can translate into; without one, only those some caption already has a stored translation in."""
+    if translation_provider():
+        codes = translatable_languages()
+    else:
+        from captioning.selectors import translation_languages_stored
+
+        codes = [code for code in translation_languages_stored() if code != SOURCE_LANGUAGE]
+    return [(code, language_name(code)) for code in [SOURCE_LANGUAGE, *codes]]
 
 
 class SessionWithDeadline(requests.Session):
@@ -81,24 +130,37 @@ class SessionWithDeadline(requests.Session):
 
 
 def translate(text: str, target: str) -> TranslatedText:
-    """`text` (English) in `target`, from the configured provider, or TranslationFailed."""
-    provider = settings.TRANSLATION_PROVIDER
+    """`text` (English) in `target`, from the configured provider, or TranslationFailed with a sentence to show."""
+    provider = translation_provider()
+    if not provider:
+        raise TranslationFailed("No translation service is configured on this server, so captions are not translated.")
     timeout = settings.TRANSLATION_TIMEOUT_SECONDS
     translate_with = {"deepl": _deepl, "microsoft": _microsoft}.get(provider, _google)
+    service = provider_name(provider)
     try:
         with SessionWithDeadline(timeout) as session:
             translated = translate_with(session, text, target)
     except requests.Timeout:
-        raise TranslationFailed(f"{provider} did not answer within {timeout} s; try again later") from None
+        raise TranslationFailed(f"{service} did not answer within {timeout} seconds; try again later.") from None
     except requests.HTTPError as error:
-        raise TranslationFailed(f"{provider} answered HTTP {error.response.status_code}; try again later") from None
-    except requests.RequestException as error:
-        raise TranslationFailed(f"could not reach {provider}: {error.__class__.__name__}") from None
-    except (ValueError, LookupError, TypeError) as error:
-        raise TranslationFailed(f"{provider} answered something unexpected: {error}") from None
+        raise TranslationFailed(_refusal_sentence(service, target, error.response.status_code)) from None
+    except requests.RequestException:
+        raise TranslationFailed(f"{service} could not be reached; try again later.") from None
+    except (ValueError, LookupError, TypeError):
+        raise TranslationFailed(f"{service} answered something this server could not read; try again later.") from None
     if not translated or not translated.strip():
-        raise TranslationFailed(f"{provider} returned an empty translation")
+        raise TranslationFailed(f"{service} returned an empty translation; try again later.")
     return TranslatedText(translated.strip(), provider)
+
+
+def _refusal_sentence(service: str, target: str, status: int) -> str:
+    if status == 429:
+        return f"{service} is receiving too many requests from this server; try again in a few minutes."
+    if status in (401, 403):
+        return f"{service} refused this server's request; an administrator should check its key."
+    if status == 400:
+        return f"{service} does not translate into {language_name(target)}."
+    return f"{service} could not translate this caption (it answered HTTP {status}); try again later."
 
 
 def _google(session: requests.Session, text: str, target: str) -> str:

@@ -14,6 +14,9 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("models/", views.model_list, name="model-list"),
     path("models/<int:model_version_id>/", views.model_detail, name="model-detail"),
+    path("photos/", views.timeline, name="timeline"),
+    path("photos/page.json", views.timeline_page, name="timeline-page"),
+    path("help/translations/", views.translation_help, name="translation-help"),
     path("g/<str:public_id>/", views.gallery_detail, name="gallery-detail-short"),
     path("galleries/<str:public_id>/edit/", views.gallery_edit, name="gallery-edit"),
     path("galleries/<str:public_id>/delete/", views.gallery_remove, name="gallery-delete"),
@@ -38,4 +41,5 @@ urlpatterns = [
     path("p/<uuid:photo_uuid>/retry/", views.photo_retry_view, name="photo-retry"),
     path("p/<uuid:photo_uuid>/delete/", views.photo_delete_view, name="photo-delete"),
     path("p/<uuid:photo_uuid>/translate/", views.photo_translate, name="photo-translate"),
+    path("p/<uuid:photo_uuid>/cover/", views.photo_make_cover, name="photo-make-cover"),
 ]

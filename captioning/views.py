@@ -16,6 +16,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
 from captioning import jobs, selectors
@@ -28,6 +30,7 @@ from captioning.model_facts import model_version_facts
 from captioning.models import Gallery, Photo, Translation
 from captioning.search import photo_search
 from captioning.services.galleries import (
+    gallery_cover_set,
     gallery_create,
     gallery_delete,
     gallery_member_remove,
@@ -42,7 +45,15 @@ from captioning.services.photos import (
     photo_upload,
 )
 from captioning.services.translations import translation_request, translation_request_many, translation_retry
-from captioning.translators import SOURCE_LANGUAGE, available_languages, language_name
+from captioning.translators import (
+    PROVIDERS,
+    SOURCE_LANGUAGE,
+    available_languages,
+    language_name,
+    provider_host,
+    translatable_languages,
+    translation_provider,
+)
 
 LANGUAGE_SESSION_KEY = "caption_language"
 CONTENT_TYPES = {
@@ -57,6 +68,7 @@ SEARCH_PAGE_SIZE = 24
 # (or a "More photos" link shows them, without JavaScript). Rendering every photo of a large gallery at once was
 # the gallery page's cost: 200 photos kept it at 32 requests/s on 2 cores.
 GALLERY_PAGE_SIZE = 24
+TIMELINE_PAGE_SIZE = 48
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -66,7 +78,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 def caption_language(request: HttpRequest) -> str:
     """The language captions are shown in: ?lang= (remembered), else the visitor's last choice, else English."""
-    offered = {code for code, _name in available_languages()}
+    offered = {code for code, _name in offered_languages(request)}
     requested = request.GET.get("lang")
     if requested in offered:
         if request.session.get(LANGUAGE_SESSION_KEY) != requested:
@@ -74,6 +86,14 @@ def caption_language(request: HttpRequest) -> str:
         return requested
     stored = request.session.get(LANGUAGE_SESSION_KEY)
     return stored if stored in offered else SOURCE_LANGUAGE
+
+
+def offered_languages(request: HttpRequest) -> list[tuple[str, str]]:
+    """The language picker's (code, name) pairs, found once per request (without a translation service they
+    are read from the stored translations)."""
+    if not hasattr(request, "_offered_languages"):
+        request._offered_languages = available_languages()
+    return request._offered_languages
 
 
 def _gallery_or_404(request: HttpRequest, public_id: str) -> Gallery:
@@ -117,6 +137,7 @@ def photo_summary(
         "id": str(photo.uuid),
         "url": links.url("photo-detail", photo.uuid),
         "thumbnail": links.url("photo-thumbnail", photo.uuid),
+        "image": links.url("photo-image", photo.uuid),
         "name": photo.original_filename,
         "status": photo.status,
         "status_label": photo.get_status_display(),
@@ -452,6 +473,8 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
                 if can_manage
                 else None
             ),
+            "can_choose_cover": selectors.gallery_can_edit(request.user, photo.gallery),
+            "is_cover": photo.gallery.cover_photo_id == photo.pk,
         },
     )
 
@@ -549,6 +572,15 @@ def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 
 @login_required
 @require_POST
+def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    gallery_cover_set(gallery=photo.gallery, photo=photo, acting_user=request.user)
+    messages.success(request, f"This photo is now the cover of “{photo.gallery.title}”.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
 def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     caption = selectors.caption_current(photo)
@@ -563,6 +595,68 @@ def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
         return {"status": translation.status if translation else "done"}
 
     return _translation_asked(request, photo, language, ask)
+
+
+def _timeline_page(request: HttpRequest, *, page: int, include_shared: bool) -> tuple[list[dict], int | None]:
+    """One page of the timeline's summaries, each with the month it falls in, and the next page's number."""
+    start = (page - 1) * TIMELINE_PAGE_SIZE
+    photos = list(
+        selectors.photo_list_timeline(acting_user=request.user, include_shared=include_shared)[
+            start : start + TIMELINE_PAGE_SIZE + 1
+        ]
+    )
+    next_page = page + 1 if len(photos) > TIMELINE_PAGE_SIZE else None
+    photos = photos[:TIMELINE_PAGE_SIZE]
+    language = caption_language(request)
+    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    translations = selectors.translation_map(captions, language) if language != SOURCE_LANGUAGE and captions else {}
+    links = PhotoLinks()
+    summaries = []
+    for photo in photos:
+        # EXIF times are stored as the camera's wall clock (in UTC); upload times are shown in the site's zone.
+        shown_at = photo.taken_at or timezone.localtime(photo.created_at)
+        summaries.append(
+            {
+                **photo_summary(photo, language, translations, links),
+                "month": shown_at.strftime("%Y-%m"),
+                "month_label": date_format(shown_at, "F Y"),
+            }
+        )
+    return summaries, next_page
+
+
+def _months(summaries: list[dict]) -> list[dict]:
+    """Consecutive summaries grouped by month, in order: [{"month", "label", "photos"}]."""
+    months: list[dict] = []
+    for summary in summaries:
+        if not months or months[-1]["month"] != summary["month"]:
+            months.append({"month": summary["month"], "label": summary["month_label"], "photos": []})
+        months[-1]["photos"].append(summary)
+    return months
+
+
+@login_required
+@require_GET
+def timeline(request: HttpRequest) -> HttpResponse:
+    """All photos of your library (and, with ?shared=1, of the galleries shared with you) by date taken, a month
+    at a time; the next photos load as the end scrolls into view (or with the "More photos" link)."""
+    include_shared = request.GET.get("shared") == "1"
+    page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _timeline_page(request, page=page, include_shared=include_shared)
+    return render(
+        request,
+        "captioning/timeline.html",
+        {"months": _months(summaries), "next_page": next_page, "include_shared": include_shared, "page": page},
+    )
+
+
+@login_required
+@require_GET
+def timeline_page(request: HttpRequest) -> JsonResponse:
+    """?page=N of the timeline as JSON (?shared=1 as on the page): `photos` with their `month`, and `next_page`."""
+    page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _timeline_page(request, page=page, include_shared=request.GET.get("shared") == "1")
+    return JsonResponse({"photos": summaries, "next_page": next_page})
 
 
 @require_GET
@@ -587,6 +681,23 @@ def search(request: HttpRequest) -> HttpResponse:
             ],
         )
     return render(request, "captioning/search.html", context)
+
+
+@require_GET
+def translation_help(request: HttpRequest) -> HttpResponse:
+    """What is translated, by whom, and how an administrator turns a translation service on."""
+    provider = translation_provider()
+    return render(
+        request,
+        "captioning/translation_help.html",
+        {
+            "provider": provider,
+            "provider_host": provider_host(provider) if provider else "",
+            "providers": [(code, name, host) for code, (name, host) in PROVIDERS.items()],
+            "languages": [(code, language_name(code)) for code in translatable_languages()],
+            "stored_languages": [name for code, name in offered_languages(request) if code != SOURCE_LANGUAGE],
+        },
+    )
 
 
 # Files ---------------------------------------------------------------------------------------------------

@@ -332,12 +332,15 @@ DEEPL_API_KEY = env_str("DEEPL_API_KEY", "")
 DEEPL_USE_FREE_API = env_bool("DEEPL_USE_FREE_API", True)
 MICROSOFT_TRANSLATOR_KEY = env_str("MICROSOFT_TRANSLATOR_KEY", "")
 MICROSOFT_TRANSLATOR_REGION = env_str("MICROSOFT_TRANSLATOR_REGION", "")
-# google (no key), deepl or microsoft; by default the first whose key is set, else google.
+# Which outside service translates caption text: none by default, so no caption leaves this server until an admin
+# chooses one. google (no key), deepl or microsoft; setting DeepL's or Microsoft's key chooses that service.
 TRANSLATION_PROVIDER = env_str(
-    "TRANSLATION_PROVIDER", "deepl" if DEEPL_API_KEY else "microsoft" if MICROSOFT_TRANSLATOR_KEY else "google"
+    "TRANSLATION_PROVIDER", "deepl" if DEEPL_API_KEY else "microsoft" if MICROSOFT_TRANSLATOR_KEY else ""
 )
-if TRANSLATION_PROVIDER not in {"google", "deepl", "microsoft"}:
-    raise ImproperlyConfigured(f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft")
+if TRANSLATION_PROVIDER not in {"", "google", "deepl", "microsoft"}:
+    raise ImproperlyConfigured(
+        f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft, or leave it empty for none"
+    )
 TRANSLATION_TIMEOUT_SECONDS = env_int("TRANSLATION_TIMEOUT_SECONDS", 10)
 # Where the provider is reached; empty means its public address (captioning/translators.py). Set for a proxy or a
 # mirror.

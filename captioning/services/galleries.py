@@ -61,6 +61,16 @@ def _delete_with_photos(galleries: QuerySet[Gallery]) -> int:
     return len(ids)
 
 
+def gallery_cover_set(*, gallery: Gallery, photo: Photo | None, acting_user: AbstractBaseUser) -> Gallery:
+    """Makes `photo` (one of the gallery's) its cover on every gallery card; None goes back to the first photo."""
+    _require_owner(acting_user, gallery)
+    if photo is not None and photo.gallery_id != gallery.pk:
+        raise ValidationError("The cover of a gallery is one of its own photos.")
+    gallery.cover_photo = photo
+    gallery.save(update_fields=["cover_photo"])
+    return gallery
+
+
 def gallery_member_set(
     *, gallery: Gallery, acting_user: AbstractBaseUser, username: str, role: str
 ) -> GalleryMembership:

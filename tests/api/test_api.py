@@ -341,6 +341,7 @@ def test_recaption_queues_with_the_chosen_model_and_settings(people, private_pho
 
 def test_translations_are_listed_and_requested(people, private_photo, api_client_for, settings):
     settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = "google"
     client = api_client_for(people["viewer"])
     url = reverse("api-photo-translations", args=[private_photo.uuid])
     assert [(t["language"], t["text"]) for t in client.get(url).json()] == [("fr", "un zèbre sur une plage")]
@@ -349,6 +350,19 @@ def test_translations_are_listed_and_requested(people, private_photo, api_client
     assert Translation.objects.filter(caption__photo=private_photo, language="de").exists()
     assert client.post(url, {"language": "xx"}, format="json").status_code == 400
     assert client.post(url, {"language": "en"}, format="json").status_code == 400
+
+
+def test_no_translation_is_requested_without_a_configured_service(people, private_photo, api_client_for, settings):
+    settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = ""
+    client = api_client_for(people["viewer"])
+    url = reverse("api-photo-translations", args=[private_photo.uuid])
+
+    refused = client.post(url, {"language": "de"}, format="json")
+
+    assert refused.status_code == 400
+    assert "No translation service is configured" in refused.json()["error"]["message"]
+    assert not Translation.objects.filter(caption__photo=private_photo, language="de").exists()
 
 
 # Models and the queue --------------------------------------------------------------------------------------

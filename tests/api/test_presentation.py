@@ -78,8 +78,8 @@ def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, pri
 
 def test_galleries_are_presented_as_drfs_generic_serializer_presents_them(people, private_gallery):
     owner, viewer = people["owner"], people["viewer"]
-    gallery_create(owner=viewer, title="Été à Zürich", description="Lakes\nand hills", visibility="public")
-    gallery_create(owner=owner, title="???", visibility=Gallery.Visibility.UNLISTED)
+    gallery_create(acting_user=viewer, title="Été à Zürich", description="Lakes\nand hills", visibility="public")
+    gallery_create(acting_user=owner, title="???", visibility=Gallery.Visibility.UNLISTED)
     galleries = list(Gallery.objects.select_related("owner").order_by("pk"))
     request = APIRequestFactory().get("/api/galleries/")
     for user in (owner, viewer, people["stranger"]):

@@ -47,5 +47,5 @@ def test_the_gallery_list_reads_as_many_queries_for_many_galleries_as_for_one(pe
     client = api_client_for(people["viewer"])
     one = _queries(client, "/api/galleries/")
     for number in range(4):
-        gallery_create(owner=people["stranger"], title=f"Public {number}", visibility="public")
+        gallery_create(acting_user=people["stranger"], title=f"Public {number}", visibility="public")
     assert _queries(client, "/api/galleries/") == one

@@ -121,5 +121,7 @@ def test_search_box_finds_by_caption_words_and_by_image(page, live_server, save_
     expect(page.locator("[data-search-results]")).not_to_contain_text("a red kite on a beach")
     page.screenshot(path=str(artifacts_dir / "search-results.png"), full_page=True)
 
-    tiles.filter(has_text="a red kite over a field").locator(".tile__image").click()
+    tiles.filter(has_text="a red kite over a field").locator(".tile__image").click()  # the viewer, then its page
+    expect(page.locator("[data-viewer-caption]")).to_have_text("a red kite over a field")
+    page.get_by_role("link", name="Open the photo page").click()
     expect(page.locator("[data-caption]")).to_have_text("a red kite over a field")

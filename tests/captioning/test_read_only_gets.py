@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def captioned(alice, gallery, settings) -> Caption:
     settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = "google"  # configured, yet a GET must not ask it for anything
     content = encode(picture(seed=41), "JPEG")
     photo = photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("g.jpg", content)).photo
     Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.CAPTIONED)

@@ -61,7 +61,7 @@ def test_two_workers_without_shared_disks_caption_each_photo_exactly_once(
         for worker in workers:
             wait_for(lambda w=worker: " running." in w.log(), timeout=120, what="the cluster to start", worker=worker)
         web = start_web_server(**shared, CLIPPRO_DATA_DIR=str(machines["web"]), TMPDIR=str(machines["web"] / "tmp"))
-        gallery = gallery_create(owner=alice, title="Shared by two workers")
+        gallery = gallery_create(acting_user=alice, title="Shared by two workers")
         headers = {"Authorization": f"Token {Token.objects.create(user=alice).key}"}
 
         for index in range(PHOTOS):
