@@ -371,6 +371,7 @@ def start_pgserver(folder: str) -> str:
     import pgserver
 
     server = pgserver.get_server(Path(folder), cleanup_mode="stop")
+    server.psql("CREATE DATABASE clippro_search_bench")
     socket_folder = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
     return f"postgres://postgres@{quote(socket_folder, safe='')}/clippro_search_bench"
 
