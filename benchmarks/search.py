@@ -459,7 +459,7 @@ def main() -> None:
                 for backend in ("memory", "pgvector") if with_pgvector else ("memory",):
                     with image_backend(backend):
                         started = time.perf_counter()
-                        search.photo_search(user=world["me"], query="dog")
+                        search.photo_search(user=world["me"], query=QUERIES[2])
                         milliseconds = (time.perf_counter() - started) * 1000
                     print(f"{backend}: search right after 100 new photos: {milliseconds:.1f} ms")
             search.forget_indexes()
