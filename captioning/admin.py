@@ -33,6 +33,7 @@ from captioning.models import (
     Photo,
     Translation,
 )
+from captioning.search import image_search_backend
 from captioning.services.galleries import gallery_delete_many
 from captioning.services.model_versions import model_version_activate
 from captioning.services.photos import photo_delete_many
@@ -437,5 +438,6 @@ class CaptioningActivityAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "status": selectors.queue_status(request.user),
             "per_hour": selectors.caption_throughput_by_hour(hours=24),
+            "image_search_backend": image_search_backend(),
         }
         return TemplateResponse(request, "admin/captioning/activity.html", context)
