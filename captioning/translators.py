@@ -48,16 +48,22 @@ PROVIDERS = {
 }
 
 
-def _provider_language_codes(provider: str) -> frozenset[str]:
-    from deep_translator.constants import DEEPL_LANGUAGE_TO_CODE, GOOGLE_LANGUAGES_TO_CODES
+# The code each service takes for our languages (LANGUAGE_NAMES); a language a service lacks is absent. Google
+# takes our codes as written; DeepL's and Microsoft's are from their API references (DeepL has no Hindi).
+DEEPL_TARGETS = {
+    "en": "EN-GB", "fr": "FR", "de": "DE", "es": "ES", "it": "IT", "pt": "PT-PT", "nl": "NL", "pl": "PL",
+    "sv": "SV", "da": "DA", "fi": "FI", "no": "NB", "cs": "CS", "tr": "TR", "ru": "RU", "uk": "UK", "el": "EL",
+    "ar": "AR", "ja": "JA", "ko": "KO", "zh-CN": "ZH-HANS", "zh-TW": "ZH-HANT",
+}  # fmt: skip
+MICROSOFT_TARGETS = {code: code for code in LANGUAGE_NAMES} | {"no": "nb", "zh-CN": "zh-Hans", "zh-TW": "zh-Hant"}
 
-    if provider == "google":
-        return frozenset(GOOGLE_LANGUAGES_TO_CODES.values())
+
+def _provider_language_codes(provider: str) -> frozenset[str]:
     if provider == "deepl":
-        return frozenset(DEEPL_LANGUAGE_TO_CODE.values())
-    # Microsoft publishes its list only on its server (deep-translator fetches it when a translator is made):
-    # these are the codes of LANGUAGE_NAMES it accepts as they are written ("no" and "zh-CN" are "nb", "zh-Hans").
-    return frozenset(LANGUAGE_NAMES) - {"no", "zh-CN", "zh-TW"}
+        return frozenset(DEEPL_TARGETS)
+    if provider == "microsoft":
+        return frozenset(MICROSOFT_TARGETS)
+    return frozenset(LANGUAGE_NAMES)
 
 
 class TranslationFailed(Exception):
@@ -203,14 +209,10 @@ class _TranslationInPage(HTMLParser):
 
 def _deepl(session: requests.Session, text: str, target: str) -> str:
     base_url = settings.TRANSLATION_SERVICE_URL or (DEEPL_FREE_URL if settings.DEEPL_USE_FREE_API else DEEPL_URL)
-    response = session.get(
+    response = session.post(
         base_url + "translate",
-        params={
-            "auth_key": settings.DEEPL_API_KEY,
-            "source_lang": SOURCE_LANGUAGE,
-            "target_lang": target,
-            "text": text,
-        },
+        headers={"Authorization": f"DeepL-Auth-Key {settings.DEEPL_API_KEY}"},
+        json={"text": [text], "source_lang": SOURCE_LANGUAGE.upper(), "target_lang": DEEPL_TARGETS[target]},
     )
     response.raise_for_status()
     return response.json()["translations"][0]["text"]
@@ -222,7 +224,7 @@ def _microsoft(session: requests.Session, text: str, target: str) -> str:
         headers["Ocp-Apim-Subscription-Region"] = settings.MICROSOFT_TRANSLATOR_REGION
     response = session.post(
         settings.TRANSLATION_SERVICE_URL or MICROSOFT_URL,
-        params={"from": SOURCE_LANGUAGE, "to": target},
+        params={"from": SOURCE_LANGUAGE, "to": MICROSOFT_TARGETS[target]},
         headers=headers,
         json=[{"text": text}],
     )

@@ -67,7 +67,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, worker=No
 
 @dataclass
 class FakeTranslationService:
-    """Answers like translate.google.com/m (HTML with a div.t0) and DeepL's /translate (JSON)."""
+    """Answers like translate.google.com/m (HTML with a div.t0, GET) and DeepL's /v2/translate (JSON, POST)."""
 
     base_url: str = ""
     requests: list[dict] = field(default_factory=list)
@@ -83,9 +83,16 @@ def serve_fake_translations() -> tuple[FakeTranslationService, ThreadingHTTPServ
     service = FakeTranslationService()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+            params = {"text": body.get("text", [""])[0], "target_lang": body.get("target_lang", "")}
+            self.answer(urlparse(self.path), {**params, "authorization": self.headers.get("Authorization", "")})
+
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            params = {key: values[0] for key, values in parse_qs(url.query).items()}
+            self.answer(url, {key: values[0] for key, values in parse_qs(url.query).items()})
+
+        def answer(self, url, params: dict) -> None:
             service.requests.append({"path": url.path, **params})
             if service.hold is not None:
                 service.hold.wait(timeout=30)

@@ -127,7 +127,8 @@ def test_deepl_is_used_when_its_key_is_set(fake_google, caption, settings):
         "[de] a dog running on the beach",
     )
     assert fake_google.requests[-1]["path"] == "/v2/translate"
-    assert fake_google.requests[-1]["auth_key"] == "test-key"
+    assert fake_google.requests[-1]["authorization"] == "DeepL-Auth-Key test-key"  # never in the address
+    assert fake_google.requests[-1]["target_lang"] == "DE"
 
 
 def test_only_the_translations_own_requests_carry_the_deadline(fake_google, caption, monkeypatch):
@@ -239,15 +240,15 @@ def test_without_a_service_the_picker_offers_only_stored_translations_by_name(cl
 
 
 def test_with_a_service_the_picker_offers_the_languages_it_translates_into(client, fake_google, settings):
-    settings.CAPTION_LANGUAGES = ["fr", "zh-CN", "no"]
+    settings.CAPTION_LANGUAGES = ["fr", "zh-CN", "hi"]
 
     google = client.get(reverse("home")).content.decode()
     settings.TRANSLATION_PROVIDER = "deepl"
     deepl = client.get(reverse("home")).content.decode()
 
     options = r'<option value="([^"]+)"'
-    assert re.findall(options, google) == ["en", "fr", "zh-CN", "no"]
-    assert re.findall(options, deepl) == ["en", "fr"]  # DeepL has no "zh-CN" nor Norwegian
+    assert re.findall(options, google) == ["en", "fr", "zh-CN", "hi"]
+    assert re.findall(options, deepl) == ["en", "fr", "zh-CN"]  # DeepL has no Hindi
     assert "caption text is sent to Google Translate to translate it" in google
     assert "caption text is sent to DeepL to translate it" in deepl
 
