@@ -6,7 +6,7 @@ from captioning.translators import provider_name, translation_provider
 def caption_languages(request: HttpRequest) -> dict:
     """The header's language picker (the languages on offer and the visitor's choice) and the footer's word on
     where caption text goes."""
-    from captioning.views import caption_language, offered_languages
+    from captioning.views.common import caption_language, offered_languages
 
     provider = translation_provider()
     return {

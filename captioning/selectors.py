@@ -161,7 +161,7 @@ def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID 
 
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
-    grid shows them (captioning.views.photo_summary: reading another field costs a query per photo). A guess's
+    grid shows them (captioning.views.common.photo_summary: reading another field costs a query per photo). A guess's
     alt text names the file and its date, and its model names itself in the "Unsure" notice."""
     return gallery.photos.only(
         "uuid", "gallery", "original_filename", "status", "error_message", "taken_at", "created_at"

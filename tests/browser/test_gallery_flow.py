@@ -85,11 +85,11 @@ def test_sign_up_upload_caption_and_translate(
 def test_a_large_gallery_loads_its_next_photos_as_the_grid_end_scrolls_into_view(page, db, monkeypatch):
     from django.contrib.auth import get_user_model
 
-    from captioning import views
     from captioning.services.galleries import gallery_create
+    from captioning.views import galleries
     from tests.captioning.test_pages import _photos_without_files
 
-    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 4)
+    monkeypatch.setattr(galleries, "GALLERY_PAGE_SIZE", 4)
     owner = get_user_model().objects.create_user("marie", password="a-Long-passw0rd")
     gallery = gallery_create(acting_user=owner, title="Big", visibility="public")
     newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 10)]

@@ -10,10 +10,10 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from playwright.sync_api import expect
 
-from captioning import views
 from captioning.models import Caption, Photo
 from captioning.services.galleries import gallery_create
 from captioning.services.photos import photo_upload
+from captioning.views import timeline
 from tests.browser.test_review_and_search import PASSWORD, log_in
 from tests.captioning.conftest import PHOTO_FIXTURES
 from tests.captioning.helpers import encode, picture
@@ -53,7 +53,7 @@ def library(db):
 
 def test_the_timeline_loads_month_after_month_as_it_scrolls(page, library, monkeypatch, artifacts_dir):
     _gallery, photos = library
-    monkeypatch.setattr(views, "TIMELINE_PAGE_SIZE", 2)
+    monkeypatch.setattr(timeline, "TIMELINE_PAGE_SIZE", 2)
     page.set_viewport_size({"width": 1280, "height": 500})
     log_in(page, "/login/", "marie")
 

@@ -9,11 +9,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from captioning import views
 from captioning.models import Gallery, GalleryMembership, Photo
 from captioning.services.galleries import gallery_create
 from captioning.services.photos import photo_upload
 from captioning.templatetags.clippro import shorten_middle
+from captioning.views import timeline
 from tests.captioning.helpers import encode, jpeg_with_exif, picture
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_the_timeline_shows_your_library_and_what_is_shared_with_you_on_request(
 
 
 def test_the_timeline_comes_a_page_at_a_time(client, alice, gallery, monkeypatch):
-    monkeypatch.setattr(views, "TIMELINE_PAGE_SIZE", 2)
+    monkeypatch.setattr(timeline, "TIMELINE_PAGE_SIZE", 2)
     photos = [upload(alice, gallery, seed=seed) for seed in range(4)]
     start = timezone.now()
     for age, photo in enumerate(photos):

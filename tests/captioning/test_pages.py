@@ -132,9 +132,9 @@ def _photos_without_files(gallery, count: int, first: int = 0) -> list:
 def test_the_gallery_grid_comes_in_pages_and_the_status_poll_covers_the_pages_shown(
     client, alice, gallery, monkeypatch
 ):
-    from captioning import views
+    from captioning.views import galleries
 
-    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 2)
+    monkeypatch.setattr(galleries, "GALLERY_PAGE_SIZE", 2)
     newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 5)]
     client.force_login(alice)
 
@@ -156,10 +156,10 @@ def test_the_gallery_grid_comes_in_pages_and_the_status_poll_covers_the_pages_sh
 
 
 def test_the_retry_button_counts_the_failed_photos_of_every_page(client, alice, gallery, monkeypatch):
-    from captioning import views
     from captioning.models import Photo
+    from captioning.views import galleries
 
-    monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 2)
+    monkeypatch.setattr(galleries, "GALLERY_PAGE_SIZE", 2)
     oldest = _photos_without_files(gallery, 4)[-2:]  # on the second page
     Photo.objects.filter(pk__in=[photo.pk for photo in oldest]).update(status=Photo.Status.FAILED)
     client.force_login(alice)

@@ -1,0 +1,229 @@
+"""Photo pages and actions: upload, the photo page and its status poll, caption edits, caption again, retry,
+delete, cover, translate."""
+
+import functools
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from captioning import selectors
+from captioning.confidence import caption_unsure_notice, photo_alt_text
+from captioning.forms import CaptionEditForm, RecaptionForm
+from captioning.images import UploadRefused
+from captioning.models import Translation
+from captioning.services.galleries import (
+    gallery_cover_set,
+)
+from captioning.services.photos import (
+    photo_caption_edit,
+    photo_delete,
+    photo_recaption,
+    photo_retry,
+    photo_upload,
+)
+from captioning.services.translations import translation_request, translation_retry
+from captioning.translators import (
+    SOURCE_LANGUAGE,
+    language_name,
+)
+from captioning.views.common import (
+    caption_language,
+    error_text,
+    gallery_or_404,
+    photo_or_404,
+    photo_summary,
+    translation_asked,
+)
+
+# Uploads are one file per request; allow the multipart envelope around it.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@login_required
+@require_POST
+def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
+    """One file per request (the page sends each file separately, with its own progress bar)."""
+    gallery = gallery_or_404(request, public_id)
+    if not selectors.gallery_can_upload(request.user, gallery):
+        return JsonResponse({"ok": False, "error": "You cannot upload photos to this gallery."}, status=403)
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD:
+        # Refused before the body is read, so nothing of it is written to a temporary file either.
+        limit = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
+        return JsonResponse({"ok": False, "error": f"The file is larger than the limit of {limit:.1f} MB."}, status=413)
+    files = request.FILES.getlist("file")
+    if len(files) != 1:
+        return JsonResponse({"ok": False, "error": "Send exactly one file, in the field “file”."}, status=400)
+    upload = files[0]
+    try:
+        outcome = photo_upload(acting_user=request.user, gallery=gallery, file=upload, filename=upload.name)
+    except UploadRefused as refusal:
+        return JsonResponse({"ok": False, "error": str(refusal)}, status=400)
+    finally:
+        upload.close()
+    photo = outcome.photo
+    body = {
+        "ok": True,
+        "duplicate": outcome.duplicate,
+        # A duplicate is always found in this gallery (photo_upload): the message names no other.
+        "message": "Already uploaded to this gallery." if outcome.duplicate else "Uploaded — captioning queued.",
+        "photo": photo_summary(photo, SOURCE_LANGUAGE, {}),
+    }
+    return JsonResponse(body, status=200 if outcome.duplicate else 201)
+
+
+@functools.lru_cache(maxsize=8)
+def _recaption_fields(model_versions: tuple[tuple[int, str], ...]) -> dict[str, str]:
+    """The "Caption again" form's fields as HTML, by name. They are the same for every photo and everyone who may
+    re-caption, given the models on offer (`model_versions`: each one's id and name, in the form's order), so they
+    are rendered once per process: rendering their widgets took a fifth of the photo page."""
+    form = RecaptionForm()
+    return {name: str(form[name]) for name in form.fields}
+
+
+@require_GET
+def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    language = caption_language(request)
+    # The history holds the current caption: one query for both.
+    history = list(selectors.caption_history(photo))
+    caption = next((item for item in history if item.is_current), None)
+    translation = None
+    if caption and language != SOURCE_LANGUAGE:
+        translation = selectors.translation_get(caption=caption, language=language)
+    can_manage = selectors.photo_can_manage(request.user, photo)
+    return render(
+        request,
+        "captioning/photo_detail.html",
+        {
+            "photo": photo,
+            "gallery": photo.gallery,
+            "caption": caption,
+            "unsure": caption_unsure_notice(caption),
+            "alt": photo_alt_text(photo, caption),
+            "history": history,
+            "translation": translation,
+            "translations": caption.translations.all() if caption else [],
+            "language": language,
+            "language_name": language_name(language),
+            "can_manage": can_manage,
+            "sees_original": selectors.photo_sees_original(request.user, photo),
+            "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
+            "recaption_fields": (
+                _recaption_fields(tuple(selectors.model_version_list().values_list("pk", "name")))
+                if can_manage
+                else None
+            ),
+            "can_choose_cover": selectors.gallery_can_edit(request.user, photo.gallery),
+            "is_cover": photo.gallery.cover_photo_id == photo.pk,
+        },
+    )
+
+
+@require_GET
+def photo_status(request: HttpRequest, photo_uuid) -> JsonResponse:
+    photo = photo_or_404(request, photo_uuid)
+    language = caption_language(request)
+    caption = selectors.caption_current(photo)
+    translation = selectors.translation_get(caption=caption, language=language) if caption else None
+    summary = photo_summary(photo, language, {caption.pk: translation} if caption and translation else {})
+    summary["translation_error"] = translation.error_message if translation else ""
+    summary["caption_id"] = caption.pk if caption else None
+    return JsonResponse(summary)
+
+
+@login_required
+@require_POST
+def photo_caption_update(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    form = CaptionEditForm(request.POST)
+    if form.is_valid():
+        try:
+            photo_caption_edit(photo=photo, acting_user=request.user, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            messages.error(request, error_text(error))
+        else:
+            messages.success(request, "Caption saved; the previous one is in the history.")
+    else:
+        messages.error(request, "A caption is 1 to 1000 characters.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    form = RecaptionForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "Check the captioning settings: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+        )
+        return redirect(photo)
+    try:
+        photo_recaption(
+            photo=photo,
+            acting_user=request.user,
+            model_version=form.cleaned_data["model_version"],
+            decoding=form.decoding(),
+        )
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, "Queued for a new caption; the current one stays in the history.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    try:
+        photo_retry(photo=photo, acting_user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, "Queued again.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    gallery = photo.gallery
+    photo_delete(photo=photo, acting_user=request.user)
+    messages.success(request, "Photo deleted.")
+    return redirect(gallery)
+
+
+@login_required
+@require_POST
+def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    gallery_cover_set(gallery=photo.gallery, photo=photo, acting_user=request.user)
+    messages.success(request, f"This photo is now the cover of “{photo.gallery.title}”.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = photo_or_404(request, photo_uuid)
+    caption = selectors.caption_current(photo)
+    language = request.POST.get("language", "")
+    if caption is None:
+        raise Http404("This photo has no caption yet")
+
+    def ask() -> dict:
+        translation = translation_request(caption=caption, language=language)
+        if translation is not None and translation.status == Translation.Status.FAILED and request.POST.get("retry"):
+            translation = translation_retry(translation=translation)
+        return {"status": translation.status if translation else "done"}
+
+    return translation_asked(request, photo, language, ask)
