@@ -44,7 +44,7 @@ from captioning.services.reviews import (
     caption_reject_many,
     caption_review_edit,
 )
-from captioning.views import file_response
+from captioning.views.files import file_response
 
 
 def _thumbnail(photo_id: int, alt: str = ""):
@@ -178,7 +178,6 @@ class CaptionReviewAdmin(admin.ModelAdmin):
         "model_version",
         "review",
         "decision",
-        "photo_link",
     ]
     list_display_links = None
     list_editable = ["text"]
@@ -228,7 +227,13 @@ class CaptionReviewAdmin(admin.ModelAdmin):
 
     @admin.display(description="Photo")
     def thumbnail(self, caption: Caption):
-        return _thumbnail(caption.photo_id, caption.photo.original_filename)
+        """The thumbnail links to the photo's page on the site (its gallery named in the link's title)."""
+        return format_html(
+            '<a href="{}" title="{} on the site">{}</a>',
+            caption.photo.get_absolute_url(),
+            caption.photo.gallery.title,
+            _thumbnail(caption.photo_id, caption.photo.original_filename),
+        )
 
     @admin.display(description="Familiarity", ordering="confident")
     def familiarity_display(self, caption: Caption):
@@ -272,10 +277,6 @@ class CaptionReviewAdmin(admin.ModelAdmin):
             'formmethod="post" data-review="{2}">{1}</button>',
             ((url, label, action) for url, label, action in buttons),
         )
-
-    @admin.display(description="On the site")
-    def photo_link(self, caption: Caption):
-        return format_html('<a href="{}">{}</a>', caption.photo.get_absolute_url(), caption.photo.gallery.title)
 
     def save_model(self, request, obj, form, change):
         """A caption rewritten here (its row, or its page) becomes a new current caption, edited in review."""
