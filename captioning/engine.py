@@ -28,9 +28,9 @@ NO_ACTIVE_MODEL = "No captioning model is active."
 
 def no_active_model_message() -> str:
     return (
-        f"{NO_ACTIVE_MODEL} Run `python manage.py prepare_caption_model` (builds the demo model "
-        f"into {settings.CAPTION_MODEL_PATH} and activates it) or `python manage.py register_model PATH --activate`, "
-        "then retry."
+        f"{NO_ACTIVE_MODEL} Run `python manage.py prepare_caption_model` (installs and activates {settings.CAPTION_MODEL}, "
+        f"or offline builds the demo model into {settings.CAPTION_MODEL_PATH}) or "
+        "`python manage.py register_model PATH --activate`, then retry."
     )
 
 
