@@ -28,7 +28,7 @@ test: $(STAMP) lint
 benchmark: $(STAMP)
 	$(PY) benchmarks/generation.py
 
-# Search latency at 10k and 100k photos (SQLite in a temporary folder; DATABASE_URL for PostgreSQL).
+# Search at 100k and 1M photos: in memory on SQLite; `benchmarks/search.py --pgserver` adds pgvector.
 benchmark-search: $(STAMP)
 	$(PY) benchmarks/search.py
 

@@ -15,7 +15,7 @@ Benchmarks print figures, they never assert. On a busy machine run the code to c
 --reuse-data (the database is filled once) and --code pointing at the other checkout:
 
     apt-get install -y wrk
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_load python benchmarks/load.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_load python benchmarks/load.py   # creates the database
     DATABASE_URL=... python benchmarks/load.py --duration 5 --reuse-data --only gallery api-photos
     DATABASE_URL=... python benchmarks/load.py --duration 5 --reuse-data --code /tmp/clippro-old
 
@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.postgres import ensure_database  # noqa: E402
 from benchmarks.search import QUERIES, fill  # noqa: E402  (the same synthetic photos as the search benchmark)
 
 PASSWORD = "load-benchmark-password"
@@ -180,6 +181,17 @@ def prepare_data(photos: int, reuse: bool, model_dir: Path) -> dict:
     }
 
 
+def open_data(work: Path, photos: int, reuse: bool) -> tuple[str, dict]:
+    """Django set up on the database DATABASE_URL names (PostgreSQL) with files in `work`, and the benchmark's data
+    in it (prepare_data): (that URL, the data)."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith("postgres"):
+        raise SystemExit("set DATABASE_URL=postgres://... (the load test runs on PostgreSQL, as a deployment does)")
+    ensure_database(database_url)
+    setup_django(database_url, work / "data", work / "static")
+    return database_url, prepare_data(photos, reuse, Path(tempfile.gettempdir()) / "clippro-load-model")
+
+
 def collect_static(static_root: Path, environment: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
@@ -316,14 +328,10 @@ def main() -> None:
 
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)")
-    database_url = os.environ.get("DATABASE_URL", "")
-    if not database_url.startswith("postgres"):
-        raise SystemExit("set DATABASE_URL=postgres://... (the load test runs on PostgreSQL, as a deployment does)")
 
     with tempfile.TemporaryDirectory(prefix="clippro-load-") as work:
         work = Path(work)
-        setup_django(database_url, work / "data", work / "static")
-        data = prepare_data(args.photos, args.reuse_data, Path(tempfile.gettempdir()) / "clippro-load-model")
+        database_url, data = open_data(work, args.photos, args.reuse_data)
         from django.db import connections
 
         connections.close_all()

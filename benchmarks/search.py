@@ -1,34 +1,44 @@
-"""Search latency at 10,000 and 100,000 photos (captioning/search.py).
+"""Search at 100,000 and 1,000,000 photos: the in-memory index against pgvector (captioning/search/).
 
-What a search costs, measured on a database filled with synthetic photos: 512-d random CLIP embeddings (the
-size of ViT-B/32's; the values do not change the cost), one caption each from a small vocabulary and a French
-translation for one in five, spread over galleries that are the user's own, shared with them, public, or
-others' private ones (so the visibility filter has work to do). No image files are written.
+What a search costs, measured on a database filled with synthetic photos: 512-d CLIP-like embeddings (the size
+of ViT-B/32's), one caption each from a small vocabulary and a French translation for one in five, spread over
+galleries that are the user's own, shared with them, public, or others' private ones (so the visibility filter
+has work to do). No image files are written. The embeddings are clustered as real CLIP embeddings are (photos
+of one subject lie close together): 2,000 subjects, each photo at cosine ~0.75 from its subject, each query at
+~0.3 from one (the usual text-to-image cosine). Uniformly random vectors would be the worst case of an
+approximate index, and no photo collection looks like that.
 
 Reported for each size:
-- the first search of a process, which loads the embedding matrix from the database;
-- a warm search (the matrix in memory), p50 and p95 over varied queries, for a signed-in user and for an
-  anonymous visitor, split into the image part (freshness check + matrix product) and the caption part (SQL);
-- a search right after 100 photos were embedded (the incremental refresh);
-- the matrix's memory, and the CLIP text tower's time to embed one query (ViT-B/32, random weights, CPU).
+- in memory (SQLite, or PostgreSQL without pgvector): the first search of a process, which loads the embedding
+  matrix; warm searches, p50 and p95 over varied queries, for a signed-in user and an anonymous visitor, split
+  into the image part and the caption part (SQL); a search right after 100 photos were embedded;
+- with pgvector (--pgserver, or a DATABASE_URL with the extension): the HNSW index's build time, the same warm
+  searches, and recall@24 of the image part against exact search over the same visible photos;
+- the memory of a web process (resident, and its peak) after searching with each, beside one that only loaded
+  Django, and the CLIP text tower's time to embed one query (ViT-B/32, random weights, CPU).
 
 Caption words: each caption is "a <colour> <thing> <place>" from small lists (each word in 5 to 15% of
 captions: the hard case, many rows match) and one in five also names a rare word (each in about 0.1%).
+The query embedding inside the searches is fixed per query: the text tower is timed on its own.
 
-The query embedding inside the searches is a fixed random vector: the text tower is timed on its own.
-
-    python benchmarks/search.py                                  # SQLite in a temporary folder
+    python benchmarks/search.py                                  # SQLite in a temporary folder: in memory only
+    python benchmarks/search.py --pgserver                       # PostgreSQL 16 + pgvector (pgserver): both
+    python benchmarks/search.py --pgserver --sizes 1000000 --queries 40
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_search_bench python benchmarks/search.py
-    python benchmarks/search.py --sizes 10000 --queries 50
 """
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import numpy as np
 
@@ -44,6 +54,10 @@ RARE = [
     for stem in ("flamingo", "saxophone", "lighthouse", "gondola", "tractor")
     for suffix in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 ]
+SYNC_TRIGGER = "captioning_photo_clip_vector_sync"
+SUBJECTS = 2000
+PHOTO_COSINE = 0.75  # a photo to its subject
+QUERY_COSINE = 0.3  # a text query to the subject it names
 FRENCH = {"dog": "chien", "cat": "chat", "horse": "cheval", "boat": "bateau", "car": "voiture", "bird": "oiseau"}
 QUERIES = [
     "flamingoc",
@@ -61,7 +75,7 @@ QUERIES = [
 ]
 
 
-def setup_django(database_url: str | None, data_dir: str) -> None:
+def setup_django(database_url: str | None, data_dir: str, *, migrate: bool = True) -> None:
     os.environ.setdefault("CLIPPRO_ENV", "test")
     os.environ["CLIPPRO_DATA_DIR"] = data_dir
     os.environ["LOG_LEVEL"] = "WARNING"
@@ -73,9 +87,10 @@ def setup_django(database_url: str | None, data_dir: str) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    if migrate:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def fill(photos: int, dimension: int, seed: int = 0) -> dict:
@@ -114,10 +129,11 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
             if gallery.owner_id != me.pk
         ]
     )
+    subjects = unit_rows(rng.standard_normal((SUBJECTS, dimension)))
     batch = 5000
     for start in range(0, photos, batch):
         count = min(batch, photos - start)
-        vectors = rng.standard_normal((count, dimension), dtype=np.float32)
+        vectors = near(subjects[rng.integers(0, SUBJECTS, count)], PHOTO_COSINE, rng)
         rows = []
         for offset in range(count):
             number = start + offset
@@ -171,47 +187,25 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
         # the freshness check count from the index alone.
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
-    return {"me": me, "model": model, "galleries": galleries, "rng": rng, "dimension": dimension}
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def time_searches(user, queries: list[str]) -> dict:
-    from captioning import search
-
-    totals, image_parts, text_parts = [], [], []
-    real_image, real_text = search._image_ranking, search._text_ranking
-
-    def timed(function, into):
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                into.append(time.perf_counter() - started)
-
-        return wrapper
-
-    search._image_ranking, search._text_ranking = timed(real_image, image_parts), timed(real_text, text_parts)
-    try:
-        for query in queries:
-            started = time.perf_counter()
-            results = search.photo_search(user=user, query=query)
-            first_page = results[:24]  # what a page or the API reads back: visible photos with their captions
-            totals.append(time.perf_counter() - started)
-            assert len(first_page) <= 24
-    finally:
-        search._image_ranking, search._text_ranking = real_image, real_text
     return {
-        "p50": statistics.median(totals),
-        "p95": percentile(totals, 0.95),
-        "image_p50": statistics.median(image_parts),
-        "text_p50": statistics.median(text_parts),
-        "results": len(results),
+        "me": me,
+        "model": model,
+        "galleries": galleries,
+        "rng": rng,
+        "dimension": dimension,
+        "subjects": subjects,
     }
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def near(directions: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors at about `cosine` from each of the unit `directions` (Gaussian noise of the right size)."""
+    dimension = directions.shape[-1]
+    noise_scale = np.sqrt((1 / cosine**2 - 1) / dimension)
+    return unit_rows(directions + rng.normal(0, noise_scale, directions.shape))
 
 
 def text_tower_seconds(repeats: int = 10, threads: int = 1) -> float:
@@ -232,24 +226,184 @@ def text_tower_seconds(repeats: int = 10, threads: int = 1) -> float:
     return statistics.median(timings)
 
 
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+@contextmanager
+def image_backend(name: str) -> Iterator[None]:
+    """Searches images `name`: "memory" forces the in-memory index; "pgvector" keeps what the database has."""
+    from captioning.search import pgvector
+
+    real = pgvector.in_use
+    if name == "memory":
+        pgvector.in_use = lambda: False
+    try:
+        yield
+    finally:
+        pgvector.in_use = real
+
+
+@contextmanager
+def fixed_query_embeddings(vectors: dict[str, np.ndarray]) -> Iterator[None]:
+    """Each query's embedding is its vector here (no text tower: it is timed on its own)."""
+    from captioning.search import image
+
+    real = image.query_embedding
+    image.query_embedding = lambda model_version, query: vectors[query]
+    try:
+        yield
+    finally:
+        image.query_embedding = real
+
+
+def query_vectors(world: dict) -> dict[str, np.ndarray]:
+    rng, subjects = world["rng"], world["subjects"]
+    named = subjects[rng.integers(0, len(subjects), len(QUERIES) + 1)]
+    return dict(zip([*QUERIES, "warm up"], near(named, QUERY_COSINE, rng), strict=True))
+
+
+def time_searches(user, queries: list[str]) -> dict:
+    from captioning import search
+
+    totals, image_parts, text_parts = [], [], []
+    real_image, real_text = search.image_ranking, search.text_ranking
+
+    def timed(function, into):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - started)
+
+        return wrapper
+
+    search.image_ranking, search.text_ranking = timed(real_image, image_parts), timed(real_text, text_parts)
+    try:
+        for query in queries:
+            started = time.perf_counter()
+            results = search.photo_search(user=user, query=query)
+            first_page = results[:24]  # what a page or the API reads back: visible photos with their captions
+            totals.append(time.perf_counter() - started)
+            assert len(first_page) <= 24
+    finally:
+        search.image_ranking, search.text_ranking = real_image, real_text
+    return {
+        "p50": statistics.median(totals),
+        "p95": percentile(totals, 0.95),
+        "image_p50": statistics.median(image_parts),
+        "image_p95": percentile(image_parts, 0.95),
+        "text_p50": statistics.median(text_parts),
+        "results": len(results),
+    }
+
+
+def report_searches(label: str, user, queries: list[str]) -> None:
+    timing = time_searches(user, queries)
+    print(
+        f"  warm search, {label}: p50 {timing['p50'] * 1000:.1f} ms, p95 {timing['p95'] * 1000:.1f} ms "
+        f"(image part p50 {timing['image_p50'] * 1000:.1f} / p95 {timing['image_p95'] * 1000:.1f} ms, "
+        f"caption part p50 {timing['text_p50'] * 1000:.1f} ms; {timing['results']} ranked)"
+    )
+
+
+def recall_at_24(world: dict, user, count: int) -> tuple[float, float]:
+    """Mean recall@24 of pgvector's image ranking against exact search over the same visible photos, and how
+    many photos it ranks (of SEARCH_MAX_RESULTS), for `count` queries."""
+    from django.conf import settings
+
+    from captioning.search import memory, pgvector
+    from captioning.selectors import gallery_list_visible_to
+
+    gallery_ids = np.fromiter(gallery_list_visible_to(user).values_list("pk", flat=True).order_by(), dtype=np.int64)
+    rng, subjects, versions = world["rng"], world["subjects"], [world["model"].pk]
+    recalls, ranked = [], []
+    for vector in near(subjects[rng.integers(0, len(subjects), count)], QUERY_COSINE, rng):
+        exact_ids, exact_similarities = memory.nearest(versions, vector, gallery_ids, 24)
+        exact = set(exact_ids[np.lexsort((-exact_ids, -exact_similarities))][:24].tolist())
+        found_ids, _ = pgvector.nearest(versions, vector, gallery_ids, settings.SEARCH_MAX_RESULTS)
+        ranked.append(len(found_ids))
+        recalls.append(len(exact & set(found_ids[:24].tolist())) / max(1, len(exact)))
+    return statistics.mean(recalls), statistics.mean(ranked)
+
+
+def hnsw_index_sql(dimension: int) -> tuple[str, str]:
+    from captioning.search import pgvector
+
+    name = f"{pgvector.TABLE}_hnsw_{dimension}"
+    create = (
+        f"CREATE INDEX {name} ON {pgvector.TABLE} USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+        f"WHERE dimensions = {dimension}"
+    )
+    return f"DROP INDEX IF EXISTS {name}", create
+
+
+def process_memory(backend: str, user_id: int) -> str:
+    """A fresh process that searches like a web process with `backend` ("none": Django loaded, no search):
+    its resident memory after five searches, and its peak."""
+    command = [sys.executable, __file__, "--process-memory", backend, "--user", str(user_id)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
+    return output.strip().splitlines()[-1]
+
+
+def measure_this_process(backend: str, user_id: int) -> None:
+    setup_django(os.environ.get("DATABASE_URL"), os.environ["CLIPPRO_DATA_DIR"], migrate=False)
+    from django.contrib.auth import get_user_model
+
+    from captioning import search
+
+    if backend != "none":
+        rng = np.random.default_rng(0)
+        user = get_user_model().objects.get(pk=user_id)
+        vectors = {query: near(rng.standard_normal(512), QUERY_COSINE, rng) for query in QUERIES[:5]}
+        with image_backend(backend), fixed_query_embeddings(vectors):
+            for query in vectors:
+                search.photo_search(user=user, query=query)[:24]
+    status = Path("/proc/self/status").read_text()
+    rss, peak = (int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) // 1024 for field in ("VmRSS", "VmHWM"))
+    print(f"{rss} MB resident, peak {peak} MB")
+
+
+def start_pgserver(folder: str) -> str:
+    """PostgreSQL 16 with pgvector from the pgserver package, on a Unix socket in `folder`: its DATABASE_URL."""
+    import pgserver
+
+    server = pgserver.get_server(Path(folder), cleanup_mode="stop")
+    server.psql("CREATE DATABASE clippro_search_bench")
+    socket_folder = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
+    return f"postgres://postgres@{quote(socket_folder, safe='')}/clippro_search_bench"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dimension", type=int, default=512)
-    parser.add_argument("--queries", type=int, default=30, help="searches timed per user and size")
+    parser.add_argument("--queries", type=int, default=30, help="searches timed per user, size and backend")
+    parser.add_argument("--recall-queries", type=int, default=50, help="queries for recall@24, per user")
+    parser.add_argument("--pgserver", action="store_true", help="start PostgreSQL 16 + pgvector (pgserver)")
     parser.add_argument("--skip-text-tower", action="store_true")
+    parser.add_argument("--process-memory", choices=["none", "memory", "pgvector"], help=argparse.SUPPRESS)
+    parser.add_argument("--user", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.process_memory:
+        measure_this_process(args.process_memory, args.user)
+        return
 
-    database_url = os.environ.get("DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="clippro-search-bench-") as data_dir:
+        database_url = start_pgserver(f"{data_dir}/pg") if args.pgserver else os.environ.get("DATABASE_URL")
         setup_django(database_url, data_dir)
         from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
 
         from captioning import search
+        from captioning.search import pgvector
 
+        with_pgvector = pgvector.in_use()
         print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}), numpy {np.__version__}")
+        print(f"image search: in memory{' and with pgvector' if with_pgvector else ''}")
         print(f"machine: {os.cpu_count()} CPU(s) visible; {args.queries} queries per measurement\n")
         if not args.skip_text_tower:
             for threads in (1, os.cpu_count()):
@@ -258,39 +412,61 @@ def main() -> None:
             print()
 
         for size in sorted(args.sizes):
+            print(f"--- {size:,} photos (load average {os.getloadavg()[0]:.1f})")
             call_command("flush", interactive=False, verbosity=0)
+            drop_index, create_index = hnsw_index_sql(args.dimension)
+            if with_pgvector:  # a bulk load: vectors written at the end, then the index built once
+                with connection.cursor() as cursor:
+                    cursor.execute(drop_index)
+                    cursor.execute(f"ALTER TABLE captioning_photo DISABLE TRIGGER {SYNC_TRIGGER}")
             started = time.perf_counter()
             world = fill(size, args.dimension, seed=size)
-            print(f"--- {size:,} photos (filled in {time.perf_counter() - started:.0f} s)")
+            print(f"filled in {time.perf_counter() - started:.0f} s")
+            if with_pgvector:
+                started = time.perf_counter()
+                pgvector.vector_table_fill()
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ALTER TABLE captioning_photo ENABLE TRIGGER {SYNC_TRIGGER}")
+                print(f"vector table filled in {time.perf_counter() - started:.0f} s")
+                started = time.perf_counter()
+                with connection.cursor() as cursor:
+                    cursor.execute("SET maintenance_work_mem = '3GB'")
+                    cursor.execute(create_index)
+                    cursor.execute("RESET maintenance_work_mem")
+                    cursor.execute(f"ANALYZE {pgvector.TABLE}")
+                print(f"HNSW index built in {time.perf_counter() - started:.0f} s")
 
-            query_vector = world["rng"].standard_normal(args.dimension).astype(np.float32)
-            query_vector /= np.linalg.norm(query_vector)
-            search.query_embedding = lambda model_version, query, vector=query_vector: vector
-            search.forget_indexes()
-
-            started = time.perf_counter()
-            search.photo_search(user=world["me"], query="warm up")
-            cold = time.perf_counter() - started
-            index = search.embedding_index(world["model"].pk)
-            print(
-                f"first search (loads the matrix): {cold * 1000:,.0f} ms; matrix {index.vectors.nbytes / 2**20:.0f} MB"
-            )
-
+            vectors = query_vectors(world)
             queries = [QUERIES[n % len(QUERIES)] for n in range(args.queries)]
-            for label, user in (("signed-in user", world["me"]), ("anonymous visitor", None)):
-                timing = time_searches(user, queries)
-                print(
-                    f"warm search, {label}: p50 {timing['p50'] * 1000:.1f} ms, p95 {timing['p95'] * 1000:.1f} ms "
-                    f"(image part {timing['image_p50'] * 1000:.1f} ms, caption part {timing['text_p50'] * 1000:.1f} ms; "
-                    f"{timing['results']} ranked)"
-                )
-
-            fill_more(world, 100)
-            started = time.perf_counter()
-            search.photo_search(user=world["me"], query="dog")
-            print(
-                f"search after 100 new photos (incremental refresh): {(time.perf_counter() - started) * 1000:.1f} ms\n"
-            )
+            users = (("signed-in user", world["me"]), ("anonymous visitor", None))
+            with fixed_query_embeddings(vectors):
+                with image_backend("memory"):
+                    search.forget_indexes()
+                    started = time.perf_counter()
+                    search.photo_search(user=world["me"], query="warm up")
+                    cold = time.perf_counter() - started
+                    matrix = search.embedding_index(world["model"].pk).vectors.nbytes / 2**20
+                    print(f"in memory: first search (loads the matrix) {cold * 1000:,.0f} ms; matrix {matrix:.0f} MB")
+                    for label, user in users:
+                        report_searches(label, user, queries)
+                if with_pgvector:
+                    print("pgvector:")
+                    for label, user in users:
+                        report_searches(label, user, queries)
+                        recall, ranked = recall_at_24(world, user, args.recall_queries)
+                        print(f"  recall@24 against exact search, {label}: {recall:.3f} ({ranked:.0f} photos ranked)")
+                fill_more(world, 100)
+                for backend in ("memory", "pgvector") if with_pgvector else ("memory",):
+                    with image_backend(backend):
+                        started = time.perf_counter()
+                        search.photo_search(user=world["me"], query=QUERIES[2])
+                        milliseconds = (time.perf_counter() - started) * 1000
+                    print(f"{backend}: search right after 100 new photos: {milliseconds:.1f} ms")
+            search.forget_indexes()
+            for backend in ("none", "memory", "pgvector") if with_pgvector else ("none", "memory"):
+                print(f"web process, {backend if backend != 'none' else 'no search yet'}: ", end="", flush=True)
+                print(process_memory(backend, world["me"].pk))
+            print(f"(load average {os.getloadavg()[0]:.1f})\n")
         call_command("flush", interactive=False, verbosity=0)
 
 

@@ -1,18 +1,19 @@
 """The staff dashboard in the Django admin.
 
-- Caption review queue: current captions with their photo's thumbnail, worst first (lowest CLIPScore, then
-  lowest model score), pending ones by default; approve or reject a row with its buttons or many rows with the
-  actions, rewrite a caption in its row and Save. Who decided and when is kept on the caption.
+- Caption review queue: current captions with their photo's thumbnail, worst first (guesses about photos unlike
+  the model's training images, then lowest CLIPScore, then lowest model score), pending ones by default; approve
+  or reject a row with its buttons or many rows with the actions, rewrite a caption in its row and Save. Who
+  decided and when is kept on the caption.
 - Photos: status and error, re-queue actions. Model versions: evaluation metrics, captions written, mean
   CLIPScore, and an activate action. Captioning queue and throughput: the worker's queue, recent failures
   and captions per hour (django-q2's own pages list every task).
 
-Every action calls a service (captioning.services); nothing here writes on its own.
+Every action, and deleting, calls a service (captioning.services, captioning.jobs); nothing here writes on its own.
 """
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Avg, Count, F
+from django.db.models import Avg, Count, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -20,7 +21,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from captioning import selectors
+from captioning import jobs, selectors
+from captioning.confidence import caption_unsure_notice
 from captioning.models import (
     Caption,
     CaptioningActivity,
@@ -31,8 +33,10 @@ from captioning.models import (
     Photo,
     Translation,
 )
+from captioning.search import image_search_backend
+from captioning.services.galleries import gallery_delete_many
 from captioning.services.model_versions import model_version_activate
-from captioning.services.photos import photo_requeue, photo_requeue_failed
+from captioning.services.photos import photo_delete_many
 from captioning.services.reviews import (
     caption_approve,
     caption_approve_many,
@@ -41,8 +45,6 @@ from captioning.services.reviews import (
     caption_review_edit,
 )
 from captioning.views import file_response
-
-WORST_FIRST = (F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at")
 
 
 def _thumbnail(photo_id: int, alt: str = ""):
@@ -64,6 +66,12 @@ class GalleryAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner"]
     inlines = [GalleryMembershipInline]
 
+    def delete_model(self, request: HttpRequest, gallery: Gallery) -> None:
+        gallery_delete_many(galleries=Gallery.objects.filter(pk=gallery.pk), acting_user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Gallery]) -> None:
+        gallery_delete_many(galleries=queryset, acting_user=request.user)
+
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
@@ -81,8 +89,23 @@ class PhotoAdmin(admin.ModelAdmin):
     list_display_links = ["original_filename"]
     list_filter = ["status", "format", "embedding_model", "created_at"]
     search_fields = ["original_filename", "owner__username", "sha256", "error_message"]
-    raw_id_fields = ["owner", "gallery", "requested_model", "embedding_model"]
-    readonly_fields = ["uuid", "sha256", "claim_token", "claimed_at", "created_at", "updated_at"]
+    raw_id_fields = ["owner", "gallery", "embedding_model"]
+    # The captioning job's fields change through the actions (captioning.jobs), never by hand.
+    readonly_fields = [
+        "uuid",
+        "sha256",
+        "status",
+        "error_message",
+        "failure_kind",
+        "attempts",
+        "claim_token",
+        "claimed_at",
+        "next_attempt_at",
+        "requested_model",
+        "requested_decoding",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["requeue_failed", "requeue"]
     list_select_related = ["owner", "gallery", "embedding_model"]
 
@@ -90,14 +113,20 @@ class PhotoAdmin(admin.ModelAdmin):
     def thumbnail(self, photo: Photo):
         return _thumbnail(photo.pk, photo.original_filename)
 
+    def delete_model(self, request: HttpRequest, photo: Photo) -> None:
+        photo_delete_many(photos=Photo.objects.filter(pk=photo.pk), acting_user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        photo_delete_many(photos=queryset, acting_user=request.user)
+
     @admin.action(description="Re-queue the failed ones of the selected photos")
-    def requeue_failed(self, request: HttpRequest, queryset):
-        count = photo_requeue_failed(photos=queryset)
+    def requeue_failed(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        count = jobs.retry_failed(photos=queryset)
         self.message_user(request, f"{count} failed photo(s) queued again.", messages.SUCCESS)
 
-    @admin.action(description="Caption the selected photos again with the active model")
-    def requeue(self, request: HttpRequest, queryset):
-        count = photo_requeue(photos=queryset)
+    @admin.action(description="Caption the selected photos again with the active model (taken from a worker)")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        count = jobs.requeue(photos=queryset)
         self.message_user(request, f"{count} photo(s) queued for a new caption.", messages.SUCCESS)
 
     def get_urls(self):
@@ -143,6 +172,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     list_display = [
         "thumbnail",
         "text",
+        "familiarity_display",
         "clip_score_display",
         "score_display",
         "model_version",
@@ -152,9 +182,9 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     ]
     list_display_links = None
     list_editable = ["text"]
-    list_filter = [CaptionReviewStateFilter, "model_version", "source", "created_at"]
+    list_filter = [CaptionReviewStateFilter, "confident", "model_version", "source", "created_at"]
     search_fields = ["text", "photo__original_filename", "photo__owner__username"]
-    ordering = WORST_FIRST
+    ordering = selectors.CAPTION_REVIEW_ORDER
     list_per_page = 50
     actions = ["approve_selected", "reject_selected"]
     readonly_fields = [
@@ -164,6 +194,8 @@ class CaptionReviewAdmin(admin.ModelAdmin):
         "decoding",
         "score",
         "clip_score",
+        "familiarity",
+        "confident",
         "created_by",
         "created_at",
         "review_state",
@@ -197,6 +229,15 @@ class CaptionReviewAdmin(admin.ModelAdmin):
     @admin.display(description="Photo")
     def thumbnail(self, caption: Caption):
         return _thumbnail(caption.photo_id, caption.photo.original_filename)
+
+    @admin.display(description="Familiarity", ordering="confident")
+    def familiarity_display(self, caption: Caption):
+        value = "unknown" if caption.familiarity is None else f"{caption.familiarity:.3f}"
+        if caption.confident:
+            return value
+        return format_html(
+            '<span class="review-unsure" title="{}">{} · unsure</span>', caption_unsure_notice(caption), value
+        )
 
     @admin.display(description="CLIPScore", ordering="clip_score")
     def clip_score_display(self, caption: Caption):
@@ -240,7 +281,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
         """A caption rewritten here (its row, or its page) becomes a new current caption, edited in review."""
         if change and "text" in form.changed_data:
             try:
-                caption_review_edit(caption=Caption.objects.get(pk=obj.pk), by=request.user, text=obj.text)
+                caption_review_edit(caption=Caption.objects.get(pk=obj.pk), acting_user=request.user, text=obj.text)
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.ERROR)
 
@@ -252,12 +293,12 @@ class CaptionReviewAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected captions")
     def approve_selected(self, request, queryset):
-        count = caption_approve_many(captions=queryset, by=request.user)
+        count = caption_approve_many(captions=queryset, acting_user=request.user)
         self.message_user(request, f"{count} caption(s) approved.", messages.SUCCESS)
 
     @admin.action(description="Reject the selected captions")
     def reject_selected(self, request, queryset):
-        count = caption_reject_many(captions=queryset, by=request.user)
+        count = caption_reject_many(captions=queryset, acting_user=request.user)
         self.message_user(request, f"{count} caption(s) rejected.", messages.SUCCESS)
 
     def get_urls(self):
@@ -265,7 +306,7 @@ class CaptionReviewAdmin(admin.ModelAdmin):
             @require_POST
             def view(request: HttpRequest, caption_id: int):
                 caption = get_object_or_404(Caption, pk=caption_id)
-                service(caption=caption, by=request.user)
+                service(caption=caption, acting_user=request.user)
                 self.message_user(request, f"Caption “{caption.text[:60]}” {verb}.", messages.SUCCESS)
                 back = request.META.get("HTTP_REFERER") or reverse("admin:captioning_captionreview_changelist")
                 return HttpResponseRedirect(back)
@@ -296,13 +337,15 @@ class CaptionAdmin(admin.ModelAdmin):
         "model_version",
         "score",
         "clip_score",
+        "familiarity",
+        "confident",
         "is_current",
         "review_state",
         "reviewed_by",
         "reviewed_at",
         "created_at",
     ]
-    list_filter = ["source", "is_current", "review_state", "model_version"]
+    list_filter = ["source", "is_current", "confident", "review_state", "model_version"]
     search_fields = ["text"]
     raw_id_fields = ["photo", "created_by", "reviewed_by"]
 
@@ -324,6 +367,7 @@ class TranslationAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
         "name",
+        "page",
         "is_active",
         "clip_model",
         "metrics_summary",
@@ -332,7 +376,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["is_active"]
-    readonly_fields = ["is_active", "config", "metrics", "created_at"]
+    readonly_fields = ["is_active", "config", "metrics", "familiarity_reference", "created_at"]
     actions = ["activate"]
 
     def get_queryset(self, request):
@@ -344,6 +388,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 mean_clip_score=Avg("captions__clip_score"),
             )
         )
+
+    @admin.display(description="On the site")
+    def page(self, model_version: ModelVersion):
+        return format_html('<a href="{}">model page</a>', model_version.get_absolute_url())
 
     @admin.display(description="Evaluation metrics")
     def metrics_summary(self, model_version: ModelVersion):
@@ -390,5 +438,6 @@ class CaptioningActivityAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "status": selectors.queue_status(request.user),
             "per_hour": selectors.caption_throughput_by_hour(hours=24),
+            "image_search_backend": image_search_backend(),
         }
         return TemplateResponse(request, "admin/captioning/activity.html", context)

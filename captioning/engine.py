@@ -8,14 +8,18 @@ inside the worker, on its first batch, and kept for the next ones.
 from collections import OrderedDict
 from pathlib import Path
 from threading import Lock
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from captioning.models import ModelVersion
 
+if TYPE_CHECKING:
+    from mlcore import Captioner
+
 # Two models at most stay loaded: the active one and one a re-caption asked for.
 MAX_LOADED = 2
-_loaded: "OrderedDict[tuple[int, str], object]" = OrderedDict()
+_loaded: "OrderedDict[tuple[int, str], Captioner]" = OrderedDict()
 _lock = Lock()
 
 
@@ -23,18 +27,16 @@ class CaptionModelMissing(Exception):
     """No model to caption with; the message says which command provides one."""
 
 
-NO_ACTIVE_MODEL = "No captioning model is active."
-
-
 def no_active_model_message() -> str:
     return (
-        f"{NO_ACTIVE_MODEL} Run `python manage.py prepare_caption_model` (installs and activates {settings.CAPTION_MODEL}, "
+        "No captioning model is active. Run `python manage.py prepare_caption_model` "
+        f"(installs and activates {settings.CAPTION_MODEL}, "
         f"or offline builds the demo model into {settings.CAPTION_MODEL_PATH}) or "
         "`python manage.py register_model PATH --activate`, then retry."
     )
 
 
-def captioner_for(model_version: ModelVersion):
+def captioner_for(model_version: ModelVersion) -> "Captioner":
     """The loaded mlcore.Captioner for `model_version`, loading it on first use."""
     key = (model_version.pk, model_version.checkpoint_path)
     with _lock:

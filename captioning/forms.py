@@ -1,7 +1,9 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
+from captioning.decoding import NUMBER_LIMITS, STRATEGIES
 from captioning.models import Gallery, GalleryMembership, ModelVersion
 from captioning.selectors import model_version_list
 
@@ -29,17 +31,22 @@ class CaptionEditForm(forms.Form):
     text = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+def _decoding_field(name: str, **options) -> forms.Field:
+    """A form field for one of the numeric decoding settings, within its limits (captioning.decoding)."""
+    limit = NUMBER_LIMITS[name]
+    field_class = forms.IntegerField if limit.kind is int else forms.FloatField
+    return field_class(min_value=limit.minimum, max_value=limit.maximum, required=False, **options)
+
+
 class RecaptionForm(forms.Form):
     model_version = forms.ModelChoiceField(
         queryset=ModelVersion.objects.none(), required=False, empty_label="The active model"
     )
-    strategy = forms.ChoiceField(
-        choices=[("beam", "Beam search"), ("greedy", "Greedy"), ("sample", "Sampling")], initial="beam"
-    )
-    beam_size = forms.IntegerField(min_value=1, max_value=10, initial=5, required=False)
-    max_length = forms.IntegerField(min_value=5, max_value=80, initial=40, required=False)
-    temperature = forms.FloatField(min_value=0.1, max_value=2.0, required=False)
-    top_p = forms.FloatField(min_value=0.05, max_value=1.0, required=False)
+    strategy = forms.ChoiceField(choices=list(STRATEGIES.items()), initial="beam")
+    beam_size = _decoding_field("beam_size", initial=lambda: settings.CAPTION_BEAM_SIZE)
+    max_length = _decoding_field("max_length", initial=lambda: settings.CAPTION_MAX_LENGTH)
+    temperature = _decoding_field("temperature")
+    top_p = _decoding_field("top_p")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

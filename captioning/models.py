@@ -31,6 +31,9 @@ class ModelVersion(models.Model):
     checkpoint_path = models.CharField(max_length=1000, help_text="Directory holding config.json and model.safetensors")
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # The checkpoint's familiarity reference (mlcore.familiarity.describe): its size and calibration; empty when
+    # it has none (imported weights), and then its captions' familiarity is unknown.
+    familiarity_reference = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -43,9 +46,20 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("model-detail", kwargs={"model_version_id": self.pk})
+
     @property
     def clip_model(self) -> str:
         return str(self.config.get("clip_model", ""))
+
+    @property
+    def trained_on(self) -> str:
+        return str(self.config.get("training", {}).get("trained_on", ""))
+
+    @property
+    def is_demo(self) -> bool:
+        return "demo" in self.config.get("training", {})
 
 
 class Gallery(models.Model):
@@ -63,6 +77,8 @@ class Gallery(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="GalleryMembership", related_name="shared_galleries", blank=True
     )
+    # The photo its owner chose for the gallery's card; without one the first photo uploaded is shown.
+    cover_photo = models.ForeignKey("Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,6 +111,16 @@ class GalleryMembership(models.Model):
         return f"{self.user} is {self.role} of {self.gallery}"
 
 
+def embedding_to_bytes(vector: np.ndarray) -> bytes:
+    """How Photo.embedding stores a CLIP image embedding: little-endian float32."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def embedding_from_bytes(stored: bytes | memoryview) -> np.ndarray:
+    """The vector embedding_to_bytes stored (read-only: it shares the bytes' memory)."""
+    return np.frombuffer(bytes(stored), dtype="<f4")
+
+
 def photo_file_path(photo: "Photo", filename: str) -> str:
     """Every file of a photo in one folder named by its random uuid, never by the uploaded name."""
     return f"photos/{photo.owner_id}/{photo.uuid.hex}/{filename}"
@@ -106,6 +132,16 @@ class Photo(models.Model):
         PROCESSING = "processing", "Captioning"
         CAPTIONED = "captioned", "Captioned"
         FAILED = "failed", "Failed"
+
+    class FailureKind(models.TextChoices):
+        """Why the last attempt failed (the message says it in words)."""
+
+        NO_MODEL = "no_model", "No model is active"
+        MODEL_UNUSABLE = "model_unusable", "The model is missing or cannot be used"
+        BAD_SETTINGS = "bad_settings", "Invalid decoding settings"
+        UNREADABLE_FILE = "unreadable_file", "The stored file cannot be read"
+        ENGINE_ERROR = "engine_error", "The engine failed"
+        ABANDONED = "abandoned", "The worker stopped too often"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
@@ -127,7 +163,7 @@ class Photo(models.Model):
         default=False, help_text="The original carries GPS data (shown to its owner only)"
     )
 
-    # Raw (unnormalised) CLIP image embedding as little-endian float32 bytes, and the model version whose
+    # Raw (unnormalised) CLIP image embedding (embedding_to_bytes), and the model version whose
     # CLIP made it: search embeds a query with that same CLIP, and a re-caption by that model reuses it.
     embedding = models.BinaryField(null=True, blank=True, editable=False)
     embedding_model = models.ForeignKey(
@@ -136,6 +172,8 @@ class Photo(models.Model):
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error_message = models.TextField(blank=True)
+    # Set with error_message (captioning.jobs writes both), empty when there is none.
+    failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Set when a worker claims the photo and renewed by its heartbeat; older than CAPTION_LEASE_SECONDS: abandoned.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -176,7 +214,7 @@ class Photo(models.Model):
     def embedding_vector(self) -> np.ndarray | None:
         if self.embedding is None:
             return None
-        return np.frombuffer(bytes(self.embedding), dtype="<f4")
+        return embedding_from_bytes(self.embedding)
 
     @property
     def storage_names(self) -> list[str]:
@@ -209,6 +247,17 @@ class Caption(models.Model):
         blank=True,
         help_text="CLIPScore of the caption against its photo (2.5 * max(cosine, 0), from 0 to 2.5): how well the text "
         "matches the image in the model's own CLIP; the review queue shows the lowest first",
+    )
+    familiarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How close the photo is to the model's training images (mean cosine to the nearest ones in its "
+        "reference sample, 0 to 1); null when the model has no reference sample or a person wrote the caption",
+    )
+    confident = models.BooleanField(
+        default=True,
+        help_text="False when the photo is unlike anything the model was trained on: the caption is a guess, never "
+        "alt text, first in the review queue and ranked below confident matches in search",
     )
     is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(

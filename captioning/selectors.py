@@ -9,7 +9,10 @@ for the photo's owner and the gallery's owner. The original file, with its metad
 owner only; everyone else gets the derivative without metadata.
 """
 
+import logging
 import re
+import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -25,16 +28,19 @@ from captioning.models import (
     Translation,
 )
 
-User = AbstractBaseUser | AnonymousUser
+# Whoever is asking: a signed-in user or an anonymous visitor (request.user).
+UserOrAnonymous = AbstractBaseUser | AnonymousUser
 
 OWNER = "owner"
 
+logger = logging.getLogger(__name__)
 
-def _signed_in(user: User | None) -> bool:
+
+def _signed_in(user: UserOrAnonymous | None) -> bool:
     return user is not None and user.is_authenticated
 
 
-def _visible_gallery_ids_q(user: User | None, *, include_unlisted: bool, field: str) -> Q:
+def _visible_gallery_ids_q(user: UserOrAnonymous | None, *, include_unlisted: bool, field: str) -> Q:
     """A condition on `field` (a gallery: "" for Gallery itself, "gallery__" for Photo, ...)."""
     levels = [Gallery.Visibility.PUBLIC]
     if include_unlisted:
@@ -46,23 +52,30 @@ def _visible_gallery_ids_q(user: User | None, *, include_unlisted: bool, field: 
     return condition
 
 
-def gallery_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
+def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
     """Galleries `user` may open. Others' unlisted ones only with `include_unlisted` (someone has the link)."""
     return Gallery.objects.filter(
         _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="")
     ).select_related("owner")
 
 
-def gallery_list_for_member(user: User) -> QuerySet[Gallery]:
+def gallery_list_for_member(user: UserOrAnonymous) -> QuerySet[Gallery]:
     """`user`'s own galleries and those shared with them: the "My galleries" page."""
     if not _signed_in(user):
         return Gallery.objects.none()
     member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
-    return _with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of)))
+    return _with_covers(_with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of))))
 
 
 def gallery_list_public() -> QuerySet[Gallery]:
-    return _with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC))
+    return _with_covers(_with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC)))
+
+
+def _with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
+    """`cover_uuid` on each gallery: the photo its owner chose, else the first one uploaded (None when empty).
+    Whoever may see the gallery card may see its photos, so the cover's thumbnail is theirs to load."""
+    first_photo = Photo.objects.filter(gallery=OuterRef("pk")).order_by("created_at", "id").values("uuid")[:1]
+    return galleries.annotate(cover_uuid=Coalesce(F("cover_photo__uuid"), Subquery(first_photo)))
 
 
 def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
@@ -81,13 +94,13 @@ def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
     )
 
 
-def gallery_get_for_viewer(*, user: User | None, public_id: str) -> Gallery:
+def gallery_get_for_viewer(*, user: UserOrAnonymous | None, public_id: str) -> Gallery:
     """The gallery behind a link, if `user` may see it; Gallery.DoesNotExist otherwise (a 404, never a 403,
     so a private gallery's existence is not revealed)."""
     return gallery_list_visible_to(user, include_unlisted=True).get(public_id=public_id)
 
 
-def gallery_role(user: User | None, gallery: Gallery) -> str | None:
+def gallery_role(user: UserOrAnonymous | None, gallery: Gallery) -> str | None:
     """ "owner", "editor", "viewer" or None (someone who sees it only because it is public or unlisted)."""
     if not _signed_in(user):
         return None
@@ -97,7 +110,7 @@ def gallery_role(user: User | None, gallery: Gallery) -> str | None:
     return membership.role if membership else None
 
 
-def gallery_roles(user: User | None, galleries) -> dict[int, str]:
+def gallery_roles(user: UserOrAnonymous | None, galleries: Iterable[Gallery]) -> dict[int, str]:
     """gallery id -> `user`'s role, for a page of galleries at once (absent: no role)."""
     if not _signed_in(user):
         return {}
@@ -108,11 +121,11 @@ def gallery_roles(user: User | None, galleries) -> dict[int, str]:
     return roles
 
 
-def gallery_can_edit(user: User | None, gallery: Gallery) -> bool:
+def gallery_can_edit(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
     return gallery_role(user, gallery) == OWNER
 
 
-def gallery_can_upload(user: User | None, gallery: Gallery) -> bool:
+def gallery_can_upload(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
     return gallery_role(user, gallery) in (OWNER, GalleryMembership.Role.EDITOR)
 
 
@@ -120,14 +133,16 @@ def gallery_members(gallery: Gallery) -> QuerySet[GalleryMembership]:
     return gallery.memberships.select_related("user").order_by("user__username")
 
 
-def photo_list_visible_to(user: User | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
+def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
     return Photo.objects.filter(
         _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="gallery__")
     ).select_related("gallery", "owner")
 
 
-def photo_list_for_viewer(*, acting_user: User | None, gallery_public_id: str | None = None) -> QuerySet[Photo]:
+def photo_list_for_viewer(
+    *, acting_user: UserOrAnonymous | None, gallery_public_id: str | None = None
+) -> QuerySet[Photo]:
     """What a list of photos shows `acting_user`: every photo they may see, others' unlisted galleries left out;
     or, given a gallery's id, that gallery's photos if they may open it (someone's unlisted gallery too: they
     have its link). `gallery_public_id` is validated input: None for no gallery. Anything else that is not a
@@ -139,15 +154,43 @@ def photo_list_for_viewer(*, acting_user: User | None, gallery_public_id: str | 
     return photo_list_visible_to(acting_user, include_unlisted=True).filter(gallery__public_id=gallery_public_id)
 
 
-def photo_get_for_viewer(*, user: User | None, photo_uuid) -> Photo:
+def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID | str) -> Photo:
     """The photo behind a link, if `user` may see it; Photo.DoesNotExist otherwise."""
     return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
 
 
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
-    """A gallery's photos (the caller has checked the gallery is visible) with their current captions."""
-    return gallery.photos.select_related("owner").prefetch_related(
-        Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+    """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
+    grid shows them (captioning.views.photo_summary: reading another field costs a query per photo). A guess's
+    alt text names the file and its date, and its model names itself in the "Unsure" notice."""
+    return gallery.photos.only(
+        "uuid", "gallery", "original_filename", "status", "error_message", "taken_at", "created_at"
+    ).prefetch_related(
+        Prefetch(
+            "captions",
+            queryset=Caption.objects.filter(is_current=True).select_related("model_version"),
+            to_attr="current_captions",
+        )
+    )
+
+
+def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) -> QuerySet[Photo]:
+    """The "All photos" timeline: the photos of `acting_user`'s library (uploaded by them or in their galleries)
+    and, with `include_shared`, those of the galleries shared with them; the newest taken first (the EXIF date
+    taken, else the upload time: `shown_at`). Within what they may see, by the one visibility rule."""
+    if not _signed_in(acting_user):
+        return Photo.objects.none()
+    library = Q(owner=acting_user) | Q(gallery__owner=acting_user)
+    if include_shared:
+        library |= Q(gallery__in=GalleryMembership.objects.filter(user=acting_user).values("gallery_id"))
+    return (
+        photo_list_visible_to(acting_user, include_unlisted=True)
+        .filter(library)
+        .annotate(shown_at=Coalesce("taken_at", "created_at"))
+        .order_by("-shown_at", "-id")
+        .prefetch_related(
+            Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
+        )
     )
 
 
@@ -156,25 +199,41 @@ def photo_count_failed(gallery: Gallery) -> int:
     return gallery.photos.filter(status=Photo.Status.FAILED).count()
 
 
+# What lists read (the API's photo list and search hits: captioning.api.serializers): every column of the photos
+# but those below, and of their galleries and owners only what identifies them. Left unread: the 2 KB embedding,
+# JSON decoded for every photo and every caption's model, and whole user and gallery rows. A field left out still
+# reads, with one query per row (tests/api/test_query_counts.py sees it).
+_UNLISTED_PHOTO_FIELDS = {"embedding", "requested_decoding", "original", "display_image", "thumbnail", "sha256"}
+_LISTED_PHOTO_FIELDS = [
+    *(field.name for field in Photo._meta.concrete_fields if field.name not in _UNLISTED_PHOTO_FIELDS),
+    "owner__username",
+    "gallery__public_id",
+    "gallery__owner_id",
+]
+_UNLISTED_CAPTION_FIELDS = ("model_version__checkpoint_path", "model_version__config", "model_version__metrics")
+
+
 def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
-    """`photos` with their current caption (and its model and author) read in one more query."""
-    return photos.prefetch_related(
-        Prefetch(
-            "captions",
-            queryset=Caption.objects.filter(is_current=True).select_related(
-                "model_version", "created_by", "reviewed_by"
-            ),
-            to_attr="current_captions",
-        )
+    """`photos` as lists present them, with their current caption (and its model and author) read in one more
+    query."""
+    captions = (
+        Caption.objects.filter(is_current=True)
+        .select_related("model_version", "created_by", "reviewed_by")
+        .defer(*_UNLISTED_CAPTION_FIELDS)
+    )
+    return (
+        photos.select_related("gallery", "owner")
+        .only(*_LISTED_PHOTO_FIELDS)
+        .prefetch_related(Prefetch("captions", queryset=captions, to_attr="current_captions"))
     )
 
 
-def photo_can_manage(user: User | None, photo: Photo) -> bool:
+def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """Edit its caption, re-caption, retry, delete: the photo's owner and the gallery's owner."""
     return _signed_in(user) and user.pk in (photo.owner_id, photo.gallery.owner_id)
 
 
-def photo_sees_original(user: User | None, photo: Photo) -> bool:
+def photo_sees_original(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """The file as uploaded, metadata (GPS) included, is its owner's alone."""
     return _signed_in(user) and user.pk == photo.owner_id
 
@@ -202,6 +261,17 @@ def translation_map(captions: list[Caption], language: str) -> dict[int, Transla
     }
 
 
+def translation_languages_stored() -> list[str]:
+    """The languages some caption has a finished translation in: all the picker offers when no translation
+    service is configured."""
+    return sorted(
+        Translation.objects.filter(status=Translation.Status.DONE)
+        .order_by()
+        .values_list("language", flat=True)
+        .distinct()
+    )
+
+
 def model_version_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 
@@ -213,22 +283,33 @@ def model_version_list() -> QuerySet[ModelVersion]:
 # Review and operations (the admin dashboard and the API's queue status) ----------------------------------
 
 
-def caption_can_review(user: User | None) -> bool:
+def caption_can_review(user: UserOrAnonymous | None) -> bool:
     """Staff who may change captions approve, reject and rewrite them in the review queue."""
     return _signed_in(user) and user.is_active and user.is_staff and user.has_perm("captioning.change_caption")
 
 
+# Worst first: guesses about photos unlike the model's training images (confident is False), then lowest
+# CLIPScore, then lowest model score; unscored ones (written by hand) last.
+CAPTION_REVIEW_ORDER = (
+    "confident",
+    F("clip_score").asc(nulls_last=True),
+    F("score").asc(nulls_last=True),
+    "-created_at",
+    "-id",
+)
+
+
 def caption_review_queue() -> QuerySet[Caption]:
-    """Current captions, the worst first: lowest CLIPScore, then lowest model score; unscored ones (written
-    by hand) last."""
+    """Current captions, the worst first: guesses about photos unlike the model's training images, then lowest
+    CLIPScore, then lowest model score; unscored ones (written by hand) last."""
     return (
         Caption.objects.filter(is_current=True)
         .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")
-        .order_by(F("clip_score").asc(nulls_last=True), F("score").asc(nulls_last=True), "-created_at", "-id")
+        .order_by(*CAPTION_REVIEW_ORDER)
     )
 
 
-def queue_status(user: User | None) -> dict:
+def queue_status(user: UserOrAnonymous | None) -> dict:
     """What the captioning and translation workers have to do, and have done.
 
     Everyone signed in sees the counts of their own photos they may still see and the length of the task queue;
@@ -253,6 +334,7 @@ def queue_status(user: User | None) -> dict:
         with transaction.atomic():  # the ORM broker asks the database; a failure must not spoil the caller's
             queued_tasks = get_broker().queue_size()
     except Exception:  # the broker is down: say so rather than fail the page
+        logger.warning("could not read the task queue's length; the broker seems down", exc_info=True)
         queued_tasks = None
     status = {
         "photos": {state: by_status.get(state, 0) for state in Photo.Status.values},

@@ -1,8 +1,8 @@
 """django-q2 tasks: thin wrappers that call a service and report what it did (the task's result)."""
 
-from captioning.services.captioning import caption_pending_photos as caption_pending_photos_service
-from captioning.services.captioning import caption_queue_work, caption_work_waiting
+from captioning import jobs
 from captioning.services.translations import translation_perform, translation_requeue_stalled
+from captioning.services.worker import caption_pending_photos as caption_pending_photos_service
 
 
 def caption_pending_photos() -> dict:
@@ -24,7 +24,7 @@ def translate_caption(translation_id: int) -> str | None:
 def sweep() -> dict:
     """Every minute (a django-q2 schedule made by migration 0002): restarts work whose task was lost, and
     photos whose worker died or whose retry is due."""
-    waiting = caption_work_waiting()
+    waiting = jobs.work_waiting()
     if waiting:
-        caption_queue_work()
+        jobs.request_worker_run()
     return {"captioning_queued": waiting, "translations_requeued": translation_requeue_stalled()}

@@ -1,15 +1,13 @@
-"""Translating caption text through deep-translator, with a deadline on every HTTP call.
+"""Translating caption text through a web translation service (Google's mobile page by default, DeepL or
+Microsoft with their keys), with a deadline on every HTTP call.
 
-deep-translator calls `requests.get`/`requests.post` without a timeout (Google's call, DeepL's, and the
-language list Microsoft's constructor fetches), so a stalled server would hang a worker for ever. Every
-request those calls make goes through `requests.Session.request`; inside `_deadline()` a timeout is added
-there for the calling thread only, and other threads' requests are left untouched.
+Each translation makes its requests through a session of its own whose every request carries the deadline
+(TRANSLATION_TIMEOUT_SECONDS), so a stalled server fails the translation instead of hanging a worker for ever,
+and no other code's requests are touched.
 """
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 import requests
 from django.conf import settings
@@ -42,6 +40,26 @@ LANGUAGE_NAMES = {
 }
 
 
+# What each provider is called on the pages, and where caption text goes when it is chosen.
+PROVIDERS = {
+    "google": ("Google Translate", "translate.google.com"),
+    "deepl": ("DeepL", "api.deepl.com (api-free.deepl.com with a free key)"),
+    "microsoft": ("Microsoft Translator", "api.cognitive.microsofttranslator.com"),
+}
+
+
+def _provider_language_codes(provider: str) -> frozenset[str]:
+    from deep_translator.constants import DEEPL_LANGUAGE_TO_CODE, GOOGLE_LANGUAGES_TO_CODES
+
+    if provider == "google":
+        return frozenset(GOOGLE_LANGUAGES_TO_CODES.values())
+    if provider == "deepl":
+        return frozenset(DEEPL_LANGUAGE_TO_CODE.values())
+    # Microsoft publishes its list only on its server (deep-translator fetches it when a translator is made):
+    # these are the codes of LANGUAGE_NAMES it accepts as they are written ("no" and "zh-CN" are "nb", "zh-Hans").
+    return frozenset(LANGUAGE_NAMES) - {"no", "zh-CN", "zh-TW"}
+
+
 class TranslationFailed(Exception):
     """The provider could not translate; the message is stored on the Translation and shown."""
 
@@ -52,82 +70,161 @@ class TranslatedText:
     provider: str
 
 
+# Where each provider answers; TRANSLATION_SERVICE_URL replaces it (a proxy, a mirror, the tests' fake).
+GOOGLE_URL = "https://translate.google.com/m"
+DEEPL_URL = "https://api.deepl.com/v2/"
+DEEPL_FREE_URL = "https://api-free.deepl.com/v2/"
+MICROSOFT_URL = "https://api.cognitive.microsofttranslator.com/translate?api-version=3.0"
+
+
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 
 
+def translation_provider() -> str:
+    """The configured outside service, or "" when caption text may not leave this server (the default)."""
+    return settings.TRANSLATION_PROVIDER
+
+
+def provider_name(provider: str) -> str:
+    return PROVIDERS[provider][0] if provider in PROVIDERS else provider
+
+
+def provider_host(provider: str) -> str:
+    """Where caption text is sent to `provider`: TRANSLATION_SERVICE_URL when set, else the provider's own host."""
+    return settings.TRANSLATION_SERVICE_URL or PROVIDERS[provider][1]
+
+
+def translatable_languages() -> list[str]:
+    """The CAPTION_LANGUAGES the configured provider translates into; none without a provider."""
+    provider = translation_provider()
+    if not provider:
+        return []
+    supported = _provider_language_codes(provider)
+    return [code for code in settings.CAPTION_LANGUAGES if code != SOURCE_LANGUAGE and code in supported]
+
+
 def available_languages() -> list[tuple[str, str]]:
-    """(code, name) pairs for the language picker, the captions' own language first."""
-    codes = [SOURCE_LANGUAGE, *(code for code in settings.CAPTION_LANGUAGES if code != SOURCE_LANGUAGE)]
-    return [(code, language_name(code)) for code in codes]
+    """(code, name) pairs for the language picker, the captions' own language first: with a provider, the
+    languages it can translate into; without one, only those some caption already has a stored translation in."""
+    if translation_provider():
+        codes = translatable_languages()
+    else:
+        from captioning.selectors import translation_languages_stored
+
+        codes = [code for code in translation_languages_stored() if code != SOURCE_LANGUAGE]
+    return [(code, language_name(code)) for code in [SOURCE_LANGUAGE, *codes]]
+
+
+class SessionWithDeadline(requests.Session):
+    """A requests session whose every request gives up after `timeout` seconds unless told otherwise."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
 
 
 def translate(text: str, target: str) -> TranslatedText:
-    """`text` (English) in `target`, from the configured provider, or TranslationFailed."""
-    provider = settings.TRANSLATION_PROVIDER
+    """`text` (English) in `target`, from the configured provider, or TranslationFailed with a sentence to show."""
+    provider = translation_provider()
+    if not provider:
+        raise TranslationFailed("No translation service is configured on this server, so captions are not translated.")
     timeout = settings.TRANSLATION_TIMEOUT_SECONDS
+    translate_with = {"deepl": _deepl, "microsoft": _microsoft}.get(provider, _google)
+    service = provider_name(provider)
     try:
-        with _deadline(timeout):
-            translator = _make_translator(provider, target)
-            translated = translator.translate(text)
+        with SessionWithDeadline(timeout) as session:
+            translated = translate_with(session, text, target)
     except requests.Timeout:
-        raise TranslationFailed(f"{provider} did not answer within {timeout} s; try again later") from None
-    except requests.RequestException as error:
-        raise TranslationFailed(f"could not reach {provider}: {error.__class__.__name__}") from None
-    except Exception as error:
-        # deep-translator's own errors (TooManyRequests, RequestError, TranslationNotFound, API key and
-        # language errors) share no base class worth catching separately; each says what happened.
-        raise TranslationFailed(f"{provider}: {error.__class__.__name__}: {error}".strip(": ")) from None
-    if not translated or not str(translated).strip():
-        raise TranslationFailed(f"{provider} returned an empty translation")
-    return TranslatedText(str(translated).strip(), provider)
+        raise TranslationFailed(f"{service} did not answer within {timeout} seconds; try again later.") from None
+    except requests.HTTPError as error:
+        raise TranslationFailed(_refusal_sentence(service, target, error.response.status_code)) from None
+    except requests.RequestException:
+        raise TranslationFailed(f"{service} could not be reached; try again later.") from None
+    except (ValueError, LookupError, TypeError):
+        raise TranslationFailed(f"{service} answered something this server could not read; try again later.") from None
+    if not translated or not translated.strip():
+        raise TranslationFailed(f"{service} returned an empty translation; try again later.")
+    return TranslatedText(translated.strip(), provider)
 
 
-def _make_translator(provider: str, target: str):
-    from deep_translator import DeeplTranslator, GoogleTranslator, MicrosoftTranslator
-
-    if provider == "deepl":
-        translator = DeeplTranslator(
-            source=SOURCE_LANGUAGE,
-            target=target,
-            api_key=settings.DEEPL_API_KEY,
-            use_free_api=settings.DEEPL_USE_FREE_API,
-        )
-    elif provider == "microsoft":
-        translator = MicrosoftTranslator(
-            source=SOURCE_LANGUAGE,
-            target=target,
-            api_key=settings.MICROSOFT_TRANSLATOR_KEY,
-            region=settings.MICROSOFT_TRANSLATOR_REGION or None,
-        )
-    else:
-        translator = GoogleTranslator(source=SOURCE_LANGUAGE, target=target)
-    if settings.TRANSLATION_SERVICE_URL:
-        # deep-translator takes its address from a constant; a proxy or a mirror replaces it here.
-        translator._base_url = settings.TRANSLATION_SERVICE_URL
-    return translator
+def _refusal_sentence(service: str, target: str, status: int) -> str:
+    if status == 429:
+        return f"{service} is receiving too many requests from this server; try again in a few minutes."
+    if status in (401, 403):
+        return f"{service} refused this server's request; an administrator should check its key."
+    if status == 400:
+        return f"{service} does not translate into {language_name(target)}."
+    return f"{service} could not translate this caption (it answered HTTP {status}); try again later."
 
 
-_thread_state = threading.local()
-_original_session_request = requests.Session.request
-_install_lock = threading.Lock()
+def _google(session: requests.Session, text: str, target: str) -> str:
+    """Google's mobile page holds the translation in <div class="t0"> (or "result-container")."""
+    response = session.get(
+        settings.TRANSLATION_SERVICE_URL or GOOGLE_URL, params={"tl": target, "sl": SOURCE_LANGUAGE, "q": text}
+    )
+    response.raise_for_status()
+    page = _TranslationInPage()
+    page.feed(response.text)
+    if page.found is None:
+        raise ValueError("no translation in Google's page")
+    return page.found
 
 
-def _session_request_with_deadline(self, method, url, *args, **kwargs):
-    timeout = getattr(_thread_state, "timeout", None)
-    if timeout is not None and kwargs.get("timeout") is None:
-        kwargs["timeout"] = timeout
-    return _original_session_request(self, method, url, *args, **kwargs)
+class _TranslationInPage(HTMLParser):
+    CLASSES = {"t0", "result-container"}
+
+    def __init__(self):
+        super().__init__()
+        self.found: str | None = None
+        self._depth = 0  # >0 inside the translation's <div>
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "div":
+            return
+        if self._depth:
+            self._depth += 1
+        elif self.found is None and set((dict(attrs).get("class") or "").split()) & self.CLASSES:
+            self._depth, self.found = 1, ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.found += data
 
 
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    with _install_lock:
-        if requests.Session.request is not _session_request_with_deadline:
-            requests.Session.request = _session_request_with_deadline
-    previous = getattr(_thread_state, "timeout", None)
-    _thread_state.timeout = seconds
-    try:
-        yield
-    finally:
-        _thread_state.timeout = previous
+def _deepl(session: requests.Session, text: str, target: str) -> str:
+    base_url = settings.TRANSLATION_SERVICE_URL or (DEEPL_FREE_URL if settings.DEEPL_USE_FREE_API else DEEPL_URL)
+    response = session.get(
+        base_url + "translate",
+        params={
+            "auth_key": settings.DEEPL_API_KEY,
+            "source_lang": SOURCE_LANGUAGE,
+            "target_lang": target,
+            "text": text,
+        },
+    )
+    response.raise_for_status()
+    return response.json()["translations"][0]["text"]
+
+
+def _microsoft(session: requests.Session, text: str, target: str) -> str:
+    headers = {"Ocp-Apim-Subscription-Key": settings.MICROSOFT_TRANSLATOR_KEY}
+    if settings.MICROSOFT_TRANSLATOR_REGION:
+        headers["Ocp-Apim-Subscription-Region"] = settings.MICROSOFT_TRANSLATOR_REGION
+    response = session.post(
+        settings.TRANSLATION_SERVICE_URL or MICROSOFT_URL,
+        params={"from": SOURCE_LANGUAGE, "to": target},
+        headers=headers,
+        json=[{"text": text}],
+    )
+    response.raise_for_status()
+    return "\n".join(item["text"] for item in response.json()[0]["translations"])

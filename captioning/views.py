@@ -4,7 +4,9 @@ Anything a visitor may not see answers 404 (not 403), so private galleries and p
 they exist. Photo files are streamed from here after the same check; there is no public media URL.
 """
 
+import functools
 import mimetypes
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,17 +14,23 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
-from captioning import selectors
+from captioning import jobs, selectors
+from captioning.confidence import caption_unsure_notice, photo_alt_text
 from captioning.forms import CaptionEditForm, GalleryForm, MemberForm, RecaptionForm, SignupForm
 from captioning.images import UploadRefused
 from captioning.links import PhotoLinks
+from captioning.media import is_object_store, media_file_response, media_signed_url
+from captioning.model_facts import model_version_facts
 from captioning.models import Gallery, Photo, Translation
 from captioning.search import photo_search
 from captioning.services.galleries import (
+    gallery_cover_set,
     gallery_create,
     gallery_delete,
     gallery_member_remove,
@@ -33,12 +41,19 @@ from captioning.services.photos import (
     photo_caption_edit,
     photo_delete,
     photo_recaption,
-    photo_requeue_failed,
     photo_retry,
     photo_upload,
 )
 from captioning.services.translations import translation_request, translation_request_many, translation_retry
-from captioning.translators import SOURCE_LANGUAGE, available_languages, language_name
+from captioning.translators import (
+    PROVIDERS,
+    SOURCE_LANGUAGE,
+    available_languages,
+    language_name,
+    provider_host,
+    translatable_languages,
+    translation_provider,
+)
 
 LANGUAGE_SESSION_KEY = "caption_language"
 CONTENT_TYPES = {
@@ -53,6 +68,7 @@ SEARCH_PAGE_SIZE = 24
 # (or a "More photos" link shows them, without JavaScript). Rendering every photo of a large gallery at once was
 # the gallery page's cost: 200 photos kept it at 32 requests/s on 2 cores.
 GALLERY_PAGE_SIZE = 24
+TIMELINE_PAGE_SIZE = 48
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -62,13 +78,22 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 def caption_language(request: HttpRequest) -> str:
     """The language captions are shown in: ?lang= (remembered), else the visitor's last choice, else English."""
-    offered = {code for code, _name in available_languages()}
+    offered = {code for code, _name in offered_languages(request)}
     requested = request.GET.get("lang")
     if requested in offered:
-        request.session[LANGUAGE_SESSION_KEY] = requested
+        if request.session.get(LANGUAGE_SESSION_KEY) != requested:
+            request.session[LANGUAGE_SESSION_KEY] = requested
         return requested
     stored = request.session.get(LANGUAGE_SESSION_KEY)
     return stored if stored in offered else SOURCE_LANGUAGE
+
+
+def offered_languages(request: HttpRequest) -> list[tuple[str, str]]:
+    """The language picker's (code, name) pairs, found once per request (without a translation service they
+    are read from the stored translations)."""
+    if not hasattr(request, "_offered_languages"):
+        request._offered_languages = available_languages()
+    return request._offered_languages
 
 
 def _gallery_or_404(request: HttpRequest, public_id: str) -> Gallery:
@@ -112,44 +137,51 @@ def photo_summary(
         "id": str(photo.uuid),
         "url": links.url("photo-detail", photo.uuid),
         "thumbnail": links.url("photo-thumbnail", photo.uuid),
+        "image": links.url("photo-image", photo.uuid),
         "name": photo.original_filename,
         "status": photo.status,
         "status_label": photo.get_status_display(),
         "error": photo.error_message,
         "caption": caption.text if caption else None,
+        "unsure": caption_unsure_notice(caption),
+        "alt": photo_alt_text(photo, caption),
         "language": language,
         "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
         "translation_status": translation.status if translation else None,
     }
 
 
-def _grid_pages(request: HttpRequest) -> tuple[int, int]:
-    """(first page, how many pages) of the grid asked for: ?page= and, for the status poll, ?pages= (the pages
-    the browser has loaded so far). Anything that is not a positive number counts as 1."""
+def _grid_pages(parameters: QueryDict) -> tuple[int, int]:
+    """(first page, how many pages) of the grid asked for: page= and, for the status poll and the translation
+    request, pages= (the pages the browser has loaded so far). Anything that is not a positive number counts as 1."""
 
     def positive(name: str) -> int:
-        value = request.GET.get(name, "")
+        value = parameters.get(name, "")
         return max(1, int(value)) if value.isdigit() else 1
 
     return positive("page"), min(positive("pages"), 1000)
 
 
-def _gallery_photo_summaries(
-    request: HttpRequest, gallery: Gallery, language: str, *, first_page: int, pages: int
-) -> tuple[list[dict], int | None]:
-    """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
-    after them (None at the end)."""
+def _gallery_grid(gallery: Gallery, *, first_page: int, pages: int) -> tuple[list[Photo], int | None]:
+    """The photos of `pages` pages of the gallery's grid from `first_page` on, and the number of the page after
+    them (None at the end)."""
     start = (first_page - 1) * GALLERY_PAGE_SIZE
     end = start + pages * GALLERY_PAGE_SIZE
     # One photo more than asked for says whether another page follows, without counting the gallery's photos.
     photos = list(selectors.photo_list_for_gallery(gallery)[start : end + 1])
     next_page = first_page + pages if len(photos) > end - start else None
-    photos = photos[: end - start]
+    return photos[: end - start], next_page
+
+
+def _gallery_photo_summaries(
+    gallery: Gallery, language: str, *, first_page: int, pages: int
+) -> tuple[list[dict], int | None]:
+    """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
+    after them (None at the end)."""
+    photos, next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
     captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
     translations: dict[int, Translation] = {}
     if language != SOURCE_LANGUAGE and captions:
-        if request.user.is_authenticated:
-            translation_request_many(captions=captions, language=language)
         translations = selectors.translation_map(captions, language)
     links = PhotoLinks()
     return [photo_summary(photo, language, translations, links) for photo in photos], next_page
@@ -194,7 +226,7 @@ def gallery_new(request: HttpRequest) -> HttpResponse:
     form = GalleryForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            gallery = gallery_create(owner=request.user, **form.cleaned_data)
+            gallery = gallery_create(acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             form.add_error(None, _error_text(error))
         else:
@@ -210,8 +242,8 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
         return redirect(gallery)
     language = caption_language(request)
     role = selectors.gallery_role(request.user, gallery)
-    first_page, _pages = _grid_pages(request)
-    summaries, next_page = _gallery_photo_summaries(request, gallery, language, first_page=first_page, pages=1)
+    first_page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _gallery_photo_summaries(gallery, language, first_page=first_page, pages=1)
     return render(
         request,
         "captioning/gallery_detail.html",
@@ -226,6 +258,9 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
             "failed_count": selectors.photo_count_failed(gallery),
             "language": language,
             "language_name": language_name(language),
+            # The button (and the script) that asks for them: this page only reads.
+            "translations_missing": language != SOURCE_LANGUAGE
+            and any(photo["caption"] and not photo["translation_status"] for photo in summaries),
             "upload_limit_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
         },
     )
@@ -236,9 +271,9 @@ def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
     """The grid's photos as JSON: ?page=N (default 1), and ?pages=K for K pages from there (the status poll
     asks for the pages the browser shows). `next_page` is the page after them, or null."""
     gallery = _gallery_or_404(request, public_id)
-    first_page, pages = _grid_pages(request)
+    first_page, pages = _grid_pages(request.GET)
     summaries, next_page = _gallery_photo_summaries(
-        request, gallery, caption_language(request), first_page=first_page, pages=pages
+        gallery, caption_language(request), first_page=first_page, pages=pages
     )
     busy = sum(
         1
@@ -250,13 +285,49 @@ def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
 
 
 @login_required
+@require_POST
+def gallery_translate(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Asks for the missing translations of the captions on the grid pages shown (page=, pages=) into
+    language=; the status poll then shows them as they arrive."""
+    gallery = _gallery_or_404(request, public_id)
+    first_page, pages = _grid_pages(request.POST)
+    photos, _next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
+    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    language = request.POST.get("language", "")
+    return _translation_asked(
+        request,
+        gallery,
+        language,
+        lambda: {"requested": translation_request_many(captions=captions, language=language)},
+    )
+
+
+def _translation_asked(
+    request: HttpRequest, page: Gallery | Photo, language: str, ask: Callable[[], dict]
+) -> HttpResponse:
+    """Calls `ask` (translation services; it returns what the JSON answer adds), then answers JSON or sends the
+    browser back to `page` in `language`, which is remembered."""
+    try:
+        answer = ask()
+    except ValidationError as error:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "error": _error_text(error)}, status=400)
+        messages.error(request, _error_text(error))
+        return redirect(page)
+    request.session[LANGUAGE_SESSION_KEY] = language
+    if _wants_json(request):
+        return JsonResponse({"ok": True, **answer})
+    return redirect(f"{page.get_absolute_url()}?lang={language}")
+
+
+@login_required
 def gallery_edit(request: HttpRequest, public_id: str) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
     initial = {"title": gallery.title, "description": gallery.description, "visibility": gallery.visibility}
     form = GalleryForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            gallery_update(gallery=gallery, by=request.user, **form.cleaned_data)
+            gallery_update(gallery=gallery, acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             form.add_error(None, _error_text(error))
         else:
@@ -282,7 +353,7 @@ def gallery_member_add(request: HttpRequest, public_id: str) -> HttpResponse:
     form = MemberForm(request.POST)
     if form.is_valid():
         try:
-            membership = gallery_member_set(gallery=gallery, by=request.user, **form.cleaned_data)
+            membership = gallery_member_set(gallery=gallery, acting_user=request.user, **form.cleaned_data)
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -298,7 +369,7 @@ def gallery_member_add(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def gallery_member_delete(request: HttpRequest, public_id: str, user_id: int) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
-    gallery_member_remove(gallery=gallery, by=request.user, user_id=user_id)
+    gallery_member_remove(gallery=gallery, acting_user=request.user, user_id=user_id)
     messages.success(request, "Member removed.")
     return redirect("gallery-edit", public_id=gallery.public_id)
 
@@ -308,7 +379,7 @@ def gallery_member_delete(request: HttpRequest, public_id: str, user_id: int) ->
 def gallery_remove(request: HttpRequest, public_id: str) -> HttpResponse:
     gallery = _owned_gallery_or_404(request, public_id)
     title = gallery.title
-    gallery_delete(gallery=gallery, by=request.user)
+    gallery_delete(gallery=gallery, acting_user=request.user)
     messages.success(request, f"Gallery “{title}” and its photos were deleted.")
     return redirect("gallery-list")
 
@@ -322,7 +393,7 @@ def gallery_retry_failed(request: HttpRequest, public_id: str) -> HttpResponse:
         for photo in gallery.photos.filter(status=Photo.Status.FAILED)
         if selectors.photo_can_manage(request.user, photo)
     ]
-    count = photo_requeue_failed(photos=Photo.objects.filter(pk__in=manageable))
+    count = jobs.retry_failed(photos=Photo.objects.filter(pk__in=manageable))
     messages.success(request, f"{count} photo{'s' if count != 1 else ''} queued again.")
     return redirect(gallery)
 
@@ -344,7 +415,7 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
         return JsonResponse({"ok": False, "error": "Send exactly one file, in the field “file”."}, status=400)
     upload = files[0]
     try:
-        outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+        outcome = photo_upload(acting_user=request.user, gallery=gallery, file=upload, filename=upload.name)
     except UploadRefused as refusal:
         return JsonResponse({"ok": False, "error": str(refusal)}, status=400)
     finally:
@@ -360,18 +431,25 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
     return JsonResponse(body, status=200 if outcome.duplicate else 201)
 
 
+@functools.lru_cache(maxsize=8)
+def _recaption_fields(model_versions: tuple[tuple[int, str], ...]) -> dict[str, str]:
+    """The "Caption again" form's fields as HTML, by name. They are the same for every photo and everyone who may
+    re-caption, given the models on offer (`model_versions`: each one's id and name, in the form's order), so they
+    are rendered once per process: rendering their widgets took a fifth of the photo page."""
+    form = RecaptionForm()
+    return {name: str(form[name]) for name in form.fields}
+
+
 @require_GET
 def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     language = caption_language(request)
-    caption = selectors.caption_current(photo)
+    # The history holds the current caption: one query for both.
+    history = list(selectors.caption_history(photo))
+    caption = next((item for item in history if item.is_current), None)
     translation = None
     if caption and language != SOURCE_LANGUAGE:
-        translation = (
-            translation_request(caption=caption, language=language)
-            if request.user.is_authenticated
-            else selectors.translation_get(caption=caption, language=language)
-        )
+        translation = selectors.translation_get(caption=caption, language=language)
     can_manage = selectors.photo_can_manage(request.user, photo)
     return render(
         request,
@@ -380,7 +458,9 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "photo": photo,
             "gallery": photo.gallery,
             "caption": caption,
-            "history": selectors.caption_history(photo),
+            "unsure": caption_unsure_notice(caption),
+            "alt": photo_alt_text(photo, caption),
+            "history": history,
             "translation": translation,
             "translations": caption.translations.all() if caption else [],
             "language": language,
@@ -388,9 +468,29 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "can_manage": can_manage,
             "sees_original": selectors.photo_sees_original(request.user, photo),
             "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
-            "recaption_form": RecaptionForm() if can_manage else None,
+            "recaption_fields": (
+                _recaption_fields(tuple(selectors.model_version_list().values_list("pk", "name")))
+                if can_manage
+                else None
+            ),
+            "can_choose_cover": selectors.gallery_can_edit(request.user, photo.gallery),
+            "is_cover": photo.gallery.cover_photo_id == photo.pk,
         },
     )
+
+
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "captioning/model_list.html", {"model_versions": selectors.model_version_list()})
+
+
+@require_GET
+def model_detail(request: HttpRequest, model_version_id: int) -> HttpResponse:
+    """What captions the photos: public, like the captions that link here."""
+    model_version = selectors.model_version_list().filter(pk=model_version_id).first()
+    if model_version is None:
+        raise Http404("No such model")
+    return render(request, "captioning/model_detail.html", {"facts": model_version_facts(model_version)})
 
 
 @require_GET
@@ -412,7 +512,7 @@ def photo_caption_update(request: HttpRequest, photo_uuid) -> HttpResponse:
     form = CaptionEditForm(request.POST)
     if form.is_valid():
         try:
-            photo_caption_edit(photo=photo, by=request.user, text=form.cleaned_data["text"])
+            photo_caption_edit(photo=photo, acting_user=request.user, text=form.cleaned_data["text"])
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -435,7 +535,10 @@ def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
         return redirect(photo)
     try:
         photo_recaption(
-            photo=photo, by=request.user, model_version=form.cleaned_data["model_version"], decoding=form.decoding()
+            photo=photo,
+            acting_user=request.user,
+            model_version=form.cleaned_data["model_version"],
+            decoding=form.decoding(),
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
@@ -449,7 +552,7 @@ def photo_recaption_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     try:
-        photo_retry(photo=photo, by=request.user)
+        photo_retry(photo=photo, acting_user=request.user)
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
@@ -462,9 +565,18 @@ def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     gallery = photo.gallery
-    photo_delete(photo=photo, by=request.user)
+    photo_delete(photo=photo, acting_user=request.user)
     messages.success(request, "Photo deleted.")
     return redirect(gallery)
+
+
+@login_required
+@require_POST
+def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
+    photo = _photo_or_404(request, photo_uuid)
+    gallery_cover_set(gallery=photo.gallery, photo=photo, acting_user=request.user)
+    messages.success(request, f"This photo is now the cover of “{photo.gallery.title}”.")
+    return redirect(photo)
 
 
 @login_required
@@ -475,19 +587,76 @@ def photo_translate(request: HttpRequest, photo_uuid) -> HttpResponse:
     language = request.POST.get("language", "")
     if caption is None:
         raise Http404("This photo has no caption yet")
-    try:
+
+    def ask() -> dict:
         translation = translation_request(caption=caption, language=language)
         if translation is not None and translation.status == Translation.Status.FAILED and request.POST.get("retry"):
             translation = translation_retry(translation=translation)
-    except ValidationError as error:
-        if _wants_json(request):
-            return JsonResponse({"ok": False, "error": _error_text(error)}, status=400)
-        messages.error(request, _error_text(error))
-        return redirect(photo)
-    request.session[LANGUAGE_SESSION_KEY] = language
-    if _wants_json(request):
-        return JsonResponse({"ok": True, "status": translation.status if translation else "done"})
-    return redirect(photo)
+        return {"status": translation.status if translation else "done"}
+
+    return _translation_asked(request, photo, language, ask)
+
+
+def _timeline_page(request: HttpRequest, *, page: int, include_shared: bool) -> tuple[list[dict], int | None]:
+    """One page of the timeline's summaries, each with the month it falls in, and the next page's number."""
+    start = (page - 1) * TIMELINE_PAGE_SIZE
+    photos = list(
+        selectors.photo_list_timeline(acting_user=request.user, include_shared=include_shared)[
+            start : start + TIMELINE_PAGE_SIZE + 1
+        ]
+    )
+    next_page = page + 1 if len(photos) > TIMELINE_PAGE_SIZE else None
+    photos = photos[:TIMELINE_PAGE_SIZE]
+    language = caption_language(request)
+    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    translations = selectors.translation_map(captions, language) if language != SOURCE_LANGUAGE and captions else {}
+    links = PhotoLinks()
+    summaries = []
+    for photo in photos:
+        # EXIF times are stored as the camera's wall clock (in UTC); upload times are shown in the site's zone.
+        shown_at = photo.taken_at or timezone.localtime(photo.created_at)
+        summaries.append(
+            {
+                **photo_summary(photo, language, translations, links),
+                "month": shown_at.strftime("%Y-%m"),
+                "month_label": date_format(shown_at, "F Y"),
+            }
+        )
+    return summaries, next_page
+
+
+def _months(summaries: list[dict]) -> list[dict]:
+    """Consecutive summaries grouped by month, in order: [{"month", "label", "photos"}]."""
+    months: list[dict] = []
+    for summary in summaries:
+        if not months or months[-1]["month"] != summary["month"]:
+            months.append({"month": summary["month"], "label": summary["month_label"], "photos": []})
+        months[-1]["photos"].append(summary)
+    return months
+
+
+@login_required
+@require_GET
+def timeline(request: HttpRequest) -> HttpResponse:
+    """All photos of your library (and, with ?shared=1, of the galleries shared with you) by date taken, a month
+    at a time; the next photos load as the end scrolls into view (or with the "More photos" link)."""
+    include_shared = request.GET.get("shared") == "1"
+    page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _timeline_page(request, page=page, include_shared=include_shared)
+    return render(
+        request,
+        "captioning/timeline.html",
+        {"months": _months(summaries), "next_page": next_page, "include_shared": include_shared, "page": page},
+    )
+
+
+@login_required
+@require_GET
+def timeline_page(request: HttpRequest) -> JsonResponse:
+    """?page=N of the timeline as JSON (?shared=1 as on the page): `photos` with their `month`, and `next_page`."""
+    page, _pages = _grid_pages(request.GET)
+    summaries, next_page = _timeline_page(request, page=page, include_shared=request.GET.get("shared") == "1")
+    return JsonResponse({"photos": summaries, "next_page": next_page})
 
 
 @require_GET
@@ -514,17 +683,40 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "captioning/search.html", context)
 
 
+@require_GET
+def translation_help(request: HttpRequest) -> HttpResponse:
+    """What is translated, by whom, and how an administrator turns a translation service on."""
+    provider = translation_provider()
+    return render(
+        request,
+        "captioning/translation_help.html",
+        {
+            "provider": provider,
+            "provider_host": provider_host(provider) if provider else "",
+            "providers": [(code, name, host) for code, (name, host) in PROVIDERS.items()],
+            "languages": [(code, language_name(code)) for code in translatable_languages()],
+            "stored_languages": [name for code, name in offered_languages(request) if code != SOURCE_LANGUAGE],
+        },
+    )
+
+
 # Files ---------------------------------------------------------------------------------------------------
 
 
-def file_response(file_field, content_type: str, *, download_name: str | None = None) -> FileResponse:
+def file_response(file_field, content_type: str, *, download_name: str | None = None) -> HttpResponse:
+    """The file, streamed from its store, or with MEDIA_SIGNED_URL_SECONDS set, a redirect to a short-lived signed
+    URL of it in the object store. Called only after the permission check."""
+    if not file_field:
+        raise Http404("The file is missing")
+    if settings.MEDIA_SIGNED_URL_SECONDS and is_object_store(file_field.storage):
+        response = HttpResponseRedirect(media_signed_url(file_field, content_type, download_name=download_name))
+        # Never kept longer than the URL works, and never by a shared cache: the URL lets anyone read the file.
+        response["Cache-Control"] = f"private, max-age={settings.MEDIA_SIGNED_URL_SECONDS // 2}"
+        return response
     try:
-        handle = file_field.open("rb")
-    except (FileNotFoundError, ValueError):
+        response = media_file_response(file_field, content_type, download_name=download_name)
+    except FileNotFoundError:
         raise Http404("The file is missing") from None
-    response = FileResponse(
-        handle, content_type=content_type, as_attachment=download_name is not None, filename=download_name or ""
-    )
     response["Cache-Control"] = "private, max-age=3600"
     # Even if a file were not what it seems, a browser must not run it as a page.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
@@ -533,19 +725,19 @@ def file_response(file_field, content_type: str, *, download_name: str | None = 
 
 
 @require_GET
-def photo_thumbnail(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_thumbnail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     return file_response(photo.thumbnail, "image/webp")
 
 
 @require_GET
-def photo_image(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_image(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = _photo_or_404(request, photo_uuid)
     return file_response(photo.display_image, "image/webp")
 
 
 @require_GET
-def photo_original(request: HttpRequest, photo_uuid) -> FileResponse:
+def photo_original(request: HttpRequest, photo_uuid) -> HttpResponse:
     """The uploaded file for its owner; for everyone else the copy without metadata (no GPS)."""
     photo = _photo_or_404(request, photo_uuid)
     stem = (photo.original_filename.rsplit(".", 1)[0] if photo.original_filename else str(photo.uuid)) or "photo"

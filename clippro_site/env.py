@@ -63,3 +63,23 @@ def secret_key_from_file(path: Path) -> str:
     if not key:
         raise ImproperlyConfigured(f"{path} is empty: delete it (a new key is made) or set SECRET_KEY")
     return key
+
+
+def object_store_options(
+    *, bucket: str, endpoint_url: str = "", region: str = "", prefix: str = "", addressing_style: str = ""
+) -> dict:
+    """django-storages' S3Storage options for the media bucket: private objects, names kept as given (every
+    photo's folder is a fresh uuid, so nothing is overwritten; a name that stays the same lets the media move
+    between stores), files read into memory, never spooled to a local disk."""
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint_url or None,  # None: AWS S3
+        "region_name": region or None,
+        "location": prefix,
+        "addressing_style": addressing_style or None,  # "path" for stores without bucket subdomains
+        "default_acl": None,  # the bucket's own (private): nothing is public
+        "querystring_auth": True,
+        "file_overwrite": True,
+        "max_memory_size": 0,
+        "signature_version": "s3v4",
+    }

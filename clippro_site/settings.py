@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clippro_site.env import env_bool, env_int, env_list, env_str, secret_key_from_file
+from clippro_site.env import env_bool, env_int, env_list, env_str, object_store_options, secret_key_from_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -152,6 +152,27 @@ STORAGES = {
 }
 # Uploaded files are never served from a public URL: views check permissions first.
 MEDIA_ROOT = DATA_DIR / "media"
+# Media in an S3-compatible object store (AWS S3, MinIO, Cloudflare R2) through django-storages, when a bucket is
+# named; keys come from boto3's own sources (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance
+# role). Web servers and workers then need no shared file system: they read photos through the storage API.
+MEDIA_BUCKET = env_str("AWS_STORAGE_BUCKET_NAME", "")
+# 0: the web server streams each file from the store after its permission check. N > 0: it redirects to a URL
+# signed for N seconds instead (less traffic through the web server; anyone holding the URL can fetch the file
+# until it expires).
+MEDIA_SIGNED_URL_SECONDS = env_int("MEDIA_SIGNED_URL_SECONDS", 0)
+if MEDIA_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": object_store_options(
+            bucket=MEDIA_BUCKET,
+            endpoint_url=env_str("AWS_S3_ENDPOINT_URL", ""),
+            region=env_str("AWS_S3_REGION_NAME", ""),
+            prefix=env_str("AWS_LOCATION", ""),
+            addressing_style=env_str("AWS_S3_ADDRESSING_STYLE", ""),
+        ),
+    }
+elif MEDIA_SIGNED_URL_SECONDS:
+    raise ImproperlyConfigured("MEDIA_SIGNED_URL_SECONDS needs an object store: set AWS_STORAGE_BUCKET_NAME")
 # Without `collectstatic` (one machine, laptops, tests), whitenoise serves static files straight from the
 # source folders, so `make run` works from a fresh clone; production serves collected, hashed, compressed files.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
@@ -278,8 +299,8 @@ AXES_LOCKOUT_CALLABLE = "captioning.sign_in.lockout_response"
 AXES_VERBOSE = False  # no banner on every manage.py command
 AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records; the cache handler keeps none
 
-# Captioning (captioning/services/captioning.py). A worker renews its claim on the photos of the batch it runs
-# every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (the worker was
+# Captioning (captioning/jobs.py, captioning/services/worker.py). A worker renews its claim on the photos of the
+# batch it runs every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (it was
 # killed) and the sweep (every minute) hands it on: lease + one minute < 2 minutes from death to pickup.
 # What `make run` captions with (captioning/services/model_preparation.py): a catalogue name (mlcore/catalogue.json),
 # "demo", a registered model's name or a checkpoint directory. Without internet it falls back to the demo model.
@@ -315,14 +336,18 @@ DEEPL_API_KEY = env_str("DEEPL_API_KEY", "")
 DEEPL_USE_FREE_API = env_bool("DEEPL_USE_FREE_API", True)
 MICROSOFT_TRANSLATOR_KEY = env_str("MICROSOFT_TRANSLATOR_KEY", "")
 MICROSOFT_TRANSLATOR_REGION = env_str("MICROSOFT_TRANSLATOR_REGION", "")
-# google (no key), deepl or microsoft; by default the first whose key is set, else google.
+# Which outside service translates caption text: none by default, so no caption leaves this server until an admin
+# chooses one. google (no key), deepl or microsoft; setting DeepL's or Microsoft's key chooses that service.
 TRANSLATION_PROVIDER = env_str(
-    "TRANSLATION_PROVIDER", "deepl" if DEEPL_API_KEY else "microsoft" if MICROSOFT_TRANSLATOR_KEY else "google"
+    "TRANSLATION_PROVIDER", "deepl" if DEEPL_API_KEY else "microsoft" if MICROSOFT_TRANSLATOR_KEY else ""
 )
-if TRANSLATION_PROVIDER not in {"google", "deepl", "microsoft"}:
-    raise ImproperlyConfigured(f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft")
+if TRANSLATION_PROVIDER not in {"", "google", "deepl", "microsoft"}:
+    raise ImproperlyConfigured(
+        f"TRANSLATION_PROVIDER={TRANSLATION_PROVIDER!r}: use google, deepl or microsoft, or leave it empty for none"
+    )
 TRANSLATION_TIMEOUT_SECONDS = env_int("TRANSLATION_TIMEOUT_SECONDS", 10)
-# Where the provider is reached; empty means deep-translator's own address (set for a proxy or a mirror).
+# Where the provider is reached; empty means its public address (captioning/translators.py). Set for a proxy or a
+# mirror.
 TRANSLATION_SERVICE_URL = env_str("TRANSLATION_SERVICE_URL", "")
 
 LOGGING = {

@@ -11,6 +11,7 @@ from mlcore.checkpoint import load_checkpoint
 from mlcore.devices import default_batch_size, inference_context, resolve_device
 from mlcore.encoder import ClipEncoder
 from mlcore.errors import CheckpointError
+from mlcore.familiarity import FamiliarityReference, FamiliarityScore, familiarity_scores, load_reference
 from mlcore.generate import DecodingOptions, generate
 from mlcore.model import CaptionerConfig, ClipCaptionModel, stop_token_id
 
@@ -37,6 +38,7 @@ class Captioner:
         checkpoint_dir: Path | None = None,
         encoder: ClipEncoder | None = None,
         int8: bool = False,
+        familiarity_reference: FamiliarityReference | None = None,
     ):
         if int8 and device.type != "cpu":
             raise ValueError(f"int8 captioning is for CPUs; on {device.type} the captioner uses bf16/fp16 instead")
@@ -48,6 +50,7 @@ class Captioner:
         self.stop_token_id = stop_token_id(tokenizer, config.stop_token)
         self._encoder = encoder
         self.int8 = int8
+        self.familiarity_reference = familiarity_reference
 
     @classmethod
     def load(
@@ -63,7 +66,15 @@ class Captioner:
         config, model, tokenizer = load_checkpoint(checkpoint)
         if clip_model:
             config = replace(config, clip_model=clip_model)
-        return cls(config, model, tokenizer, resolve_device(device), checkpoint_dir=checkpoint, int8=int8)
+        return cls(
+            config,
+            model,
+            tokenizer,
+            resolve_device(device),
+            checkpoint_dir=checkpoint,
+            int8=int8,
+            familiarity_reference=load_reference(checkpoint),
+        )
 
     @property
     def encoder(self) -> ClipEncoder:
@@ -86,6 +97,11 @@ class Captioner:
     def embed(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
         """CLIP image embeddings, [N, D] float32 on the CPU (not normalised: the mapper was trained on these)."""
         return self.encoder.encode_images(images, batch_size=batch_size)
+
+    def familiarity(self, embeddings: torch.Tensor) -> list[FamiliarityScore]:
+        """How close each image embedding [N, D] is to the training images, and whether the model is confident
+        about it (mlcore.familiarity); unknown (None) and confident when the checkpoint has no reference sample."""
+        return familiarity_scores(self.familiarity_reference, embeddings)
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.encoder.encode_texts(texts)

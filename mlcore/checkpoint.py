@@ -5,6 +5,7 @@ A checkpoint is a directory:
     model.safetensors    the mapper's weights, plus GPT-2's when they are part of the model
     tokenizer/           the tokenizer, so captions decode the same wherever the checkpoint goes
     clip/                optional: a local CLIP model the config names as `local-dir:clip`
+    familiarity.safetensors  optional: a sample of training embeddings (mlcore.familiarity)
 Nothing is ever unpickled: weights are safetensors, everything else JSON.
 """
 
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, PreTrainedTokenizerBase
 
 from mlcore.errors import CheckpointError
+from mlcore.familiarity import FamiliarityReference, save_reference
 from mlcore.mapping import MapperConfig
 from mlcore.model import (
     CLIPCAP_MAX_LENGTH,
@@ -48,6 +50,7 @@ def save_checkpoint(
     directory: str | Path,
     config: CaptionerConfig | None = None,
     local_clip_dir: str | Path | None = None,
+    familiarity: FamiliarityReference | None = None,
 ) -> Path:
     """Writes a checkpoint directory atomically: a crash mid-save never leaves a half-written checkpoint."""
     directory = Path(directory)
@@ -59,6 +62,8 @@ def save_checkpoint(
     if local_clip_dir is not None:
         shutil.copytree(local_clip_dir, staging / LOCAL_CLIP_DIR)
     tokenizer.save_pretrained(staging / TOKENIZER_DIR)
+    if familiarity is not None:
+        save_reference(familiarity, staging)
     save_file(_weights_to_save(model, config), staging / WEIGHTS_FILE, metadata={"format": "pt"})
     (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     if directory.exists():
@@ -159,12 +164,14 @@ def import_clipcap(
     clip_model: str | None = None,
     normalize_prefix: bool | None = None,
     num_heads: int | None = None,
+    trained_on: str | None = None,
 ) -> CaptionerConfig:
     """Converts one of ClipCap's released `.pt` state dicts into a checkpoint directory.
 
     The layout is read from the tensors: the MLP releases (`coco_weights.pt`, `conceptual_weights.pt`:
     prefix 10, ViT-B/32) and the Transformer release (prefix 40, clip length 40, 8 layers, RN50x4 with
-    640-d input, L2-normalised prefix). Defaults follow those releases; each can be overridden.
+    640-d input, L2-normalised prefix). Defaults follow those releases; each can be overridden. `trained_on`
+    says in words what the release was trained on (the weights do not tell).
     """
     weights_path = Path(weights_path)
     if not weights_path.is_file():
@@ -197,6 +204,7 @@ def import_clipcap(
         stop_token=".",
         origin=f"{CLIPCAP_ORIGIN}{weights_path.name}",
         max_length=CLIPCAP_MAX_LENGTH,
+        training={"trained_on": trained_on} if trained_on else {},
     )
     model = ClipCaptionModel(config, build_gpt2(config.gpt2_config))
     _load_weights(model, state, expect_gpt2=True, origin=str(weights_path))

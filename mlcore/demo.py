@@ -30,6 +30,7 @@ from mlcore.coco import CocoImageFile, read_caption_annotations
 from mlcore.data import EmbeddingSet
 from mlcore.encoder import LOCAL_DIR_PREFIX, ClipEncoder
 from mlcore.evaluate import caption_metrics
+from mlcore.familiarity import load_reference
 from mlcore.generate import DecodingOptions
 from mlcore.shapes import ShapeSample, caption_names_every_object, generate_shapes_dataset
 from mlcore.shards import encode_images_to_shards, merge_shards
@@ -39,6 +40,9 @@ from mlcore.train import TrainingOptions, train
 DEMO_REPORT_FILE = "demo_report.json"
 # Told what the build is doing, in words ("training the demo CLIP"), and the share of that stage done.
 ProgressCallback = Callable[[str, float], None]
+
+# What the model page and the "Unsure" notice say the demo was trained on.
+DEMO_TRAINED_ON = "synthetic pictures of coloured shapes (circles, squares, triangles, stars) on plain backgrounds"
 # A 128-d embedding holds more of which colour goes with which shape than clip_training's 64-d default.
 DEMO_CAPTIONER_CLIP_SPEC = replace(DEMO_CLIP_SPEC, embed_dim=128)
 
@@ -196,7 +200,7 @@ def build_demo_model(
                 warmup_steps=50,
                 seed=seed,
                 progress=progress,
-                extra_metadata={"demo": size},
+                extra_metadata={"demo": size, "trained_on": DEMO_TRAINED_ON},
             ),
             log=log,
             on_step=captioner_steps,
@@ -233,10 +237,11 @@ def _encode_split(encoder: ClipEncoder, dataset_dir: Path, split: str, out: Path
 
 
 def _save_self_contained(checkpoint: Path, clip_dir: Path, out: Path) -> None:
-    """Re-saves a checkpoint with its CLIP inside, named relative to the checkpoint (`local-dir:clip`)."""
+    """Re-saves a checkpoint with its CLIP inside, named relative to the checkpoint (`local-dir:clip`), and the
+    familiarity reference training stored."""
     config, model, tokenizer = load_checkpoint(checkpoint)
     config = replace(config, clip_model=f"{LOCAL_DIR_PREFIX}clip")
-    save_checkpoint(model, tokenizer, out, config, local_clip_dir=clip_dir)
+    save_checkpoint(model, tokenizer, out, config, local_clip_dir=clip_dir, familiarity=load_reference(checkpoint))
 
 
 def evaluate_demo(

@@ -52,6 +52,7 @@ class WeightsSource:
 class CatalogueEntry:
     name: str
     description: str
+    trained_on: str
     weights_file: str
     weights_sha256: str | None
     weights_sources: tuple[WeightsSource, ...]
@@ -66,6 +67,7 @@ class CatalogueEntry:
         return cls(
             name=name,
             description=values["description"],
+            trained_on=values["trained_on"],
             weights_file=weights["file_name"],
             weights_sha256=weights.get("sha256"),
             weights_sources=tuple(WeightsSource(**source) for source in weights["sources"]),
@@ -142,6 +144,7 @@ def install_pretrained(
         tokenizer_source=gpt2_source,
         clip_model=clip_source or entry.clip_model,
         num_heads=_gpt2_heads(Path(gpt2_source)),
+        trained_on=entry.trained_on,
     )
     return records
 

@@ -25,6 +25,7 @@ from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.data import EmbeddingSet
 from mlcore.devices import autocast_dtype, resolve_device
 from mlcore.errors import DataError
+from mlcore.familiarity import build_reference
 from mlcore.mapping import MapperConfig
 from mlcore.model import CaptionerConfig, ClipCaptionModel, gpt2_config_dict, load_gpt2, load_tokenizer
 from mlcore.training_log import MetricsLog
@@ -280,6 +281,9 @@ def train(
     else:
         model, tokenizer = build_model(options, train_set.clip_model, train_set.embedding_size)
         config = model.config
+    # Stored in every checkpoint saved below, so the captioner can tell photos unlike its training images.
+    familiarity = build_reference(train_set.embeddings, val_set.embeddings if val_set else None, seed=options.seed)
+    trained_on = describe_training_data(train_set, options.data)
     max_tokens = options.max_caption_tokens or (model.gpt.config.n_positions - config.prefix_length)
     train_captions = tokenize_captions(train_set, tokenizer, max_tokens)
     val_captions = tokenize_captions(val_set, tokenizer, max_tokens) if val_set else None
@@ -379,12 +383,12 @@ def train(
                 val_loss=val_loss,
                 data=str(options.data),
                 options=_json_ready(asdict(options)),
-                **options.extra_metadata,
+                **{"trained_on": trained_on, **options.extra_metadata},
             )
-            save_checkpoint(model, tokenizer, options.latest_dir, config)
+            save_checkpoint(model, tokenizer, options.latest_dir, config, familiarity=familiarity)
             save_training_state(options.latest_dir, optimizer, scheduler, progress, noise_generator)
             if improved:
-                save_checkpoint(model, tokenizer, options.best_dir, config)
+                save_checkpoint(model, tokenizer, options.best_dir, config, familiarity=familiarity)
             metrics.plot()
         if options.max_steps and progress["step"] >= options.max_steps:
             break
@@ -427,6 +431,14 @@ def validation_loss(
             total += float(caption_loss(model, tokens, lengths, embeddings, reduction="sum"))
             count += int(lengths.sum())
     return total / count
+
+
+def describe_training_data(dataset: EmbeddingSet, path: Path) -> str:
+    """What a model was trained on, in words for its page: images, captions, and the file they came from."""
+    details = ", ".join(value for key in ("dataset", "captions") if (value := dataset.metadata.get(key)))
+    return f"{len(dataset):,} images with {len(dataset.captions):,} captions from {path.name}" + (
+        f" ({details})" if details else ""
+    )
 
 
 def _json_ready(values: dict) -> dict:

@@ -1,4 +1,4 @@
-// CLIP-Pro pages: uploads with per-file progress, live captioning status, the language picker.
+// CLIP-Pro pages: uploads with per-file progress, live captioning status, the timeline, the full-screen viewer.
 // Plain JavaScript, no framework; every page works without it, only less live.
 (function () {
   "use strict";
@@ -31,10 +31,24 @@
     request.send();
   }
 
-  // Language picker: choosing a language reloads the page with ?lang= (remembered for the session).
-  document.querySelectorAll("[data-language-picker] select").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
-  });
+  function postForm(url, body, done) {
+    var request = new XMLHttpRequest();
+    request.open("POST", url);
+    request.setRequestHeader("Accept", "application/json");
+    request.setRequestHeader("X-CSRFToken", csrfToken());
+    request.onload = function () {
+      try { done(JSON.parse(request.responseText)); } catch (error) { done(null); }
+    };
+    request.onerror = function () { done(null); };
+    request.send(body);
+  }
+
+  // "IMG_20240612_183455_holiday.jpg" -> "IMG_20240612…_holiday.jpg": the start and the extension tell files apart.
+  function shortenMiddle(text, length) {
+    if (text.length <= length) return text;
+    var tail = Math.floor((length - 1) / 2);
+    return text.slice(0, length - 1 - tail) + "…" + text.slice(text.length - tail);
+  }
 
   // Forms that destroy something ask first.
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
@@ -57,14 +71,18 @@
   function buildTile(photo) {
     var tile = element("li", "tile tile--" + photo.status);
     tile.setAttribute("data-photo", photo.id);
+    tile.setAttribute("data-image", photo.image);
     var link = element("a", "tile__image");
     link.href = photo.url;
+    link.setAttribute("data-viewer-link", "");
     var image = element("img");
     image.src = photo.thumbnail;
-    image.alt = photo.caption || photo.name || "";
+    image.alt = photo.alt || photo.name || "";
     image.loading = "lazy";
     link.appendChild(image);
     var body = element("div", "tile__body");
+    var unsure = element("p", "tile__unsure");
+    unsure.setAttribute("data-unsure", "");
     var caption = element("p", "tile__caption");
     caption.setAttribute("data-caption", "");
     var status = element("p", "tile__status");
@@ -75,6 +93,7 @@
     status.appendChild(badge);
     status.appendChild(document.createTextNode(" "));
     status.appendChild(error);
+    body.appendChild(unsure);
     body.appendChild(caption);
     body.appendChild(status);
     tile.appendChild(link);
@@ -84,13 +103,31 @@
 
   function updateTile(tile, photo) {
     tile.className = "tile tile--" + photo.status;
+    // A guess about a photo unlike the model's training images is marked as one, and is never the alt text.
+    var unsure = tile.querySelector("[data-unsure]");
+    unsure.textContent = photo.unsure ? photo.unsure + " Its guess:" : "";
+    unsure.hidden = !photo.unsure;
     tile.querySelector("[data-caption]").textContent = tileText(photo);
     var badge = tile.querySelector("[data-status]");
     badge.className = "status status--" + photo.status;
     badge.textContent = photo.translation_status === "pending" && photo.status === "captioned" ? "Translating…" : photo.status_label;
     tile.querySelector("[data-error]").textContent = photo.status === "failed" ? photo.error : "";
     var image = tile.querySelector("img");
-    if (image && photo.caption) image.alt = photo.caption;
+    if (image && photo.alt) image.alt = photo.alt;
+    updateUploadRow(photo);
+  }
+
+  // An upload's row follows its photo: "Uploaded — captioning queued" turns to "Captioned" (or the failure).
+  function updateUploadRow(photo) {
+    var row = document.querySelector('[data-upload-photo="' + photo.id + '"]');
+    if (!row) return;
+    if (photo.status === "captioned") {
+      row.className = "upload upload--captioned";
+      row.querySelector(".upload__result").textContent = "Captioned";
+    } else if (photo.status === "failed") {
+      row.className = "upload upload--refused";
+      row.querySelector(".upload__result").textContent = "Captioning failed: " + photo.error;
+    }
   }
 
   function showPhoto(photo) {
@@ -105,52 +142,83 @@
     updateTile(tile, photo);
   }
 
-  // The grid arrives with its first page of photos; the next pages come as its end scrolls into view, and the
-  // status poll asks for every page shown so far.
+  // A list that arrives with its first page of photos and gets the next ones as its "More photos" link scrolls
+  // into view (or is clicked). `urlFor(page)` is the JSON address of a page, `place(photo)` the list a tile goes in,
+  // `loaded()` is told of each page added.
+  function loadPagesOnScroll(link, urlFor, place, loaded) {
+    var loading = false;
+    var observer = null;
+
+    function loadNext() {
+      if (!link || loading) return;
+      loading = true;
+      getJson(urlFor(link.getAttribute("data-page")), function (data) {
+        loading = false;
+        if (!data) return;
+        data.photos.forEach(function (photo) {
+          if (document.querySelector('.tile[data-photo="' + photo.id + '"]')) return;
+          var tile = buildTile(photo);
+          place(photo).appendChild(tile);
+          updateTile(tile, photo);
+        });
+        loaded();
+        if (data.next_page) {
+          link.setAttribute("data-page", String(data.next_page));
+          link.href = link.href.replace(/page=\d+/, "page=" + data.next_page);
+          if (observer) {  // observed anew, so a link still in view loads the page after too
+            observer.unobserve(link);
+            observer.observe(link);
+          }
+        } else {
+          link.parentNode.remove();
+          link = null;
+        }
+      });
+    }
+
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      loadNext();
+    });
+    if ("IntersectionObserver" in window) {
+      observer = new IntersectionObserver(function (entries) {
+        if (entries.some(function (entry) { return entry.isIntersecting; })) loadNext();
+      }, { rootMargin: "800px" });
+      observer.observe(link);
+    }
+  }
+
+  // The gallery grid's status poll asks for every page shown so far.
   var firstPage = grid ? grid.getAttribute("data-page") || "1" : "1";
   var pagesShown = 1;
   var more = document.querySelector("[data-more-photos]");
-  var loadingMore = false;
-  var moreObserver = null;
-
-  function loadMorePhotos() {
-    if (!more || loadingMore) return;
-    loadingMore = true;
-    getJson(grid.getAttribute("data-status-url") + "?page=" + more.getAttribute("data-page"), function (data) {
-      loadingMore = false;
-      if (!data) return;
-      data.photos.forEach(function (photo) {
-        if (grid.querySelector('[data-photo="' + photo.id + '"]')) return;
-        var tile = buildTile(photo);
-        grid.appendChild(tile);
-        updateTile(tile, photo);
-      });
-      pagesShown += 1;
-      if (data.next_page) {
-        more.setAttribute("data-page", String(data.next_page));
-        more.href = "?page=" + data.next_page;
-        if (moreObserver) {  // observed anew, so a link still in view loads the page after too
-          moreObserver.unobserve(more);
-          moreObserver.observe(more);
-        }
-      } else {
-        more.parentNode.remove();
-        more = null;
-      }
-    });
+  if (grid && more) {
+    loadPagesOnScroll(
+      more,
+      function (page) { return grid.getAttribute("data-status-url") + "?page=" + page; },
+      function () { return grid; },
+      function () { pagesShown += 1; }
+    );
   }
 
-  if (grid && more) {
-    more.addEventListener("click", function (event) {
-      event.preventDefault();
-      loadMorePhotos();
+  // Captions shown in another language: the page asks (POST) for the translations it lacks, for the pages shown,
+  // and polls until they are there. A request that adds none stops the asking (nothing more can be done).
+  var translateForm = document.querySelector("[data-translate-captions]");
+  var askingTranslations = false;
+
+  function askForMissingTranslations(photos) {
+    if (!translateForm || askingTranslations) return;
+    var missing = photos.some(function (photo) { return photo.caption && !photo.translation_status; });
+    if (!missing) return;
+    askingTranslations = true;
+    var body = new FormData(translateForm);
+    body.set("page", firstPage);
+    body.set("pages", String(pagesShown));
+    postForm(translateForm.getAttribute("action"), body, function (data) {
+      askingTranslations = false;
+      if (!data || !data.requested) translateForm = null;
+      startPolling();
     });
-    if ("IntersectionObserver" in window) {
-      moreObserver = new IntersectionObserver(function (entries) {
-        if (entries.some(function (entry) { return entry.isIntersecting; })) loadMorePhotos();
-      }, { rootMargin: "800px" });
-      moreObserver.observe(more);
-    }
   }
 
   function pollGrid() {
@@ -160,6 +228,7 @@
       if (data) {
         data.photos.slice().reverse().forEach(showPhoto);
         grid.setAttribute("data-busy", String(data.busy));
+        askForMissingTranslations(data.photos);
       }
       polling = data && data.busy === 0 ? null : window.setTimeout(pollGrid, POLL_MS);
     });
@@ -186,7 +255,8 @@
     function addFiles(files) {
       Array.prototype.forEach.call(files, function (file) {
         var row = element("li", "upload upload--waiting");
-        var name = element("span", "upload__name", file.name);
+        var name = element("span", "upload__name", shortenMiddle(file.name, 32));
+        name.title = file.name;
         var bar = element("progress", "upload__bar");
         bar.max = 100;
         bar.value = 0;
@@ -225,6 +295,7 @@
         try { data = JSON.parse(request.responseText); } catch (error) { data = null; }
         if (data && data.ok) {
           finish(item, data.duplicate ? "duplicate" : "done", data.message);
+          if (!data.duplicate) item.row.setAttribute("data-upload-photo", data.photo.id);
           showPhoto(data.photo);
           startPolling();
         } else {
@@ -264,9 +335,169 @@
     });
   }
 
+  // Timeline: the next photos come as its end scrolls into view, each into its month's section -------------------
+  var timeline = document.querySelector("[data-timeline]");
+  var moreTimeline = document.querySelector("[data-more-timeline]");
+
+  function timelineMonth(photo) {
+    var sections = timeline.querySelectorAll("[data-month]");
+    var last = sections[sections.length - 1];
+    if (last && last.getAttribute("data-month") === photo.month) return last.querySelector("[data-photo-list]");
+    var section = element("section", "timeline__month");
+    section.setAttribute("data-month", photo.month);
+    section.appendChild(element("h2", "timeline__title", photo.month_label));
+    var list = element("ul", "photo-grid photo-grid--dense");
+    list.setAttribute("data-photo-list", "");
+    section.appendChild(list);
+    timeline.appendChild(section);
+    return list;
+  }
+
+  if (timeline && moreTimeline) {
+    loadPagesOnScroll(
+      moreTimeline,
+      function (page) {
+        var url = timeline.getAttribute("data-page-url");
+        return url + (url.indexOf("?") === -1 ? "?" : "&") + "page=" + page;
+      },
+      timelineMonth,
+      function () {}
+    );
+  }
+
+  // Viewer: any grid's photo opens full screen, with its caption and state beside it --------------------------
+  // Previous/next with the arrow keys, the buttons or a swipe; Z or a click on the photo zooms; Esc closes.
+  // Without JavaScript (or with Ctrl/Cmd-click) the tile's link opens the photo page as before.
+  var viewer = null;
+  var viewerTile = null;
+  var viewerRefresh = null;
+
+  function viewerTiles() {
+    return Array.prototype.slice.call(document.querySelectorAll(".tile[data-image]"));
+  }
+
+  function buildViewer() {
+    var dialog = element("dialog", "viewer");
+    dialog.setAttribute("aria-label", "Photo viewer");
+    dialog.setAttribute("data-viewer", "");
+    dialog.innerHTML =
+      '<div class="viewer__stage" data-viewer-stage><img class="viewer__image" data-viewer-image alt=""></div>' +
+      '<aside class="viewer__side">' +
+      '<p class="viewer__position" data-viewer-position></p>' +
+      '<p class="viewer__caption" data-viewer-caption></p>' +
+      '<p class="viewer__state"><span class="status" data-viewer-status></span> <span class="tile__error" data-viewer-error></span></p>' +
+      '<p><a class="button button--small" data-viewer-open href="#">Open the photo page</a></p>' +
+      '<p class="viewer__keys muted">← → previous / next · Z zoom · Esc close</p>' +
+      "</aside>" +
+      '<div class="viewer__controls">' +
+      '<button type="button" class="viewer__button" data-viewer-prev aria-label="Previous photo">‹</button>' +
+      '<button type="button" class="viewer__button" data-viewer-next aria-label="Next photo">›</button>' +
+      '<button type="button" class="viewer__button" data-viewer-zoom aria-pressed="false" aria-label="Zoom">⤢</button>' +
+      '<button type="button" class="viewer__button" data-viewer-close aria-label="Close the viewer">×</button>' +
+      "</div>";
+    document.body.appendChild(dialog);
+    dialog.querySelector("[data-viewer-prev]").addEventListener("click", function () { stepViewer(-1); });
+    dialog.querySelector("[data-viewer-next]").addEventListener("click", function () { stepViewer(1); });
+    dialog.querySelector("[data-viewer-zoom]").addEventListener("click", toggleZoom);
+    dialog.querySelector("[data-viewer-image]").addEventListener("click", toggleZoom);
+    dialog.querySelector("[data-viewer-close]").addEventListener("click", function () { dialog.close(); });
+    dialog.addEventListener("keydown", function (event) {
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "ArrowLeft") { stepViewer(-1); event.preventDefault(); }
+      else if (event.key === "ArrowRight") { stepViewer(1); event.preventDefault(); }
+      else if (event.key === "z" || event.key === "Z") { toggleZoom(); event.preventDefault(); }
+    });
+    dialog.addEventListener("close", function () {
+      window.clearInterval(viewerRefresh);
+      document.body.classList.remove("viewer-open");
+      var link = viewerTile && viewerTile.querySelector("[data-viewer-link]");
+      if (link) link.focus();
+    });
+    var touchStart = null;
+    var stage = dialog.querySelector("[data-viewer-stage]");
+    stage.addEventListener("touchstart", function (event) {
+      if (event.touches.length === 1) touchStart = { x: event.touches[0].clientX, y: event.touches[0].clientY };
+    }, { passive: true });
+    stage.addEventListener("touchend", function (event) {
+      if (!touchStart || dialog.classList.contains("viewer--zoomed")) return;
+      var dx = event.changedTouches[0].clientX - touchStart.x;
+      var dy = event.changedTouches[0].clientY - touchStart.y;
+      touchStart = null;
+      if (Math.abs(dx) > 50 && Math.abs(dx) > 1.5 * Math.abs(dy)) stepViewer(dx < 0 ? 1 : -1);
+    });
+    return dialog;
+  }
+
+  function toggleZoom() {
+    var zoomed = viewer.classList.toggle("viewer--zoomed");
+    viewer.querySelector("[data-viewer-zoom]").setAttribute("aria-pressed", String(zoomed));
+  }
+
+  function renderViewer() {
+    var tiles = viewerTiles();
+    var index = tiles.indexOf(viewerTile);
+    var status = viewerTile.querySelector("[data-status]");
+    var link = viewerTile.querySelector("[data-viewer-link]");
+    var image = viewer.querySelector("[data-viewer-image]");
+    var source = viewerTile.getAttribute("data-image");
+    if (image.getAttribute("src") !== source) {
+      image.src = source;
+      image.alt = viewerTile.querySelector("img").alt;
+    }
+    viewer.querySelector("[data-viewer-position]").textContent = (index + 1) + " of " + tiles.length;
+    viewer.querySelector("[data-viewer-caption]").textContent = viewerTile.querySelector("[data-caption]").textContent;
+    var badge = viewer.querySelector("[data-viewer-status]");
+    badge.className = status.className;
+    badge.textContent = status.textContent;
+    viewer.querySelector("[data-viewer-error]").textContent = viewerTile.querySelector("[data-error]").textContent;
+    viewer.querySelector("[data-viewer-open]").setAttribute("href", link.getAttribute("href"));
+    viewer.querySelector("[data-viewer-prev]").disabled = index <= 0;
+    viewer.querySelector("[data-viewer-next]").disabled = index >= tiles.length - 1;
+    [tiles[index - 1], tiles[index + 1]].forEach(function (neighbour) {
+      if (neighbour) (new Image()).src = neighbour.getAttribute("data-image");  // ready before it is asked for
+    });
+  }
+
+  function stepViewer(step) {
+    var tiles = viewerTiles();
+    var next = tiles[tiles.indexOf(viewerTile) + step];
+    if (!next) return;
+    viewerTile = next;
+    viewer.classList.remove("viewer--zoomed");
+    viewer.querySelector("[data-viewer-zoom]").setAttribute("aria-pressed", "false");
+    renderViewer();
+  }
+
+  function openViewer(tile) {
+    if (!viewer) viewer = buildViewer();
+    viewerTile = tile;
+    viewer.classList.remove("viewer--zoomed");
+    renderViewer();
+    document.body.classList.add("viewer-open");
+    if (!viewer.open) viewer.showModal();
+    viewer.querySelector("[data-viewer-close]").focus();
+    // The grid's status poll keeps the tiles current; the viewer shows what they say.
+    window.clearInterval(viewerRefresh);
+    viewerRefresh = window.setInterval(renderViewer, POLL_MS);
+  }
+
+  if (typeof HTMLDialogElement === "function") {
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("[data-viewer-link]");
+      if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      var tile = link.closest(".tile[data-image]");
+      if (!tile) return;
+      event.preventDefault();
+      openViewer(tile);
+    });
+  }
+
   // Photo page: reload once the caption or the translation it waits for has arrived ---------------------------
   var photoPage = document.querySelector("[data-photo-page]");
-  if (photoPage) {
+  // In another language with no translation yet: ask for it (the same POST as the button), then wait for it.
+  var translateCaption = photoPage && photoPage.querySelector("[data-translate-caption]");
+  if (translateCaption) translateCaption.submit();
+  else if (photoPage) {
     var waitingPhoto = ["queued", "processing"].indexOf(photoPage.getAttribute("data-photo-status")) !== -1;
     var waitingTranslation = photoPage.getAttribute("data-translation-status") === "pending";
     var pollPhoto = function () {

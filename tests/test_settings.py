@@ -45,3 +45,9 @@ def test_production_requires_a_secret_key(tmp_path):
     result = settings_with(tmp_path, CLIPPRO_ENV="production", ALLOWED_HOSTS="photos.example.org")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_signed_media_urls_need_an_object_store(tmp_path):
+    result = settings_with(tmp_path, MEDIA_SIGNED_URL_SECONDS="300")
+    assert result.returncode != 0
+    assert "MEDIA_SIGNED_URL_SECONDS needs an object store" in result.stderr

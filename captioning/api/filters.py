@@ -1,5 +1,5 @@
 """Query-string filters of the API's lists (django-filter). They only narrow what the selectors returned; the
-one filter that decides what a selector returns (`gallery`) reaches it validated, by `photo_filter_gallery`."""
+one filter that decides what a selector returns (`gallery`) reaches it validated, by `photo_filters`."""
 
 import django_filters
 from django.core.validators import RegexValidator
@@ -51,11 +51,16 @@ class PhotoFilter(django_filters.FilterSet):
         return queryset.filter(Exists(captions))
 
 
-def photo_filter_gallery(request) -> str | None:
-    """The `gallery` filter as PhotoFilter cleans it (the last one sent, stripped; None when absent or blank),
-    400 when it is no gallery id. The photo list's selector decides from this, so whether an unlisted gallery
+def photo_filters(request) -> PhotoFilter:
+    """PhotoFilter on the request's query string, validated (400 otherwise). Its cleaned `gallery` (the last one
+    sent, stripped; None when absent or blank: `photo_filter_gallery`) decides what the photo list's selector
+    returns, and the same FilterSet then narrows those photos (`filter_queryset`), so whether an unlisted gallery
     is listed and which photos the filter narrows to are read from one value."""
     filters = PhotoFilter(request.query_params, queryset=Photo.objects.none(), request=request)
     if not filters.is_valid():
         raise ValidationError(filters.errors)
+    return filters
+
+
+def photo_filter_gallery(filters: PhotoFilter) -> str | None:
     return filters.form.cleaned_data.get("gallery") or None

@@ -1,15 +1,30 @@
 """What the API reads and writes. Output serializers only present; input serializers only check shapes (the
 rules are in the services)."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from captioning import selectors
+from captioning.decoding import NUMBER_LIMITS, STRATEGIES
 from captioning.links import PhotoLinks
 from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
-from captioning.services.captioning import DECODING_LIMITS
 
 # Output --------------------------------------------------------------------------------------------------
+
+
+# The lists present rows by hand, field by field as DRF's generic code would (tests/api/test_presentation.py
+# compares the two on varied rows): DRF spends about a thousand Python calls per photo, and a profile of the photo
+# list put 64% of its time in building a CaptionSerializer per photo. The serializers stay the schema.
+
+
+def _datetime(value) -> str | None:
+    """What DRF's DateTimeField writes (ISO 8601 in the current time zone, UTC as "Z") without its per-call
+    settings look-ups, a tenth of the photo list's time."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class GallerySerializer(serializers.ModelSerializer):
@@ -30,6 +45,19 @@ class GallerySerializer(serializers.ModelSerializer):
         if roles is not None:
             return roles.get(gallery.pk)
         return selectors.gallery_role(self.context["request"].user, gallery)
+
+    def to_representation(self, gallery: Gallery) -> dict:
+        return {
+            "public_id": str(gallery.public_id),
+            "title": str(gallery.title),
+            "slug": str(gallery.slug),
+            "description": str(gallery.description),
+            "visibility": str(gallery.visibility),
+            "owner": str(gallery.owner.username),
+            "role": self.get_role(gallery),
+            "url": str(gallery.get_absolute_url()),
+            "created_at": _datetime(gallery.created_at),
+        }
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -57,6 +85,8 @@ class CaptionSerializer(serializers.ModelSerializer):
             "decoding",
             "score",
             "clip_score",
+            "familiarity",
+            "confident",
             "is_current",
             "created_by",
             "created_at",
@@ -65,16 +95,6 @@ class CaptionSerializer(serializers.ModelSerializer):
             "reviewed_at",
         ]
         read_only_fields = fields
-
-
-# The lists below present rows by hand, field by field as DRF's generic code would (tests/api/test_presentation.py
-# compares the two on varied rows): DRF spends about a thousand Python calls per photo, and a profile of the photo
-# list put 64% of its time in building a CaptionSerializer per photo. The serializers stay the schema.
-_DATETIME = serializers.DateTimeField()
-
-
-def _datetime(value) -> str | None:
-    return None if value is None else _DATETIME.to_representation(value)
 
 
 def caption_representation(caption: Caption) -> dict:
@@ -87,6 +107,8 @@ def caption_representation(caption: Caption) -> dict:
         "decoding": caption.decoding,
         "score": None if caption.score is None else float(caption.score),
         "clip_score": None if caption.clip_score is None else float(caption.clip_score),
+        "familiarity": None if caption.familiarity is None else float(caption.familiarity),
+        "confident": bool(caption.confident),
         "is_current": bool(caption.is_current),
         "created_by": caption.created_by.username if caption.created_by_id is not None else None,
         "created_at": _datetime(caption.created_at),
@@ -199,10 +221,25 @@ class TranslationSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     clip_model = serializers.CharField(read_only=True)
+    trained_on = serializers.CharField(read_only=True, help_text="What it was trained on, in words; blank if unknown")
+    familiarity_reference = serializers.JSONField(
+        read_only=True,
+        help_text="Its sample of training embeddings (size, threshold, calibration); empty when it has none and its "
+        "captions' familiarity is null",
+    )
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "clip_model", "is_active", "metrics", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "clip_model",
+            "trained_on",
+            "is_active",
+            "metrics",
+            "familiarity_reference",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -292,15 +329,22 @@ class CaptionEditInputSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=1000)
 
 
+def _decoding_field(name: str) -> serializers.Field:
+    """An input field for one of the numeric decoding settings, within its limits (captioning.decoding)."""
+    limit = NUMBER_LIMITS[name]
+    field_class = serializers.IntegerField if limit.kind is int else serializers.FloatField
+    return field_class(min_value=limit.minimum, max_value=limit.maximum, required=False)
+
+
 class DecodingInputSerializer(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=DECODING_LIMITS["strategy"], required=False)
-    beam_size = serializers.IntegerField(min_value=1, max_value=10, required=False)
-    max_length = serializers.IntegerField(min_value=5, max_value=80, required=False)
-    temperature = serializers.FloatField(min_value=0.1, max_value=2.0, required=False)
-    top_p = serializers.FloatField(min_value=0.05, max_value=1.0, required=False)
-    top_k = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    length_normalization = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    strategy = serializers.ChoiceField(choices=list(STRATEGIES), required=False)
+    beam_size = _decoding_field("beam_size")
+    max_length = _decoding_field("max_length")
+    temperature = _decoding_field("temperature")
+    top_p = _decoding_field("top_p")
+    top_k = _decoding_field("top_k")
+    length_normalization = _decoding_field("length_normalization")
+    seed = _decoding_field("seed")
 
 
 class RecaptionInputSerializer(serializers.Serializer):

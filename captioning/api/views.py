@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from captioning import search, selectors
 from captioning.api import serializers as api
-from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery
+from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery, photo_filters
 from captioning.api.pagination import ApiPagination
 from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
 from captioning.images import UploadRefused
@@ -114,7 +114,7 @@ class GalleryListApi(generics.GenericAPIView):
 
     @extend_schema(request=api.GalleryInputSerializer, responses={201: api.GallerySerializer})
     def post(self, request):
-        gallery = gallery_create(owner=request.user, **_valid(api.GalleryInputSerializer, request.data))
+        gallery = gallery_create(acting_user=request.user, **_valid(api.GalleryInputSerializer, request.data))
         return Response(
             api.GallerySerializer(gallery, context={"request": request}).data, status=status.HTTP_201_CREATED
         )
@@ -141,13 +141,13 @@ class GalleryDetailApi(APIView):
         _require_gallery_owner(request, gallery)
         data = _valid(api.GalleryInputSerializer, request.data, partial=partial)
         values = {"title": gallery.title, "description": gallery.description, "visibility": gallery.visibility}
-        gallery = gallery_update(gallery=gallery, by=request.user, **{**values, **data})
+        gallery = gallery_update(gallery=gallery, acting_user=request.user, **{**values, **data})
         return Response(api.GallerySerializer(gallery, context={"request": request}).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, public_id: str):
         gallery = _gallery(request, public_id)
-        gallery_delete(gallery=gallery, by=request.user)
+        gallery_delete(gallery=gallery, acting_user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -169,7 +169,7 @@ class GalleryMemberListApi(APIView):
         gallery = _gallery(request, public_id)
         _require_gallery_owner(request, gallery)
         membership = gallery_member_set(
-            gallery=gallery, by=request.user, **_valid(api.MemberInputSerializer, request.data)
+            gallery=gallery, acting_user=request.user, **_valid(api.MemberInputSerializer, request.data)
         )
         return Response(api.MemberSerializer(membership).data)
 
@@ -182,7 +182,7 @@ class GalleryMemberDetailApi(APIView):
     def delete(self, request, public_id: str, user_id: int):
         gallery = _gallery(request, public_id)
         _require_gallery_owner(request, gallery)
-        gallery_member_remove(gallery=gallery, by=request.user, user_id=user_id)
+        gallery_member_remove(gallery=gallery, acting_user=request.user, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -202,10 +202,15 @@ class PhotoListApi(generics.GenericAPIView):
         return [*super().get_throttles(), *extra]
 
     def get_queryset(self):
+        self.filters = photo_filters(self.request)
         photos = selectors.photo_list_for_viewer(
-            acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.request)
+            acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.filters)
         )
         return selectors.photo_with_current_caption(photos).order_by("-created_at", "-id")
+
+    def filter_queryset(self, queryset):
+        # The FilterSet that chose the selector's photos narrows them: one FilterSet per request, not two.
+        return self.filters.filter_queryset(queryset)
 
     @extend_schema(responses=api.PhotoSerializer(many=True))
     def get(self, request):
@@ -250,7 +255,7 @@ class PhotoListApi(generics.GenericAPIView):
     @staticmethod
     def _upload_one(request, gallery: Gallery, upload) -> dict:
         try:
-            outcome = photo_upload(uploaded_by=request.user, gallery=gallery, file=upload, filename=upload.name)
+            outcome = photo_upload(acting_user=request.user, gallery=gallery, file=upload, filename=upload.name)
         except UploadRefused as refusal:
             return {"filename": upload.name, "outcome": "refused", "error": str(refusal), "photo": None}
         finally:
@@ -282,7 +287,7 @@ class PhotoDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, photo_uuid):
-        photo_delete(photo=_photo(request, photo_uuid), by=request.user)
+        photo_delete(photo=_photo(request, photo_uuid), acting_user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -292,7 +297,7 @@ class PhotoRetryApi(APIView):
     @extend_schema(request=None, responses={202: api.PhotoSerializer})
     def post(self, request, photo_uuid):
         """Queues a failed photo again."""
-        photo = photo_retry(photo=_photo(request, photo_uuid), by=request.user)
+        photo = photo_retry(photo=_photo(request, photo_uuid), acting_user=request.user)
         return Response(api.PhotoSerializer(photo, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -312,7 +317,7 @@ class PhotoRecaptionApi(APIView):
             if model_version is None:
                 raise exceptions.ValidationError({"model_version": ["No such model version."]})
         photo = photo_recaption(
-            photo=photo, by=request.user, model_version=model_version, decoding=data.get("decoding")
+            photo=photo, acting_user=request.user, model_version=model_version, decoding=data.get("decoding")
         )
         return Response(api.PhotoSerializer(photo, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
@@ -331,7 +336,7 @@ class PhotoCaptionListApi(APIView):
         """Your own wording becomes the current caption (photo's owner and gallery's owner)."""
         photo = _photo(request, photo_uuid)
         caption = photo_caption_edit(
-            photo=photo, by=request.user, **_valid(api.CaptionEditInputSerializer, request.data)
+            photo=photo, acting_user=request.user, **_valid(api.CaptionEditInputSerializer, request.data)
         )
         return Response(api.CaptionSerializer(caption).data, status=status.HTTP_201_CREATED)
 

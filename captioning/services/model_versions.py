@@ -3,20 +3,23 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from captioning.engine import NO_ACTIVE_MODEL
+from captioning import jobs
 from captioning.models import ModelVersion, Photo
 
 
 def model_version_register(
     *, name: str, checkpoint_path: Path | str, activate: bool = False, metrics: dict | None = None
 ) -> ModelVersion:
-    """Registers a checkpoint directory (its config is read and stored), or updates the one of that name."""
+    """Registers a checkpoint directory (its config and what its familiarity reference holds are read and
+    stored), or updates the one of that name."""
     from mlcore import MlcoreError
     from mlcore.checkpoint import read_config
+    from mlcore.familiarity import describe, load_reference
 
     checkpoint_path = Path(checkpoint_path).expanduser().resolve()
     try:
         config = read_config(checkpoint_path).to_dict()
+        familiarity_reference = describe(load_reference(checkpoint_path))
     except MlcoreError as error:
         raise ValidationError(str(error)) from None
     with transaction.atomic():
@@ -25,6 +28,7 @@ def model_version_register(
             defaults={
                 "checkpoint_path": str(checkpoint_path),
                 "config": config,
+                "familiarity_reference": familiarity_reference,
                 **({"metrics": metrics} if metrics else {}),
             },
         )
@@ -37,12 +41,10 @@ def model_version_register(
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     """New photos are captioned by this model from now on. Photos that failed for want of a model are queued
     again (existing captions stay as they are: re-caption them to use the new model)."""
-    from captioning.services.photos import photo_requeue_failed
-
     ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
     model_version.is_active = True
-    photo_requeue_failed(photos=Photo.objects.filter(error_message__startswith=NO_ACTIVE_MODEL))
+    jobs.retry_failed(photos=Photo.objects.filter(failure_kind=Photo.FailureKind.NO_MODEL))
     return model_version
 
 

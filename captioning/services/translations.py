@@ -11,7 +11,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from captioning.models import Caption, Translation
-from captioning.translators import SOURCE_LANGUAGE, TranslationFailed, translate
+from captioning.translators import (
+    SOURCE_LANGUAGE,
+    TranslationFailed,
+    language_name,
+    translatable_languages,
+    translate,
+    translation_provider,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ def translation_request(*, caption: Caption, language: str) -> Translation | Non
     translation = Translation.objects.filter(caption=caption, language=language).first()
     if translation is not None:
         return translation
+    _check_translatable(language)
     try:
         with transaction.atomic():
             translation = Translation.objects.create(caption=caption, language=language)
@@ -39,9 +47,8 @@ def translation_request(*, caption: Caption, language: str) -> Translation | Non
 
 def translation_request_many(*, captions: list[Caption], language: str) -> int:
     """Queues the missing translations of several captions (a gallery page in another language)."""
-    _check_language(language)
-    if language == SOURCE_LANGUAGE:
-        return 0
+    if language == SOURCE_LANGUAGE or language not in translatable_languages():
+        return 0  # nothing new is sent out without a configured service that translates into it
     have = set(Translation.objects.filter(caption__in=captions, language=language).values_list("caption_id", flat=True))
     queued = 0
     for caption in captions:
@@ -53,6 +60,7 @@ def translation_request_many(*, captions: list[Caption], language: str) -> int:
 def translation_retry(*, translation: Translation) -> Translation:
     if translation.status != Translation.Status.FAILED:
         raise ValidationError("Only a failed translation can be retried.")
+    _check_translatable(translation.language)
     Translation.objects.filter(pk=translation.pk, status=Translation.Status.FAILED).update(
         status=Translation.Status.PENDING, error_message="", updated_at=timezone.now()
     )
@@ -105,7 +113,20 @@ def translation_requeue_stalled(*, older_than_seconds: int = 300) -> int:
 
 def _check_language(language: str) -> None:
     if language != SOURCE_LANGUAGE and language not in settings.CAPTION_LANGUAGES:
-        raise ValidationError(f"Captions are not translated into {language!r} here.")
+        raise ValidationError(f"Captions are not translated into {language_name(language)} here.")
+
+
+def _check_translatable(language: str) -> None:
+    """A new translation sends the caption's text to the configured service: refused when there is none."""
+    if not translation_provider():
+        raise ValidationError(
+            "No translation service is configured on this server, so no new translations are made; "
+            "only stored ones are shown."
+        )
+    if language not in translatable_languages():
+        raise ValidationError(
+            f"The translation service configured here does not translate into {language_name(language)}."
+        )
 
 
 def _queue(translation_id: int) -> None:

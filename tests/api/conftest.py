@@ -68,7 +68,7 @@ def people(db) -> dict:
 
 def upload(user, gallery: Gallery, seed: int, name: str = "photo.jpg") -> Photo:
     content = encode(picture(seed=seed), "JPEG")
-    return photo_upload(uploaded_by=user, gallery=gallery, file=SimpleUploadedFile(name, content)).photo
+    return photo_upload(acting_user=user, gallery=gallery, file=SimpleUploadedFile(name, content)).photo
 
 
 def caption(photo: Photo, text: str, **fields) -> Caption:
@@ -79,8 +79,10 @@ def caption(photo: Photo, text: str, **fields) -> Caption:
 
 @pytest.fixture
 def private_gallery(people) -> Gallery:
-    gallery = gallery_create(owner=people["owner"], title="Family", visibility=Gallery.Visibility.PRIVATE)
-    gallery_member_set(gallery=gallery, by=people["owner"], username="viewer", role=GalleryMembership.Role.VIEWER)
+    gallery = gallery_create(acting_user=people["owner"], title="Family", visibility=Gallery.Visibility.PRIVATE)
+    gallery_member_set(
+        gallery=gallery, acting_user=people["owner"], username="viewer", role=GalleryMembership.Role.VIEWER
+    )
     return gallery
 
 

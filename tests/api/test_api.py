@@ -127,9 +127,9 @@ def test_gallery_crud_and_members(people, api_client_for):
 
 
 def test_gallery_list_filters_by_visibility_and_owner(people, api_client_for):
-    gallery_create(owner=people["owner"], title="Mine, public", visibility="public")
-    gallery_create(owner=people["stranger"], title="Theirs, public", visibility="public")
-    gallery_create(owner=people["stranger"], title="Theirs, unlisted", visibility="unlisted")
+    gallery_create(acting_user=people["owner"], title="Mine, public", visibility="public")
+    gallery_create(acting_user=people["stranger"], title="Theirs, public", visibility="public")
+    gallery_create(acting_user=people["stranger"], title="Theirs, unlisted", visibility="unlisted")
     client = api_client_for(people["owner"])
 
     def titles(query: str) -> set[str]:
@@ -173,17 +173,17 @@ def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people
     from captioning.services.photos import photo_caption_edit
 
     alice, erin = people["owner"], people["stranger"]
-    family = gallery_create(owner=alice, title="Family", visibility="private")
-    gallery_member_set(gallery=family, by=alice, username=erin.username, role="editor")
+    family = gallery_create(acting_user=alice, title="Family", visibility="private")
+    gallery_member_set(gallery=family, acting_user=alice, username=erin.username, role="editor")
     client = api_client_for(erin)
     first = client.post(
         reverse("api-photo-list"), {"gallery": family.public_id, "files": [jpeg(40)]}, format="multipart"
     )
     assert first.status_code == 201
-    gallery_update(gallery=family, by=alice, title="Secret plans", description="", visibility="private")
-    photo_caption_edit(photo=Photo.objects.get(gallery=family), by=alice, text="the surprise party guest list")
-    gallery_member_remove(gallery=family, by=alice, user_id=erin.pk)
-    own = gallery_create(owner=erin, title="Mine", visibility="private")
+    gallery_update(gallery=family, acting_user=alice, title="Secret plans", description="", visibility="private")
+    photo_caption_edit(photo=Photo.objects.get(gallery=family), acting_user=alice, text="the surprise party guest list")
+    gallery_member_remove(gallery=family, acting_user=alice, user_id=erin.pk)
+    own = gallery_create(acting_user=erin, title="Mine", visibility="private")
 
     again = client.post(reverse("api-photo-list"), {"gallery": own.public_id, "files": [jpeg(40)]}, format="multipart")
 
@@ -215,7 +215,7 @@ def test_photo_list_filters(people, private_gallery, api_client_for):
     caption(zebra, "a zebra on a beach")
     failed = upload(owner, private_gallery, seed=2)
     Photo.objects.filter(pk=failed.pk).update(status=Photo.Status.FAILED)
-    old = upload(owner, gallery_create(owner=owner, title="Old"), seed=3)
+    old = upload(owner, gallery_create(acting_user=owner, title="Old"), seed=3)
     Photo.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=400))
     client = api_client_for(owner)
 
@@ -239,14 +239,14 @@ def test_photos_filter_by_the_date_they_were_taken(people, private_gallery, api_
     content = jpeg_with_exif(taken="2019:07:14 10:00:00", seed=5)
     from captioning.services.photos import photo_upload
 
-    taken = photo_upload(uploaded_by=owner, gallery=private_gallery, file=SimpleUploadedFile("t.jpg", content)).photo
+    taken = photo_upload(acting_user=owner, gallery=private_gallery, file=SimpleUploadedFile("t.jpg", content)).photo
     upload(owner, private_gallery, seed=6)
     results = api_client_for(owner).get(reverse("api-photo-list") + "?taken_before=2019-12-31").json()["results"]
     assert [photo["id"] for photo in results] == [str(taken.uuid)]
 
 
 def test_an_unlisted_gallery_is_listed_by_its_address_only(people, api_client_for):
-    unlisted = gallery_create(owner=people["owner"], title="Link only", visibility="unlisted")
+    unlisted = gallery_create(acting_user=people["owner"], title="Link only", visibility="unlisted")
     photo = upload(people["owner"], unlisted, seed=8)
     client = api_client_for(people["stranger"])
     assert client.get(reverse("api-photo-list")).json()["count"] == 0
@@ -258,7 +258,7 @@ def test_an_unlisted_gallery_is_listed_by_its_address_only(people, api_client_fo
 def test_a_blank_gallery_filter_lists_no_unlisted_gallery(people, api_client_for, blank):
     """`?gallery=%20` once counted as "asked by its address" while the filter stripped it and narrowed
     nothing: every unlisted gallery's photos were listed to anyone."""
-    unlisted = gallery_create(owner=people["owner"], title="Link only", visibility="unlisted")
+    unlisted = gallery_create(acting_user=people["owner"], title="Link only", visibility="unlisted")
     upload(people["owner"], unlisted, seed=8)
     for user in (None, people["stranger"]):
         client = api_client_for(user)
@@ -341,6 +341,7 @@ def test_recaption_queues_with_the_chosen_model_and_settings(people, private_pho
 
 def test_translations_are_listed_and_requested(people, private_photo, api_client_for, settings):
     settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = "google"
     client = api_client_for(people["viewer"])
     url = reverse("api-photo-translations", args=[private_photo.uuid])
     assert [(t["language"], t["text"]) for t in client.get(url).json()] == [("fr", "un zèbre sur une plage")]
@@ -349,6 +350,19 @@ def test_translations_are_listed_and_requested(people, private_photo, api_client
     assert Translation.objects.filter(caption__photo=private_photo, language="de").exists()
     assert client.post(url, {"language": "xx"}, format="json").status_code == 400
     assert client.post(url, {"language": "en"}, format="json").status_code == 400
+
+
+def test_no_translation_is_requested_without_a_configured_service(people, private_photo, api_client_for, settings):
+    settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = ""
+    client = api_client_for(people["viewer"])
+    url = reverse("api-photo-translations", args=[private_photo.uuid])
+
+    refused = client.post(url, {"language": "de"}, format="json")
+
+    assert refused.status_code == 400
+    assert "No translation service is configured" in refused.json()["error"]["message"]
+    assert not Translation.objects.filter(caption__photo=private_photo, language="de").exists()
 
 
 # Models and the queue --------------------------------------------------------------------------------------
@@ -389,13 +403,13 @@ def test_queue_status_counts_nothing_in_a_gallery_one_has_left(people, private_g
     from captioning.services.galleries import gallery_member_remove, gallery_member_set
 
     owner, editor = people["owner"], people["stranger"]
-    gallery_member_set(gallery=private_gallery, by=owner, username=editor.username, role="editor")
+    gallery_member_set(gallery=private_gallery, acting_user=owner, username=editor.username, role="editor")
     left_behind = upload(editor, private_gallery, seed=52)
     current = caption(left_behind, "a zebra")
     Translation.objects.create(caption=current, language="fr", text="", status=Translation.Status.PENDING)
     client = api_client_for(editor)
     assert client.get(reverse("api-queue")).json()["photos"]["captioned"] == 1
-    gallery_member_remove(gallery=private_gallery, by=owner, user_id=editor.pk)
+    gallery_member_remove(gallery=private_gallery, acting_user=owner, user_id=editor.pk)
     Photo.objects.filter(pk=left_behind.pk).update(status=Photo.Status.FAILED)
 
     status = client.get(reverse("api-queue")).json()

@@ -218,7 +218,9 @@ MEDIA_CELLS = [
 
 
 @pytest.fixture
-def world(people, private_gallery, private_photo) -> dict:
+def world(people, private_gallery, private_photo, settings) -> dict:
+    # Who may ask for a translation is checked with a translation service configured (none is by default).
+    settings.TRANSLATION_PROVIDER = "google"
     owner = people["owner"]
     failed = upload(owner, private_gallery, seed=32, name="broken.jpg")
     Photo.objects.filter(pk=failed.pk).update(status=Photo.Status.FAILED, error_message="The model crashed.")

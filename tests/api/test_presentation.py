@@ -8,9 +8,16 @@ from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
 from captioning import selectors
-from captioning.api.serializers import CaptionSerializer, PhotoSerializer, SearchHitSerializer, caption_representation
-from captioning.models import Caption, ModelVersion, Photo
+from captioning.api.serializers import (
+    CaptionSerializer,
+    GallerySerializer,
+    PhotoSerializer,
+    SearchHitSerializer,
+    caption_representation,
+)
+from captioning.models import Caption, Gallery, ModelVersion, Photo
 from captioning.search import SearchHit
+from captioning.services.galleries import gallery_create
 from tests.api.conftest import caption, upload
 
 
@@ -19,6 +26,8 @@ def _varied_photos(people, private_gallery) -> list[Photo]:
     model = ModelVersion.objects.create(name="coco", checkpoint_path="/nowhere")
     by_model = upload(owner, private_gallery, seed=1, name="a.jpg")
     caption(by_model, "a dog", model_version=model, score=-1.25, clip_score=0.5, decoding={"strategy": "beam"})
+    guessed = upload(owner, private_gallery, seed=4, name="d.jpg")
+    caption(guessed, "a yellow star", model_version=model, score=-0.5, familiarity=0.3125, confident=False)
     edited = upload(owner, private_gallery, seed=2, name="b.jpg")
     caption(
         edited,
@@ -65,3 +74,20 @@ def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, pri
         assert presenter.to_representation(photo) == dict(generic)
     for current in Caption.objects.all():
         assert caption_representation(current) == dict(CaptionSerializer(current).data)
+
+
+def test_galleries_are_presented_as_drfs_generic_serializer_presents_them(people, private_gallery):
+    owner, viewer = people["owner"], people["viewer"]
+    gallery_create(acting_user=viewer, title="Été à Zürich", description="Lakes\nand hills", visibility="public")
+    gallery_create(acting_user=owner, title="???", visibility=Gallery.Visibility.UNLISTED)
+    galleries = list(Gallery.objects.select_related("owner").order_by("pk"))
+    request = APIRequestFactory().get("/api/galleries/")
+    for user in (owner, viewer, people["stranger"]):
+        request.user = user
+        for context in ({"request": request}, {"request": request, "roles": selectors.gallery_roles(user, galleries)}):
+            presenter = GallerySerializer(context=context)
+            for gallery in galleries:
+                generic = serializers.ModelSerializer.to_representation(presenter, gallery)
+                assert presenter.to_representation(gallery) == dict(generic)
+    assert {gallery.visibility for gallery in galleries} == set(Gallery.Visibility.values)
+    assert "été-à-zürich" in {gallery.slug for gallery in galleries}

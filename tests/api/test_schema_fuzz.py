@@ -42,8 +42,8 @@ with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backend
 def existing(db, people) -> dict:
     """The owner's token, and real values for every path parameter (the owner's gallery, photo, a member)."""
     owner = people["owner"]
-    gallery = gallery_create(owner=owner, title="Fuzzed", visibility=Gallery.Visibility.PUBLIC)
-    gallery_member_set(gallery=gallery, by=owner, username="viewer", role="viewer")
+    gallery = gallery_create(acting_user=owner, title="Fuzzed", visibility=Gallery.Visibility.PUBLIC)
+    gallery_member_set(gallery=gallery, acting_user=owner, username="viewer", role="viewer")
     photo = upload(owner, gallery, seed=77)
     caption(photo, "a cat on a red sofa")
     model = ModelVersion.objects.create(name="fuzzed", checkpoint_path="/nowhere", config={"clip_model": "x"})

@@ -78,9 +78,9 @@ def world(people, api_client_for) -> World:
     users = {**people, "carol": get_user_model().objects.get(username="carol")}
     placed = []
     for seed, (owner, visibility, members) in enumerate(GALLERIES):
-        gallery = gallery_create(owner=users[owner], title=f"{owner} {visibility}", visibility=visibility)
+        gallery = gallery_create(acting_user=users[owner], title=f"{owner} {visibility}", visibility=visibility)
         for member, role in members.items():
-            gallery_member_set(gallery=gallery, by=users[owner], username=member, role=role)
+            gallery_member_set(gallery=gallery, acting_user=users[owner], username=member, role=role)
         photo = upload(users[owner], gallery, seed=60 + seed)
         current = caption(photo, f"a zebra in the {visibility} gallery of {owner}")
         Translation.objects.create(

@@ -28,8 +28,13 @@ def test_sign_up_upload_caption_and_translate(
     from tests.captioning.conftest import PHOTO_FIXTURES
 
     settings.CAPTION_LANGUAGES = ["fr", "de"]
+    settings.TRANSLATION_PROVIDER = "google"
     model_version_register(name="tiny", checkpoint_path=save_random_checkpoint("tiny", seed=7), activate=True)
-    worker = start_worker(TRANSLATION_SERVICE_URL=f"{fake_translations.base_url}/m", CAPTION_LANGUAGES="fr,de")
+    worker = start_worker(
+        TRANSLATION_PROVIDER="google",
+        TRANSLATION_SERVICE_URL=f"{fake_translations.base_url}/m",
+        CAPTION_LANGUAGES="fr,de",
+    )
 
     page.goto("/")
     page.get_by_role("link", name="Sign up").first.click()
@@ -57,14 +62,17 @@ def test_sign_up_upload_caption_and_translate(
     except AssertionError:
         page.screenshot(path=str(artifacts_dir / "gallery-not-captioned.png"), full_page=True)
         raise AssertionError(f"captions did not appear; worker log:\n{worker.log()[-4000:]}") from None
+    expect(page.locator(".upload--captioned .upload__result")).to_have_text(["Captioned"] * 3)
     captions = page.locator(".tile--captioned [data-caption]").all_inner_texts()
     assert all(text and text != "Waiting for a caption…" for text in captions), captions
     page.screenshot(path=str(artifacts_dir / "gallery-captioned.png"), full_page=True)
 
-    page.locator(".tile__image").first.click()
+    page.locator(".tile__image").first.click()  # the viewer, then the photo's own page
+    page.get_by_role("link", name="Open the photo page").click()
     english = page.locator("[data-caption]").inner_text()
     assert english
     page.get_by_label("Captions in").select_option("fr")
+    page.get_by_role("button", name="Show").click()  # applied with the button, not on change
     expect(page).to_have_url(re.compile(r"lang=fr"))
     expect(page.locator("[data-translated-caption]")).to_have_text(f"[fr] {english}", timeout=60_000)
     page.screenshot(path=str(artifacts_dir / "photo-in-french.png"), full_page=True)
@@ -83,7 +91,7 @@ def test_a_large_gallery_loads_its_next_photos_as_the_grid_end_scrolls_into_view
 
     monkeypatch.setattr(views, "GALLERY_PAGE_SIZE", 4)
     owner = get_user_model().objects.create_user("marie", password="a-Long-passw0rd")
-    gallery = gallery_create(owner=owner, title="Big", visibility="public")
+    gallery = gallery_create(acting_user=owner, title="Big", visibility="public")
     newest_first = [str(photo.uuid) for photo in _photos_without_files(gallery, 10)]
 
     page.goto(gallery.get_absolute_url())

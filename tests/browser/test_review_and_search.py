@@ -26,7 +26,7 @@ def add_photo(
     owner, gallery, fixture_name: str, text: str, clip_score: float | None = None, embedding=None, model=None
 ):
     content = (PHOTO_FIXTURES / fixture_name).read_bytes()
-    photo = photo_upload(uploaded_by=owner, gallery=gallery, file=SimpleUploadedFile(fixture_name, content)).photo
+    photo = photo_upload(acting_user=owner, gallery=gallery, file=SimpleUploadedFile(fixture_name, content)).photo
     updates = {"status": Photo.Status.CAPTIONED}
     if embedding is not None:
         updates.update(embedding=np.asarray(embedding, dtype="<f4").tobytes(), embedding_model=model)
@@ -50,7 +50,7 @@ def test_reviewer_approves_one_caption_and_rewrites_another(page, live_server, a
     owner = users.create_user("marie", password=PASSWORD)
     reviewer = users.create_user("rita", password=PASSWORD, is_staff=True)
     reviewer.user_permissions.set(Permission.objects.filter(content_type__app_label="captioning"))
-    gallery = gallery_create(owner=owner, title="Summer", visibility="private")
+    gallery = gallery_create(acting_user=owner, title="Summer", visibility="private")
     add_photo(owner, gallery, "COCO_val2014_000000060623.jpg", "a cat sleeping on a bed", clip_score=0.12)
     add_photo(owner, gallery, "COCO_val2014_000000165547.jpg", "a blue boat in a harbour", clip_score=0.35)
     add_photo(owner, gallery, "CONCEPTUAL_01.jpg", "a plate of food on a table", clip_score=0.81)
@@ -95,7 +95,7 @@ def test_search_box_finds_by_caption_words_and_by_image(page, live_server, save_
     users = get_user_model().objects
     marie = users.create_user("marie", password=PASSWORD)
     other = users.create_user("otto", password=PASSWORD)
-    mine = gallery_create(owner=marie, title="Mine", visibility="private")
+    mine = gallery_create(acting_user=marie, title="Mine", visibility="private")
     by_words = add_photo(
         marie, mine, "COCO_val2014_000000060623.jpg", "a red kite over a field", embedding=-query_vector, model=model
     )
@@ -103,7 +103,7 @@ def test_search_box_finds_by_caption_words_and_by_image(page, live_server, save_
         marie, mine, "COCO_val2014_000000165547.jpg", "something untitled", embedding=query_vector, model=model
     )
     add_photo(marie, mine, "CONCEPTUAL_01.jpg", "a bowl of soup", embedding=-query_vector, model=model)
-    hidden = gallery_create(owner=other, title="Otto's", visibility="private")
+    hidden = gallery_create(acting_user=other, title="Otto's", visibility="private")
     add_photo(other, hidden, "CONCEPTUAL_02.jpg", "a red kite on a beach", embedding=query_vector, model=model)
 
     log_in(page, "/login/", "marie")
@@ -121,5 +121,7 @@ def test_search_box_finds_by_caption_words_and_by_image(page, live_server, save_
     expect(page.locator("[data-search-results]")).not_to_contain_text("a red kite on a beach")
     page.screenshot(path=str(artifacts_dir / "search-results.png"), full_page=True)
 
-    tiles.filter(has_text="a red kite over a field").locator(".tile__image").click()
+    tiles.filter(has_text="a red kite over a field").locator(".tile__image").click()  # the viewer, then its page
+    expect(page.locator("[data-viewer-caption]")).to_have_text("a red kite over a field")
+    page.get_by_role("link", name="Open the photo page").click()
     expect(page.locator("[data-caption]")).to_have_text("a red kite over a field")

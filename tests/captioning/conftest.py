@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from captioning import engine
 from captioning.models import Gallery, ModelVersion
 from captioning.services.galleries import gallery_create
 from captioning.services.model_versions import model_version_register
+from clippro_site.env import object_store_options
 from tests.captioning.helpers import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +86,7 @@ def bob(make_user):
 
 @pytest.fixture
 def gallery(alice) -> Gallery:
-    return gallery_create(owner=alice, title="Holidays", visibility=Gallery.Visibility.PRIVATE)
+    return gallery_create(acting_user=alice, title="Holidays", visibility=Gallery.Visibility.PRIVATE)
 
 
 @pytest.fixture
@@ -145,11 +147,17 @@ def process_environment(isolated_files, **extra_env: str) -> dict[str, str]:
     return env
 
 
-def spawn(command: list[str], env: dict[str, str], log_path: Path) -> Worker:
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path, cwd: Path = REPO_ROOT) -> Worker:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -193,9 +201,7 @@ def start_web_server(transactional_db, isolated_files) -> Iterator[Callable[...,
     servers: list[WebServer] = []
 
     def start(workers: int = 1, **extra_env: str) -> WebServer:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_loopback_port()
         log_path = isolated_files / f"gunicorn-{len(servers)}.log"
         command = [sys.executable, "-m", "gunicorn", "clippro_site.wsgi", "--bind", f"127.0.0.1:{port}"]
         command += ["--workers", str(workers), "--timeout", "120"]
@@ -203,7 +209,12 @@ def start_web_server(transactional_db, isolated_files) -> Iterator[Callable[...,
             f"http://127.0.0.1:{port}", spawn(command, process_environment(isolated_files, **extra_env), log_path)
         )
         servers.append(server)
-        wait_for(lambda: _answers(server.base_url), timeout=60, what="gunicorn to answer", worker=server.process)
+        wait_for(
+            lambda: answers_http(f"{server.base_url}/login/"),
+            timeout=60,
+            what="gunicorn to answer",
+            worker=server.process,
+        )
         return server
 
     yield start
@@ -211,12 +222,103 @@ def start_web_server(transactional_db, isolated_files) -> Iterator[Callable[...,
         server.process.stop()
 
 
-def _answers(base_url: str) -> bool:
+def answers_http(url: str) -> bool:
     try:
-        urllib.request.urlopen(f"{base_url}/login/", timeout=5).close()
+        urllib.request.urlopen(url, timeout=5).close()
     except OSError:
         return False
     return True
+
+
+S3_REGION = "us-east-1"
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "clippro-test", "AWS_SECRET_ACCESS_KEY": "clippro-test-secret"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """moto's standalone S3 server: a real S3 HTTP API on a free loopback port, for the whole test session."""
+    port = free_loopback_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto-server.log"
+    command = [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(port)]
+    server = spawn(command, dict(os.environ), log_path)
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_for(lambda: answers_http(f"{endpoint}/moto-api/"), timeout=60, what="moto's S3 server", worker=server)
+    yield endpoint
+    server.stop()
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@dataclass
+class MediaStore:
+    """Where this test's photos go: its media folder, or a bucket of its own in the S3 server."""
+
+    media_root: Path
+    endpoint: str = ""
+    bucket: str = ""
+
+    @property
+    def is_object_store(self) -> bool:
+        return bool(self.bucket)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The settings a server or worker process needs to use this store (the media folder comes with
+        CLIPPRO_DATA_DIR)."""
+        if not self.is_object_store:
+            return {}
+        return {
+            "AWS_STORAGE_BUCKET_NAME": self.bucket,
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_S3_REGION_NAME": S3_REGION,
+            "AWS_S3_ADDRESSING_STYLE": "path",
+            **S3_CREDENTIALS,
+        }
+
+    def names(self) -> list[str]:
+        """Every stored file's name, as the database holds it."""
+        if not self.is_object_store:
+            return sorted(path.relative_to(self.media_root).as_posix() for path in files_under(self.media_root))
+        listing = s3_client(self.endpoint).list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def use_object_store(settings, monkeypatch, media_root: Path, endpoint: str) -> MediaStore:
+    """Points the default storage of this process at a new, empty bucket, configured as settings.py does."""
+    bucket = f"clippro-{uuid.uuid4().hex[:20]}"
+    s3_client(endpoint).create_bucket(Bucket=bucket)
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)  # boto3 reads the keys from the environment, as in production
+    options = object_store_options(bucket=bucket, endpoint_url=endpoint, region=S3_REGION, addressing_style="path")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    return MediaStore(media_root, endpoint, bucket)
+
+
+@pytest.fixture(params=["file_system", "object_store"])
+def media_store(request, settings, monkeypatch, isolated_files) -> MediaStore:
+    """Runs a test once with photos on the file system and once in a real S3 server."""
+    media_root = isolated_files / "media"
+    if request.param == "file_system":
+        return MediaStore(media_root)
+    return use_object_store(settings, monkeypatch, media_root, request.getfixturevalue("s3_endpoint"))
+
+
+@pytest.fixture
+def object_store(settings, monkeypatch, isolated_files, s3_endpoint) -> MediaStore:
+    return use_object_store(settings, monkeypatch, isolated_files / "media", s3_endpoint)
 
 
 @pytest.fixture

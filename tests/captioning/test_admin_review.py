@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from captioning import engine
 from captioning.models import Caption, ModelVersion, Photo
-from captioning.services.captioning import photo_caption_batch
 from captioning.services.photos import photo_upload
 from captioning.services.reviews import caption_approve, caption_review_edit
+from captioning.services.worker import photo_caption_batch
 from mlcore.clipscore import caption_clip_scores
 from tests.captioning.helpers import encode, picture
 
@@ -39,7 +39,7 @@ def add_captioned(alice, gallery):
 
     def add(text: str, clip_score: float | None, score: float | None = -1.0) -> Caption:
         content = encode(picture(seed=next(seeds)), "JPEG")
-        photo = photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
+        photo = photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
         Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.CAPTIONED)
         return Caption.objects.create(photo=photo, text=text, score=score, clip_score=clip_score, is_current=True)
 
@@ -58,7 +58,7 @@ def queue_texts(client, query: str = "") -> list[str]:
 def test_the_worker_stores_each_new_captions_clipscore(alice, gallery, active_model):
     photos = [
         photo_upload(
-            uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", encode(picture(seed=seed)))
+            acting_user=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", encode(picture(seed=seed)))
         ).photo
         for seed in (801, 802)
     ]
@@ -82,7 +82,7 @@ def test_a_caption_is_still_written_when_its_clipscore_cannot_be_computed(alice,
         raise RuntimeError("text tower exploded")
 
     monkeypatch.setattr(mlcore.clipscore, "caption_clip_scores", broken)
-    photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=803))))
+    photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=803))))
     assert photo_caption_batch(limit=5).captioned == 1
     caption = Caption.objects.get()
     assert caption.text is not None and caption.clip_score is None
@@ -97,7 +97,7 @@ def test_the_queue_lists_pending_current_captions_worst_first_with_thumbnails(cl
     add_captioned("unscored", clip_score=None, score=None)
     add_captioned("bad", clip_score=0.3, score=-3.0)
     add_captioned("bad but likelier", clip_score=0.3, score=-0.5)
-    caption_approve(caption=good, by=reviewer)
+    caption_approve(caption=good, acting_user=reviewer)
     client.force_login(reviewer)
 
     assert queue_texts(client) == ["worst", "bad", "bad but likelier", "unscored"]
@@ -182,9 +182,9 @@ def test_editing_a_row_makes_a_new_current_caption_edited_in_review(client, revi
 def test_people_who_are_not_reviewers_cannot_review(client, alice, add_captioned):
     caption = add_captioned("x", clip_score=0.1)
     with pytest.raises(PermissionDenied):
-        caption_approve(caption=caption, by=alice)
+        caption_approve(caption=caption, acting_user=alice)
     with pytest.raises(PermissionDenied):
-        caption_review_edit(caption=caption, by=alice, text="y")
+        caption_review_edit(caption=caption, acting_user=alice, text="y")
     alice.is_staff = True
     alice.save()
     client.force_login(alice)  # staff, but without the right to change captions

@@ -15,11 +15,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from captioning import engine
+from captioning import engine, jobs
 from captioning.models import Caption, ModelVersion, Photo
-from captioning.services.captioning import caption_pending_photos, photo_caption_batch, photo_claim_batch
 from captioning.services.model_versions import model_version_register
 from captioning.services.photos import photo_caption_edit, photo_recaption, photo_retry, photo_upload
+from captioning.services.worker import caption_pending_photos, photo_caption_batch
 from mlcore.captioner import Captioner
 from tests.captioning.helpers import encode, picture
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 def add_photo(alice, gallery):
     def add(seed: int) -> Photo:
         content = encode(picture(seed=seed + 100), "JPEG")
-        return photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", content)).photo
+        return photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile(f"{seed}.jpg", content)).photo
 
     return add
 
@@ -168,7 +168,7 @@ def test_a_missing_checkpoint_fails_the_photo_and_can_be_retried(alice, add_phot
     assert "missing" in photo.error_message and "register_model" in photo.error_message
 
     ModelVersion.objects.filter(name="gone").update(checkpoint_path=str(save_random_checkpoint("back")))
-    photo_retry(photo=photo, by=alice)
+    photo_retry(photo=photo, acting_user=alice)
     photo.refresh_from_db()
     assert (photo.status, photo.attempts, photo.error_message) == (Photo.Status.QUEUED, 0, "")
     assert photo_caption_batch().captioned == 1
@@ -212,7 +212,7 @@ def test_a_retry_waits_for_its_delay(active_model, add_photo, monkeypatch, setti
 
 def test_photos_of_a_killed_worker_are_picked_up_again(active_model, add_photo, settings):
     photos = [add_photo(seed) for seed in (5, 6)]
-    dead_claim = photo_claim_batch(limit=10)  # a worker claims both, then is killed before writing anything
+    dead_claim = jobs.claim_batch(limit=10)  # a worker claims both, then is killed before writing anything
     assert len(dead_claim.photos) == 2
 
     assert photo_caption_batch().claimed == 0  # its lease still holds
@@ -279,7 +279,7 @@ def test_recaption_keeps_the_history_and_reuses_the_embedding(alice, active_mode
     photo_caption_batch()
     first = current_captions(photo)[0]
 
-    photo_recaption(photo=photo, by=alice, decoding={"strategy": "greedy", "max_length": 12})
+    photo_recaption(photo=photo, acting_user=alice, decoding={"strategy": "greedy", "max_length": 12})
     photo.refresh_from_db()
     assert photo.status == Photo.Status.QUEUED
     assert current_captions(photo) == [first]  # the old caption stays current until the new one is written
@@ -296,7 +296,7 @@ def test_recaption_with_another_model(alice, active_model, add_photo, save_rando
     photo = add_photo(11)
     photo_caption_batch()
 
-    photo_recaption(photo=photo, by=alice, model_version=other)
+    photo_recaption(photo=photo, acting_user=alice, model_version=other)
     photo_caption_batch()
 
     assert current_captions(photo)[0].model_version == other
@@ -309,9 +309,9 @@ def test_recaption_refuses_bad_settings_and_strangers(alice, bob, add_photo):
 
     photo = add_photo(12)
     with pytest.raises(ValidationError):
-        photo_recaption(photo=photo, by=alice, decoding={"beam_size": 500})
+        photo_recaption(photo=photo, acting_user=alice, decoding={"beam_size": 500})
     with pytest.raises(PermissionDenied):
-        photo_recaption(photo=photo, by=bob)
+        photo_recaption(photo=photo, acting_user=bob)
 
 
 def test_owner_edit_becomes_current_and_keeps_the_model_caption(alice, bob, active_model, add_photo):
@@ -319,7 +319,7 @@ def test_owner_edit_becomes_current_and_keeps_the_model_caption(alice, bob, acti
     photo_caption_batch()
     model_caption = current_captions(photo)[0]
 
-    edited = photo_caption_edit(photo=photo, by=alice, text="  A red   square on green. ")
+    edited = photo_caption_edit(photo=photo, acting_user=alice, text="  A red   square on green. ")
 
     assert edited.text == "A red square on green."
     assert edited.source == Caption.Source.EDITED and edited.created_by == alice
@@ -327,7 +327,7 @@ def test_owner_edit_becomes_current_and_keeps_the_model_caption(alice, bob, acti
     model_caption.refresh_from_db()
     assert not model_caption.is_current
     with pytest.raises(PermissionDenied):
-        photo_caption_edit(photo=photo, by=bob, text="mine now")
+        photo_caption_edit(photo=photo, acting_user=bob, text="mine now")
 
 
 def test_the_task_reports_what_it_did(active_model, add_photo):

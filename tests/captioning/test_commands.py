@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from captioning import tasks
+from captioning import jobs, tasks
 from captioning.models import ModelVersion, Photo
 from captioning.services.photos import photo_upload
 from mlcore.demo import DEMO_REPORT_FILE
@@ -67,8 +67,8 @@ def test_prepare_caption_model_activates_the_model_already_built(save_random_che
 
 def test_sweep_restarts_captioning_of_abandoned_photos(alice, gallery, settings, monkeypatch):
     queued = []
-    monkeypatch.setattr(tasks, "caption_queue_work", lambda: queued.append(True))
-    photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("a.jpg", encode(picture(seed=51))))
+    monkeypatch.setattr(jobs, "request_worker_run", lambda: queued.append(True))
+    photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("a.jpg", encode(picture(seed=51))))
     Photo.objects.update(status=Photo.Status.PROCESSING, claimed_at=timezone.now())
 
     assert tasks.sweep()["captioning_queued"] is False  # a live claim: leave it to its worker

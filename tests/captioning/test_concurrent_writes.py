@@ -39,7 +39,7 @@ def test_two_clients_uploading_while_the_worker_captions_get_no_errors(
     if connection.vendor != "sqlite":
         pytest.skip("the locking this checks is SQLite's")
     model_version_register(name="tiny", checkpoint_path=save_random_checkpoint("tiny", seed=7), activate=True)
-    gallery = gallery_create(owner=alice, title="Busy")
+    gallery = gallery_create(acting_user=alice, title="Busy")
     token = Token.objects.create(user=alice).key
     worker = start_worker()
     rates = {f"API_THROTTLE_{scope}": "100000/minute" for scope in ("ANONYMOUS", "USER", "UPLOADS")}

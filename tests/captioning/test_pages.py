@@ -86,7 +86,7 @@ def test_deleting_a_gallery_deletes_its_photo_files(
     from captioning.services.photos import photo_upload
     from tests.captioning.helpers import encode, picture
 
-    photo_upload(uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=41))))
+    photo_upload(acting_user=alice, gallery=gallery, file=SimpleUploadedFile("x.jpg", encode(picture(seed=41))))
     assert len(media_files()) == 3
     client.force_login(alice)
     with django_capture_on_commit_callbacks(execute=True):
@@ -106,7 +106,7 @@ def test_explore_and_home_have_empty_states(client):
     assert "Nothing public yet." in client.get(reverse("gallery-public-list")).content.decode()
 
 
-def _photos_without_files(gallery, count: int) -> list:
+def _photos_without_files(gallery, count: int, first: int = 0) -> list:
     """Rows only: the grid reads no file."""
     from captioning.models import Caption, Photo
 
@@ -122,7 +122,7 @@ def _photos_without_files(gallery, count: int) -> list:
             status=Photo.Status.CAPTIONED,
             original_filename=f"photo{number}.jpg",
         )
-        for number in range(count)
+        for number in range(first, first + count)
     ]
     for photo in photos:
         Caption.objects.create(photo=photo, text=f"caption of {photo.original_filename}", is_current=True)
@@ -164,3 +164,30 @@ def test_the_retry_button_counts_the_failed_photos_of_every_page(client, alice, 
     Photo.objects.filter(pk__in=[photo.pk for photo in oldest]).update(status=Photo.Status.FAILED)
     client.force_login(alice)
     assert "Retry 2 failed" in client.get(gallery.get_absolute_url()).content.decode()
+
+
+def _queries(client, path: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    return len(queries)
+
+
+def test_the_grid_and_the_photo_page_read_as_many_queries_for_many_rows_as_for_few(client, alice, gallery):
+    from captioning.models import Caption
+
+    client.force_login(alice)
+    newest = _photos_without_files(gallery, 2)[0]
+    paths = [gallery.get_absolute_url(), reverse("gallery-status", args=[gallery.public_id]), newest.get_absolute_url()]
+    for path in paths:
+        client.get(path)  # what a process renders once (the re-caption form) is not counted
+    few = {path: _queries(client, path) for path in paths}
+    _photos_without_files(gallery, 4, first=2)
+    Caption.objects.filter(photo=newest).update(is_current=False)
+    Caption.objects.create(photo=newest, text="older words", is_current=False)
+    Caption.objects.create(
+        photo=newest, text="rewritten", source=Caption.Source.EDITED, created_by=alice, is_current=True
+    )
+    assert {path: _queries(client, path) for path in paths} == few

@@ -19,7 +19,7 @@ PHOTO_URLS = ["photo-detail", "photo-thumbnail", "photo-image", "photo-original"
 @pytest.fixture
 def private_photo(alice, gallery):
     return photo_upload(
-        uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("p.jpg", encode(picture(seed=21)))
+        acting_user=alice, gallery=gallery, file=SimpleUploadedFile("p.jpg", encode(picture(seed=21)))
     ).photo
 
 
@@ -38,7 +38,7 @@ def test_anonymous_visitor_gets_404_for_a_private_photo(client, private_photo, n
 def test_owner_and_member_see_a_private_photo(client, alice, bob, gallery, private_photo, name):
     client.force_login(alice)
     assert client.get(reverse(name, args=[private_photo.uuid])).status_code == 200
-    gallery_member_set(gallery=gallery, by=alice, username="bob", role=GalleryMembership.Role.VIEWER)
+    gallery_member_set(gallery=gallery, acting_user=alice, username="bob", role=GalleryMembership.Role.VIEWER)
     client.force_login(bob)
     assert client.get(reverse(name, args=[private_photo.uuid])).status_code == 200
 
@@ -54,7 +54,7 @@ def test_private_gallery_pages_answer_404_to_others(client, bob, gallery):
 
 
 def test_viewer_cannot_edit_the_gallery_or_its_photos(client, alice, bob, gallery, private_photo):
-    gallery_member_set(gallery=gallery, by=alice, username="bob", role=GalleryMembership.Role.EDITOR)
+    gallery_member_set(gallery=gallery, acting_user=alice, username="bob", role=GalleryMembership.Role.EDITOR)
     client.force_login(bob)
     assert client.get(reverse("gallery-edit", args=[gallery.public_id])).status_code == 403
     assert client.post(reverse("gallery-delete", args=[gallery.public_id])).status_code == 403
@@ -63,9 +63,9 @@ def test_viewer_cannot_edit_the_gallery_or_its_photos(client, alice, bob, galler
 
 
 def test_unlisted_gallery_opens_by_link_but_is_not_listed(client, alice, bob):
-    unlisted = gallery_create(owner=alice, title="By link", visibility=Gallery.Visibility.UNLISTED)
+    unlisted = gallery_create(acting_user=alice, title="By link", visibility=Gallery.Visibility.UNLISTED)
     photo = photo_upload(
-        uploaded_by=alice, gallery=unlisted, file=SimpleUploadedFile("u.jpg", encode(picture(seed=22)))
+        acting_user=alice, gallery=unlisted, file=SimpleUploadedFile("u.jpg", encode(picture(seed=22)))
     ).photo
 
     assert client.get(unlisted.get_absolute_url()).status_code == 200
@@ -77,9 +77,9 @@ def test_unlisted_gallery_opens_by_link_but_is_not_listed(client, alice, bob):
 
 
 def test_public_gallery_is_listed_and_visible_to_everyone(client, alice, bob):
-    public = gallery_create(owner=alice, title="Sunsets", visibility=Gallery.Visibility.PUBLIC)
+    public = gallery_create(acting_user=alice, title="Sunsets", visibility=Gallery.Visibility.PUBLIC)
     photo = photo_upload(
-        uploaded_by=alice, gallery=public, file=SimpleUploadedFile("s.jpg", encode(picture(seed=23)))
+        acting_user=alice, gallery=public, file=SimpleUploadedFile("s.jpg", encode(picture(seed=23)))
     ).photo
 
     assert "Sunsets" in client.get(reverse("gallery-public-list")).content.decode()
@@ -92,7 +92,7 @@ def test_visibility_selector_lists_each_photo_once(alice, bob, make_user, galler
     """A gallery with several members must not repeat its photos (a join on memberships would)."""
     for name in ("carol", "dave"):
         make_user(name)
-        gallery_member_set(gallery=gallery, by=alice, username=name, role="viewer")
+        gallery_member_set(gallery=gallery, acting_user=alice, username=name, role="viewer")
     gallery.visibility = Gallery.Visibility.PUBLIC
     gallery.save()
     assert list(selectors.photo_list_visible_to(alice)) == [private_photo]
@@ -114,12 +114,12 @@ def test_the_photo_list_selector_refuses_a_gallery_id_that_was_not_validated(bob
 
 
 def test_the_photo_list_selector_lists_an_unlisted_gallery_by_its_id_only(alice, bob):
-    unlisted = gallery_create(owner=alice, title="By link", visibility=Gallery.Visibility.UNLISTED)
-    other = gallery_create(owner=alice, title="Other link", visibility=Gallery.Visibility.UNLISTED)
+    unlisted = gallery_create(acting_user=alice, title="By link", visibility=Gallery.Visibility.UNLISTED)
+    other = gallery_create(acting_user=alice, title="Other link", visibility=Gallery.Visibility.UNLISTED)
     photo = photo_upload(
-        uploaded_by=alice, gallery=unlisted, file=SimpleUploadedFile("u.jpg", encode(picture(seed=24)))
+        acting_user=alice, gallery=unlisted, file=SimpleUploadedFile("u.jpg", encode(picture(seed=24)))
     ).photo
-    photo_upload(uploaded_by=alice, gallery=other, file=SimpleUploadedFile("o.jpg", encode(picture(seed=25))))
+    photo_upload(acting_user=alice, gallery=other, file=SimpleUploadedFile("o.jpg", encode(picture(seed=25))))
 
     for user in (bob, None):
         assert list(selectors.photo_list_for_viewer(acting_user=user)) == []

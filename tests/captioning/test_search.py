@@ -1,14 +1,19 @@
 """Search: CLIP text-to-image with the photos' own model (its `embed_text`), caption words in every stored
 language, one ranked list, only what the user may see; the in-memory index follows the database."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.urls import reverse
 
 from captioning import engine
 from captioning.models import Caption, Gallery, ModelVersion, Photo, Translation
-from captioning.search import EmbeddingIndex, forget_indexes, photo_search
+from captioning.search import EmbeddingIndex, forget_indexes, image_search_backend, photo_search
+from captioning.search.image import QueryEmbeddingCache
 from captioning.services.galleries import gallery_create, gallery_member_set
 from captioning.services.photos import photo_upload
 from tests.captioning.helpers import encode, picture
@@ -30,7 +35,7 @@ def add_photo():
     def add(gallery: Gallery, text: str | None = None, embedding: np.ndarray | None = None, model=None) -> Photo:
         owner = gallery.owner
         content = encode(picture(seed=next(seeds)), "JPEG")
-        photo = photo_upload(uploaded_by=owner, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
+        photo = photo_upload(acting_user=owner, gallery=gallery, file=SimpleUploadedFile("p.jpg", content)).photo
         if text is not None:
             Caption.objects.create(photo=photo, text=text, is_current=True)
         if embedding is not None:
@@ -84,11 +89,11 @@ def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
 
 
 def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_photo):
-    private = gallery_create(owner=alice, title="Private", visibility="private")
-    unlisted = gallery_create(owner=alice, title="Unlisted", visibility="unlisted")
-    public = gallery_create(owner=alice, title="Public", visibility="public")
-    shared = gallery_create(owner=alice, title="Shared", visibility="private")
-    gallery_member_set(gallery=shared, by=alice, username="bob", role="viewer")
+    private = gallery_create(acting_user=alice, title="Private", visibility="private")
+    unlisted = gallery_create(acting_user=alice, title="Unlisted", visibility="unlisted")
+    public = gallery_create(acting_user=alice, title="Public", visibility="public")
+    shared = gallery_create(acting_user=alice, title="Shared", visibility="private")
+    gallery_member_set(gallery=shared, acting_user=alice, username="bob", role="viewer")
     photos = {gallery.title: add_photo(gallery, "a red kite") for gallery in (private, unlisted, public, shared)}
 
     assert set(found(alice, "kite")) == set(photos.values())
@@ -99,8 +104,8 @@ def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_phot
 
 def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active_model, add_photo):
     vector = np.ones(active_model.config["clip_embedding_size"], dtype=np.float32)
-    hidden = add_photo(gallery_create(owner=alice, title="Mine"), embedding=vector, model=active_model)
-    visible = add_photo(gallery_create(owner=bob, title="Bob's"), embedding=vector, model=active_model)
+    hidden = add_photo(gallery_create(acting_user=alice, title="Mine"), embedding=vector, model=active_model)
+    visible = add_photo(gallery_create(acting_user=bob, title="Bob's"), embedding=vector, model=active_model)
 
     results = photo_search(user=bob, query="anything at all")
     assert results.image_search
@@ -234,3 +239,45 @@ def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_phot
     assert data["results"][0]["text_match"] == pytest.approx(2.0)
     assert data["image_search"] is False and data["notes"] == []
     assert client.get(reverse("api-search")).status_code == 400  # q is required
+
+
+# Where images are searched ---------------------------------------------------------------------------------
+
+
+def test_images_are_searched_in_postgresql_where_it_has_pgvector_else_in_memory():
+    available = False
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')")
+            available = cursor.fetchone()[0]
+    assert image_search_backend() == ("pgvector" if available else "memory")
+
+
+class QueryText(str):
+    """A query whose hashing lets other threads run: in the middle of every dict operation of the cache."""
+
+    def __hash__(self) -> int:
+        time.sleep(0)
+        return str.__hash__(self)
+
+
+def test_the_query_embedding_cache_keeps_its_size_under_concurrent_searches():
+    cache = QueryEmbeddingCache(size=2)
+    errors = []
+
+    def search_many(thread: int) -> None:
+        try:
+            for number in range(2000):
+                key = (1, "model", QueryText(f"query {(number * (thread + 3)) % 10}"))
+                if cache.get(key) is None:
+                    cache.put(key, np.full(4, number, dtype=np.float32))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=search_many, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(cache._vectors) <= 2

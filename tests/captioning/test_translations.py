@@ -1,7 +1,9 @@
 """Caption translations. The translation web services (Google, DeepL) are outside this machine, so a fake
-one runs on 127.0.0.1 and answers the way they do; deep-translator and requests run for real against it,
+one runs on 127.0.0.1 and answers the way they do; our provider calls and requests run for real against it,
 pointed there by TRANSLATION_SERVICE_URL."""
 
+import re
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -10,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from captioning import translators
 from captioning.models import Caption, Gallery, Photo, Translation
 from captioning.services.photos import photo_upload
 from captioning.services.translations import translation_perform, translation_request, translation_retry
@@ -41,7 +44,7 @@ def fake_google(fake_translation_server, settings) -> FakeTranslationService:
 @pytest.fixture
 def caption(alice, gallery) -> Caption:
     photo = photo_upload(
-        uploaded_by=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
+        acting_user=alice, gallery=gallery, file=SimpleUploadedFile("c.jpg", encode(picture(seed=31)))
     ).photo
     photo.status = Photo.Status.CAPTIONED
     photo.save()
@@ -88,7 +91,7 @@ def test_a_stalled_service_times_out_and_the_failure_is_stored(fake_google, capt
 
     assert answered_before_the_failure == 0, "the translation waited for the service's answer"
     assert translation.status == Translation.Status.FAILED
-    assert "did not answer within 1 s" in translation.error_message
+    assert translation.error_message == "Google Translate did not answer within 1 seconds; try again later."
 
 
 def test_a_failed_translation_can_be_retried(fake_google, caption):
@@ -127,20 +130,20 @@ def test_deepl_is_used_when_its_key_is_set(fake_google, caption, settings):
     assert fake_google.requests[-1]["auth_key"] == "test-key"
 
 
-def test_other_requests_get_no_timeout_added(fake_google, caption, monkeypatch):
-    """The deadline applies to the translating thread while it translates, not to the rest of the process."""
+def test_only_the_translations_own_requests_carry_the_deadline(fake_google, caption, monkeypatch):
+    """The deadline is set on the translation's own session, not on every request of the process."""
     import requests
 
     from captioning import translators
 
     seen = []
-    real_request = translators._original_session_request
+    real_request = requests.Session.request
 
     def record(self, method, url, *args, **kwargs):
         seen.append(kwargs.get("timeout"))
         return real_request(self, method, url, *args, **kwargs)
 
-    monkeypatch.setattr(translators, "_original_session_request", record)
+    monkeypatch.setattr(requests.Session, "request", record)
     translators.translate("hello", "fr")
     requests.get(fake_google.base_url + "/m", params={"q": "x", "tl": "fr"})
     assert seen == [10, None]
@@ -151,8 +154,11 @@ def test_the_photo_page_switches_language(client, alice, fake_google, caption):
     url = reverse("photo-detail", args=[caption.photo.uuid])
 
     page = client.get(url, {"lang": "fr"}).content.decode()
-    assert "Translating…" in page
+    assert "Translate into Français" in page  # a GET asks for nothing: the page's button (or script) does
     assert '<option value="fr" selected>' in page
+    response = client.post(reverse("photo-translate", args=[caption.photo.uuid]), {"language": "fr"})
+    assert response.url == f"{url}?lang=fr"
+    assert "Translating…" in client.get(response.url).content.decode()
 
     translation_perform(translation_id=Translation.objects.get(language="fr").pk)
     page = client.get(url).content.decode()  # the choice is remembered
@@ -169,10 +175,102 @@ def test_the_gallery_page_asks_for_missing_translations(client, alice, fake_goog
     client.force_login(alice)
     gallery: Gallery = caption.photo.gallery
 
-    client.get(gallery.get_absolute_url(), {"lang": "de"})
+    page = client.get(gallery.get_absolute_url(), {"lang": "de"}).content.decode()
+    assert "Translate captions into Deutsch" in page
+    client.post(reverse("gallery-translate", args=[gallery.public_id]), {"language": "de", "page": 1})
     translation = Translation.objects.get(caption=caption, language="de")
     translation_perform(translation_id=translation.pk)
 
     data = client.get(reverse("gallery-status", args=[gallery.public_id])).json()
     assert data["photos"][0]["translation"] == "[de] a dog running on the beach"
     assert data["busy"] == 0
+
+
+# Outside services are opt-in --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_service(fake_translation_server, settings) -> FakeTranslationService:
+    """No translation service configured (the default), with the fake one listening in case anything calls it."""
+    fake_translation_server.requests.clear()
+    settings.TRANSLATION_PROVIDER = ""
+    settings.TRANSLATION_SERVICE_URL = f"{fake_translation_server.base_url}/m"
+    settings.CAPTION_LANGUAGES = ["fr", "de"]
+    return fake_translation_server
+
+
+def test_the_default_is_no_translation_service():
+    from clippro_site import settings as site_settings
+
+    assert site_settings.TRANSLATION_PROVIDER == ""
+
+
+def test_without_a_configured_service_no_caption_text_leaves_the_server(client, alice, no_service, caption):
+    client.force_login(alice)
+
+    photo_page = client.get(reverse("photo-detail", args=[caption.photo.uuid]), {"lang": "fr"}).content.decode()
+    client.get(caption.photo.gallery.get_absolute_url(), {"lang": "fr"})
+    with pytest.raises(ValidationError, match="No translation service is configured"):
+        translation_request(caption=caption, language="fr")
+    with pytest.raises(translators.TranslationFailed, match="No translation service is configured"):
+        translators.translate("a dog", "fr")
+
+    assert Translation.objects.count() == 0
+    assert no_service.requests == []
+    assert 'name="lang"' not in photo_page  # nothing to pick: captions are in English only
+    assert "Your photos and their captions stay on this server." in photo_page
+
+
+def test_without_a_service_the_picker_offers_only_stored_translations_by_name(client, alice, no_service, caption):
+    Translation.objects.create(caption=caption, language="de", text="ein Hund", status=Translation.Status.DONE)
+    Translation.objects.create(caption=caption, language="fr", status=Translation.Status.FAILED, error_message="x")
+    client.force_login(alice)
+
+    page = client.get(reverse("photo-detail", args=[caption.photo.uuid]), {"lang": "de"}).content.decode()
+
+    picker = page[page.index("data-language-picker") :].split("</form>")[0]
+    assert re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', picker) == [
+        ("en", "English"),
+        ("de", "Deutsch"),
+    ]
+    assert "ein Hund" in page
+    assert ">Deutsch</a>" in page and ">de</a>" not in page  # the translations list names languages too
+    assert no_service.requests == []
+
+
+def test_with_a_service_the_picker_offers_the_languages_it_translates_into(client, fake_google, settings):
+    settings.CAPTION_LANGUAGES = ["fr", "zh-CN", "no"]
+
+    google = client.get(reverse("home")).content.decode()
+    settings.TRANSLATION_PROVIDER = "deepl"
+    deepl = client.get(reverse("home")).content.decode()
+
+    options = r'<option value="([^"]+)"'
+    assert re.findall(options, google) == ["en", "fr", "zh-CN", "no"]
+    assert re.findall(options, deepl) == ["en", "fr"]  # DeepL has no "zh-CN" nor Norwegian
+    assert "caption text is sent to Google Translate to translate it" in google
+    assert "caption text is sent to DeepL to translate it" in deepl
+
+
+def test_a_service_that_cannot_be_reached_fails_with_a_sentence(fake_google, caption, settings):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.TRANSLATION_SERVICE_URL = f"http://127.0.0.1:{closed_port}/m"
+
+    translation = translation_perform(translation_id=translation_request(caption=caption, language="fr").pk)
+
+    assert translation.status == Translation.Status.FAILED
+    assert translation.error_message == "Google Translate could not be reached; try again later."
+
+
+def test_the_help_page_says_what_is_sent_where(client, no_service, settings):
+    off = client.get(reverse("translation-help")).content.decode()
+    settings.TRANSLATION_PROVIDER = "deepl"
+    settings.TRANSLATION_SERVICE_URL = ""
+    on = client.get(reverse("translation-help")).content.decode()
+
+    assert "No translation service is configured, so no caption text leaves this server." in off
+    assert "TRANSLATION_PROVIDER=google" in off and "DEEPL_API_KEY" in off and "MICROSOFT_TRANSLATOR_KEY" in off
+    assert "<strong>DeepL</strong>" in on and "api.deepl.com" in on
+    assert "Français" in on and "Deutsch" in on

@@ -197,14 +197,16 @@ def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, a
     from captioning.services.photos import photo_caption_edit
 
     erin = make_user("erin")
-    gallery_member_set(gallery=gallery, by=alice, username="erin", role="editor")
+    gallery_member_set(gallery=gallery, acting_user=alice, username="erin", role="editor")
     content = encode(picture(seed=17), "JPEG")
     client.force_login(erin)
     assert upload(client, gallery, content).status_code == 201
-    gallery_update(gallery=gallery, by=alice, title="Secret plans", description="", visibility="private")
-    photo_caption_edit(photo=Photo.objects.get(gallery=gallery), by=alice, text="the surprise party guest list")
-    gallery_member_remove(gallery=gallery, by=alice, user_id=erin.pk)
-    own = gallery_create(owner=erin, title="Mine", visibility=Gallery.Visibility.PRIVATE)
+    gallery_update(gallery=gallery, acting_user=alice, title="Secret plans", description="", visibility="private")
+    photo_caption_edit(
+        photo=Photo.objects.get(gallery=gallery), acting_user=alice, text="the surprise party guest list"
+    )
+    gallery_member_remove(gallery=gallery, acting_user=alice, user_id=erin.pk)
+    own = gallery_create(acting_user=erin, title="Mine", visibility=Gallery.Visibility.PRIVATE)
 
     response = upload(client, own, content)
 
@@ -218,7 +220,7 @@ def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, a
 def test_same_file_from_two_owners_is_two_photos(client, alice, bob, gallery):
     from captioning.services.galleries import gallery_member_set
 
-    gallery_member_set(gallery=gallery, by=alice, username="bob", role="editor")
+    gallery_member_set(gallery=gallery, acting_user=alice, username="bob", role="editor")
     content = encode(picture(seed=13), "JPEG")
     client.force_login(alice)
     assert upload(client, gallery, content).status_code == 201
@@ -230,7 +232,7 @@ def test_same_file_from_two_owners_is_two_photos(client, alice, bob, gallery):
 def test_viewer_cannot_upload(client, alice, bob, gallery, media_files):
     from captioning.services.galleries import gallery_member_set
 
-    gallery_member_set(gallery=gallery, by=alice, username="bob", role="viewer")
+    gallery_member_set(gallery=gallery, acting_user=alice, username="bob", role="viewer")
     client.force_login(bob)
 
     response = upload(client, gallery, encode(picture(seed=14), "JPEG"))

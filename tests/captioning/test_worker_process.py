@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Success
 
+from captioning.jobs import request_worker_run
 from captioning.models import Caption, Photo
-from captioning.services.captioning import caption_queue_work
 from captioning.services.galleries import gallery_create
 from captioning.services.model_versions import model_version_register
 from captioning.services.photos import photo_upload
@@ -27,9 +27,9 @@ pytestmark = pytest.mark.slow
 def upload_photo_a_worker_gets_stuck_on(owner, seed: int) -> tuple[Photo, Callable[[], None]]:
     """A photo whose file is swapped for a FIFO nobody writes to: a worker reading it blocks (deterministically)
     in its batch, with the claim held. Call the returned function to put the file back."""
-    gallery = gallery_create(owner=owner, title=f"Interrupted {seed}")
+    gallery = gallery_create(acting_user=owner, title=f"Interrupted {seed}")
     photo = photo_upload(
-        uploaded_by=owner, gallery=gallery, file=SimpleUploadedFile("k.jpg", encode(picture(seed=seed)))
+        acting_user=owner, gallery=gallery, file=SimpleUploadedFile("k.jpg", encode(picture(seed=seed)))
     ).photo
     path = photo.original.path
     content = open(path, "rb").read()  # noqa: SIM115
@@ -57,7 +57,7 @@ def test_a_real_qcluster_captions_uploads_end_to_end(
     client, alice, start_worker, save_random_checkpoint, fixture_photos
 ):
     model = model_version_register(name="tiny", checkpoint_path=save_random_checkpoint("tiny", seed=5), activate=True)
-    gallery = gallery_create(owner=alice, title="Real photos")
+    gallery = gallery_create(acting_user=alice, title="Real photos")
     worker = start_worker()
     client.force_login(alice)
 
@@ -110,7 +110,7 @@ def test_photos_of_a_killed_worker_are_captioned_by_the_next_one(alice, start_wo
         claimed_at=timezone.now() - timedelta(seconds=settings.CAPTION_LEASE_SECONDS + 1)
     )
     second = start_worker()
-    caption_queue_work()
+    request_worker_run()
     wait_for(
         lambda: Photo.objects.filter(pk=photo.pk, status=Photo.Status.CAPTIONED).exists(),
         timeout=120,

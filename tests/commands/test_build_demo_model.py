@@ -11,7 +11,9 @@ from PIL import Image, ImageDraw
 
 from mlcore.captioner import Captioner
 from mlcore.demo import DEMO_REPORT_FILE
+from mlcore.encoder import load_image
 from mlcore.shapes import BACKGROUNDS, COLOURS, caption_names_every_object, make_shape_samples, mentioned_objects
+from tests.captioning.conftest import PHOTO_FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,22 @@ def test_a_256_px_drawing_of_one_centred_circle_is_captioned_as_that_circle_alon
         if mentioned_objects(result.text) != [(colour, "circle")]:  # named once: a second mention is a second circle
             wrong.append(f"{colour} circle of radius {radius_share:.0%} on {background}: {result.text!r}")
     assert wrong == []
+
+
+@pytest.mark.slow
+def test_demo_model_is_confident_about_new_shapes_and_unsure_of_every_real_photo(small_demo):
+    out, _ = small_demo
+    captioner = Captioner.load(out, device="cpu")
+    shapes = make_shape_samples(500, seed=0, split="familiarity")  # drawn by none of the build's splits
+    photos = [load_image(path) for path in sorted(PHOTO_FIXTURES.glob("*.jpg"))]
+
+    on_shapes = captioner.familiarity(captioner.embed([sample.render() for sample in shapes]))
+    on_photos = captioner.familiarity(captioner.embed(photos))
+
+    assert sum(score.confident for score in on_shapes) / len(on_shapes) >= 0.99  # measured: 500 of 500
+    assert len(on_photos) == 8 and not any(score.confident for score in on_photos)
+    # Measured: photos at most 0.418, shapes at least 0.536 (threshold 0.524).
+    assert max(score.value for score in on_photos) < min(score.value for score in on_shapes)
 
 
 def test_if_missing_leaves_an_existing_model_alone(tmp_path):

@@ -1,0 +1,49 @@
+"""How the site treats a caption its model is unsure of (Caption.confident is False: the photo is unlike anything
+the model was trained on, mlcore.familiarity).
+
+Such a caption is shown as a guess under an "Unsure" notice, never becomes the image's alt text (the file name
+and date do), comes first in the review queue (selectors.caption_review_queue) and ranks below confident matches
+in search (`photo_ids_with_unsure_caption`).
+"""
+
+from collections.abc import Iterable
+
+from django.utils.dateformat import format as format_date
+from django.utils.timezone import localtime
+
+from captioning.models import Caption, Photo
+
+
+def caption_is_guess(caption: Caption | None) -> bool:
+    return caption is not None and not caption.confident
+
+
+def caption_unsure_notice(caption: Caption | None) -> str | None:
+    """What the pages say instead of stating an unsure caption as fact; None for a confident one."""
+    if not caption_is_guess(caption):
+        return None
+    model_version = caption.model_version
+    if model_version is None:
+        return "Unsure: the model that wrote this caption has not seen photos like this."
+    which = "the active model" if model_version.is_active else "the model"
+    trained_on = f": {model_version.trained_on}" if model_version.trained_on else ""
+    return f"Unsure: {which} ({model_version.name}{trained_on}) has not seen photos like this."
+
+
+def photo_alt_text(photo: Photo, caption: Caption | None) -> str:
+    """The caption when the model is confident of it; otherwise the file name and the date it was taken (or
+    uploaded), which at least do not state something false."""
+    if caption is not None and caption.confident and caption.text:
+        return caption.text
+    when = photo.taken_at or photo.created_at
+    name = photo.original_filename or "Photo"
+    return f"{name}, {format_date(localtime(when), 'j M Y')}" if when else name
+
+
+def photo_ids_with_unsure_caption(photo_ids: Iterable[int]) -> set[int]:
+    """Which of these photos' current captions are guesses (search puts them below the confident matches)."""
+    return set(
+        Caption.objects.filter(photo_id__in=list(photo_ids), is_current=True, confident=False)
+        .values_list("photo_id", flat=True)
+        .order_by()
+    )

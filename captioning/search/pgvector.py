@@ -1,0 +1,103 @@
+"""The image index inside PostgreSQL, where the pgvector extension is installed (migration
+0009_search_pgvector_if_available creates it there and nowhere else).
+
+A trigger on the photos keeps `captioning_photo_clip_vector` (photo, model version, gallery, vector) equal to
+their embedding bytes, whoever writes them, so nothing in Python maintains it. Each CLIP size the migration
+knows (INDEXED_DIMENSIONS) has an HNSW index (cosine); other sizes are searched exactly, as are visible sets of
+at most EXACT_SEARCH_MAX_ROWS photos, where filtering an approximate answer would lose too many. The visibility
+filter is part of the SQL, so nothing outside it is read. pgvector 0.6 filters the index's candidates after the
+index scan, so HNSW_CANDIDATES are asked for: with a filter that keeps a quarter of the photos, about 250 come
+back (SEARCH_MAX_RESULTS is 500); recall@24 is measured by benchmarks/search.py."""
+
+import math
+
+import numpy as np
+from django.db import connection, transaction
+
+from captioning.models import embedding_from_bytes
+
+TABLE = "captioning_photo_clip_vector"
+# The CLIP sizes with an HNSW index: ViT-B/32, ViT-B/16 and RN101 (512), RN50x4 (640), ViT-L/14 and RN50x16
+# (768), RN50 and ViT-H/14 (1024). The same list is in the migration, which created them.
+INDEXED_DIMENSIONS = (512, 640, 768, 1024)
+HNSW_CANDIDATES = 1000  # hnsw.ef_search: pgvector's maximum
+EXACT_SEARCH_MAX_ROWS = 20_000
+
+_in_use: dict[str, bool] = {}
+
+
+def in_use() -> bool:
+    """Whether this database has the vector table (PostgreSQL with pgvector when it was migrated)."""
+    if connection.vendor != "postgresql":
+        return False
+    database = connection.settings_dict["NAME"]
+    if database not in _in_use:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [TABLE])
+            _in_use[database] = cursor.fetchone()[0]
+    return _in_use[database]
+
+
+def nearest(
+    model_version_ids: list[int], query_vector: np.ndarray, gallery_ids: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(photo ids, cosines) of the `limit` photos in `gallery_ids` closest to `query_vector` among those the
+    model versions embedded: by the HNSW index, or exactly when few photos are visible."""
+    dimensions = int(query_vector.shape[0])
+    vector = "[" + ",".join(map(str, query_vector.tolist())) + "]"
+    where = f"model_version_id = ANY(%s) AND dimensions = {dimensions} AND gallery_id = ANY(%s)"
+    filter_params = [model_version_ids, gallery_ids.tolist()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        exact = dimensions not in INDEXED_DIMENSIONS or _at_most(cursor, where, filter_params, EXACT_SEARCH_MAX_ROWS)
+        if exact:
+            # Not the indexed expression (the column cast to its size), so the planner cannot use the index.
+            distance = "embedding <=> %s::vector"
+            order = f"{distance}, photo_id DESC"
+        else:
+            distance = order = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
+            # With sorting ruled out, the only plan left is the index's order (on small tables the planner
+            # would sort). hnsw.ef_search may stay: only this module scans the HNSW indexes.
+            cursor.execute(
+                "SELECT current_setting('enable_sort'), set_config('hnsw.ef_search', %s, true), "
+                "set_config('enable_sort', 'off', true)",
+                [str(HNSW_CANDIDATES)],
+            )
+            enable_sort = cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT photo_id, {distance} FROM {TABLE} WHERE {where} ORDER BY {order} LIMIT %s",
+            [vector, *filter_params, vector, limit],
+        )
+        rows = [(photo_id, 1.0 - distance) for photo_id, distance in cursor.fetchall() if not math.isnan(distance)]
+        if not exact:
+            cursor.execute("SELECT set_config('enable_sort', %s, true)", [enable_sort])
+    return np.array([row[0] for row in rows], dtype=np.int64), np.array([row[1] for row in rows], dtype=np.float32)
+
+
+def _at_most(cursor, where: str, params: list, count: int) -> bool:
+    """Whether at most `count` rows match `where`: counts no further than that, on the gallery index."""
+    cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS rows", [*params, count + 1])
+    return cursor.fetchone()[0] <= count
+
+
+def vector_table_fill(database=connection, chunk_size: int = 2000) -> int:
+    """Writes every embedded photo's vector into the table, converted here rather than by the trigger's SQL (a
+    bulk fill: the migration's, or a load that turned the trigger off). Returns the number of rows written."""
+    written, after = 0, 0
+    with database.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT id, embedding_model_id, gallery_id, embedding FROM captioning_photo "
+                "WHERE id > %s AND embedding IS NOT NULL AND embedding_model_id IS NOT NULL ORDER BY id LIMIT %s",
+                [after, chunk_size],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return written
+            columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
+            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+                for photo_id, model_version_id, gallery_id, embedding in rows:
+                    vector = embedding_from_bytes(embedding)
+                    text = "[" + ",".join(map(str, vector.tolist())) + "]"
+                    copy.write_row((photo_id, model_version_id, gallery_id, vector.size, text))
+            written += len(rows)
+            after = rows[-1][0]

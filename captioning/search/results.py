@@ -1,0 +1,46 @@
+"""What a search returns: the ranked hits, and a page of them read back as photos."""
+
+from dataclasses import dataclass, field
+
+from captioning.models import Photo
+from captioning.selectors import UserOrAnonymous, photo_list_visible_to, photo_with_current_caption
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    photo_id: int
+    score: float  # fused: higher is better
+    image_similarity: float | None  # cosine between the query's and the photo's CLIP embeddings
+    text_match: float | None  # share of the query's words found in the caption or a translation (+1 phrase)
+
+
+@dataclass
+class SearchResults:
+    """The ranked hits of one query. Sliced (a page), it reads those photos, visible ones only, in order."""
+
+    user: UserOrAnonymous | None
+    query: str
+    hits: list[SearchHit]
+    image_search: bool  # the CLIP part ran (it cannot without an embedded photo or a loadable model)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def count(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, index: int | slice) -> Photo | list[Photo]:
+        hits = self.hits[index] if isinstance(index, slice) else [self.hits[index]]
+        if not hits:
+            return []
+        # Visibility is checked again: a photo deleted or hidden since it was ranked is left out.
+        visible = photo_list_visible_to(self.user).filter(pk__in=[hit.photo_id for hit in hits])
+        photos = {photo.pk: photo for photo in photo_with_current_caption(visible)}
+        page = []
+        for hit in hits:
+            photo = photos.get(hit.photo_id)
+            if photo is not None:
+                photo.search_hit = hit
+                page.append(photo)
+        return page if isinstance(index, slice) else page[0]

@@ -1,0 +1,51 @@
+"""The API's lists read a fixed number of queries, however many rows they present: a field a list reads that its
+selector left out (captioning.selectors reads only the columns lists present) would cost one query per row."""
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from captioning.models import Caption, ModelVersion
+from captioning.services.galleries import gallery_create
+from tests.api.conftest import caption, upload
+
+
+def _queries(client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    return len(queries)
+
+
+def _captioned_photos(people, gallery, seeds: range) -> None:
+    """Photos with each kind of caption: by a model, and rewritten by hand and reviewed."""
+    model, _created = ModelVersion.objects.get_or_create(name="coco", checkpoint_path="/nowhere")
+    for seed in seeds:
+        photo = upload(people["owner"], gallery, seed=seed, name=f"{seed}.jpg")
+        if seed % 2:
+            caption(photo, f"a dog number {seed}", model_version=model, score=-1.0, decoding={"strategy": "beam"})
+        else:
+            caption(
+                photo,
+                f"my words {seed}",
+                source=Caption.Source.EDITED,
+                created_by=people["owner"],
+                reviewed_by=people["staff"],
+                reviewed_at=timezone.now(),
+            )
+
+
+def test_the_photo_list_reads_as_many_queries_for_many_photos_as_for_two(people, private_gallery, api_client_for):
+    client = api_client_for(people["viewer"])
+    paths = ["/api/photos/", f"/api/photos/?gallery={private_gallery.public_id}&text=my"]
+    _captioned_photos(people, private_gallery, range(1, 3))
+    two = {path: _queries(client, path) for path in paths}
+    _captioned_photos(people, private_gallery, range(3, 9))
+    assert {path: _queries(client, path) for path in paths} == two
+
+
+def test_the_gallery_list_reads_as_many_queries_for_many_galleries_as_for_one(people, private_gallery, api_client_for):
+    client = api_client_for(people["viewer"])
+    one = _queries(client, "/api/galleries/")
+    for number in range(4):
+        gallery_create(acting_user=people["stranger"], title=f"Public {number}", visibility="public")
+    assert _queries(client, "/api/galleries/") == one

@@ -1,0 +1,154 @@
+"""Image search inside PostgreSQL with pgvector: the vector table follows the photos' embedding bytes exactly,
+the HNSW index answers large visible sets (and finds what exact search finds), exact search answers small
+ones, nothing outside the visible galleries ever comes back, and the admin says which backend runs."""
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from captioning.models import Gallery, ModelVersion, Photo
+from captioning.search import image_search_backend, pgvector
+from captioning.services.galleries import gallery_create
+
+pytestmark = pytest.mark.django_db
+
+DIMENSIONS = 512
+
+
+def stored_vector(photo_id: int) -> list[float] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT embedding::real[] FROM {pgvector.TABLE} WHERE photo_id = %s", [photo_id])
+        row = cursor.fetchone()
+    return row and row[0]
+
+
+def add_photos(gallery: Gallery, vectors: np.ndarray, model: ModelVersion) -> list[Photo]:
+    start = Photo.objects.count()
+    return Photo.objects.bulk_create(
+        [
+            Photo(
+                owner_id=gallery.owner_id,
+                gallery=gallery,
+                sha256=f"{start + number:064x}",
+                byte_size=1,
+                width=1,
+                height=1,
+                format="JPEG",
+                status=Photo.Status.CAPTIONED,
+                embedding=vector.astype("<f4").tobytes(),
+                embedding_model=model,
+            )
+            for number, vector in enumerate(vectors)
+        ]
+    )
+
+
+@pytest.fixture
+def model() -> ModelVersion:
+    return ModelVersion.objects.create(name="vit-b-32", checkpoint_path="/nowhere", config={"clip_model": "ViT-B/32"})
+
+
+def hnsw_scans() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [f"{pgvector.TABLE}_hnsw_{DIMENSIONS}"])
+        return cursor.fetchone()[0]
+
+
+def test_this_database_searches_images_with_pgvector():
+    assert pgvector.in_use()
+    assert image_search_backend() == "pgvector"
+
+
+def test_the_vector_table_holds_each_embedding_exactly_and_follows_every_change(alice, gallery, model):
+    tricky = np.array([0.0, -0.0, 1.0, -2.5, 1e-45, -3e-39, 3.4e38, 1.17549435e-38], dtype=np.float32)
+    photo = add_photos(gallery, [tricky], model)[0]
+    assert np.array_equal(np.array(stored_vector(photo.pk), dtype=np.float32), tricky)  # subnormals included
+
+    other = gallery_create(owner=alice, title="Other")
+    replaced = np.arange(8, dtype=np.float32) - 3.5
+    Photo.objects.filter(pk=photo.pk).update(embedding=replaced.astype("<f4").tobytes(), gallery=other)
+    assert np.array_equal(np.array(stored_vector(photo.pk), dtype=np.float32), replaced)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT gallery_id, dimensions FROM {pgvector.TABLE} WHERE photo_id = %s", [photo.pk])
+        assert cursor.fetchone() == (other.pk, 8)
+
+    Photo.objects.filter(pk=photo.pk).update(embedding=None)
+    assert stored_vector(photo.pk) is None
+
+    again = add_photos(gallery, [replaced], model)[0]
+    again.delete()
+    assert stored_vector(again.pk) is None
+
+    kept = add_photos(gallery, [replaced], model)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # a truncate waits for no deferred check
+        cursor.execute("TRUNCATE captioning_photo CASCADE")  # what Django's flush does
+    assert stored_vector(kept.pk) is None
+
+
+def test_a_bulk_fill_writes_the_same_vectors_as_the_trigger(gallery, model):
+    vectors = np.random.default_rng(2).standard_normal((30, 16), dtype=np.float32)
+    photos = add_photos(gallery, vectors, model)
+    by_trigger = [stored_vector(photo.pk) for photo in photos]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {pgvector.TABLE}")
+
+    assert pgvector.vector_table_fill() == 30
+
+    by_fill = [stored_vector(photo.pk) for photo in photos]
+    assert by_fill == by_trigger
+    assert np.array_equal(np.array(by_fill, dtype=np.float32), vectors)
+
+
+def test_small_visible_sets_are_searched_exactly(alice, bob, model):
+    rng = np.random.default_rng(0)
+    mine = gallery_create(owner=alice, title="Mine")
+    hidden = gallery_create(owner=bob, title="Bob's")
+    visible_vectors = rng.standard_normal((50, DIMENSIONS), dtype=np.float32)
+    visible = add_photos(mine, visible_vectors, model)
+    add_photos(hidden, rng.standard_normal((300, DIMENSIONS), dtype=np.float32), model)
+    query = rng.standard_normal(DIMENSIONS).astype(np.float32)
+    query /= np.linalg.norm(query)
+    scans = hnsw_scans()
+
+    photo_ids, similarities = pgvector.nearest([model.pk], query, np.array([mine.pk]), limit=10)
+
+    assert hnsw_scans() == scans
+    expected = visible_vectors @ query / np.linalg.norm(visible_vectors, axis=1)
+    best = np.argsort(-expected)[:10]
+    assert photo_ids.tolist() == [visible[row].pk for row in best]
+    assert np.allclose(similarities, expected[best], atol=1e-5)
+
+
+def test_large_visible_sets_use_the_hnsw_index_with_the_visibility_filter_in_sql(alice, bob, model, monkeypatch):
+    rng = np.random.default_rng(1)
+    public = gallery_create(owner=bob, title="Public", visibility="public")
+    private = gallery_create(owner=bob, title="Private")
+    public_vectors = rng.standard_normal((500, DIMENSIONS), dtype=np.float32)
+    public_photos = add_photos(public, public_vectors, model)
+    add_photos(private, rng.standard_normal((500, DIMENSIONS), dtype=np.float32), model)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {pgvector.TABLE}")
+    monkeypatch.setattr(pgvector, "EXACT_SEARCH_MAX_ROWS", 100)
+    normalised = public_vectors / np.linalg.norm(public_vectors, axis=1, keepdims=True)
+    recalls = []
+    for _ in range(10):
+        query = rng.standard_normal(DIMENSIONS).astype(np.float32)
+        query /= np.linalg.norm(query)
+        scans = hnsw_scans()
+
+        photo_ids, _ = pgvector.nearest([model.pk], query, np.array([public.pk]), limit=24)
+
+        assert hnsw_scans() == scans + 1
+        assert set(photo_ids.tolist()) <= {photo.pk for photo in public_photos}
+        exact = {public_photos[row].pk for row in np.argsort(-(normalised @ query))[:24]}
+        recalls.append(len(exact & set(photo_ids.tolist())) / 24)
+    assert np.mean(recalls) >= 0.95
+
+
+def test_the_admin_queue_page_says_image_search_runs_in_postgresql(client, django_user_model):
+    staff = django_user_model.objects.create_superuser("root", password="a-Long-passw0rd")
+    client.force_login(staff)
+    page = client.get(reverse("admin:captioning_captioningactivity_changelist")).content.decode()
+    assert 'data-image-search-backend="pgvector"' in page
