@@ -12,12 +12,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# The web server and a captioning worker together (manage.py serve); Ctrl-C stops both. Without a model
-# (prepare_caption_model failed) the site still runs and photos say which command provides one.
+# The web server and a captioning worker together (manage.py serve); Ctrl-C stops both. The site answers at
+# once; CAPTION_MODEL (clipcap-coco; offline: the demo) is made ready in the background, progress on the pages.
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input
-	-$(PY) manage.py prepare_caption_model
-	$(PY) manage.py serve 127.0.0.1:$${PORT:-8000}
+	$(PY) manage.py serve --prepare-model 127.0.0.1:$${PORT:-8000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

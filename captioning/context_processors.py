@@ -1,5 +1,6 @@
 from django.http import HttpRequest
 
+from captioning.services.model_preparation import model_preparation_get
 from captioning.translators import provider_name, translation_provider
 
 
@@ -14,3 +15,9 @@ def caption_languages(request: HttpRequest) -> dict:
         "current_caption_language": caption_language(request),
         "translation_service": provider_name(provider) if provider else "",
     }
+
+
+def model_preparation(request: HttpRequest) -> dict:
+    """Every page says when the captioning model is still being prepared (`make run`), and why it is not the one
+    asked for."""
+    return {"model_preparation": model_preparation_get()}

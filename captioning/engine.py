@@ -29,9 +29,10 @@ class CaptionModelMissing(Exception):
 
 def no_active_model_message() -> str:
     return (
-        "No captioning model is active. Run `python manage.py prepare_caption_model` (builds the demo model "
-        f"into {settings.CAPTION_MODEL_PATH} and activates it) or `python manage.py register_model PATH --activate`, "
-        "then retry."
+        "No captioning model is active. Run `python manage.py prepare_caption_model` "
+        f"(installs and activates {settings.CAPTION_MODEL}, "
+        f"or offline builds the demo model into {settings.CAPTION_MODEL_PATH}) or "
+        "`python manage.py register_model PATH --activate`, then retry."
     )
 
 

@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "captioning.context_processors.caption_languages",
+                "captioning.context_processors.model_preparation",
             ],
         },
     },
@@ -301,6 +302,9 @@ AXES_ENABLE_ADMIN = False  # its admin pages list the database handler's records
 # Captioning (captioning/jobs.py, captioning/services/worker.py). A worker renews its claim on the photos of the
 # batch it runs every CAPTION_HEARTBEAT_SECONDS; a claim not renewed for CAPTION_LEASE_SECONDS is abandoned (it was
 # killed) and the sweep (every minute) hands it on: lease + one minute < 2 minutes from death to pickup.
+# What `make run` captions with (captioning/services/model_preparation.py): a catalogue name (mlcore/catalogue.json),
+# "demo", a registered model's name or a checkpoint directory. Without internet it falls back to the demo model.
+CAPTION_MODEL = env_str("CAPTION_MODEL", "clipcap-coco")
 CAPTION_MODEL_PATH = Path(env_str("CAPTION_MODEL_PATH", str(DATA_DIR / "models" / "demo")))
 CAPTION_DEVICE = env_str("CAPTION_DEVICE", "auto")
 # int8 matmuls for GPT-2 and CLIP's image transformer when the worker runs on a CPU (ignored on a GPU).

@@ -43,6 +43,7 @@ DEMO_CLIP_SPEC = TinyClipSpec(
 )
 
 EpochCallback = Callable[[CLIP, dict[str, float]], None]
+StepCallback = Callable[[int, int], None]  # (steps done, steps in all)
 
 
 def clip_preprocess(spec: TinyClipSpec) -> Callable[[Image.Image], torch.Tensor]:
@@ -89,6 +90,7 @@ def train_clip(
     text_frozen_fraction: float = 0.4,
     group_size: int = 1,
     on_epoch_end: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
 ) -> tuple[CLIP, list[dict[str, float]]]:
     """Trains a CLIP from random initialisation with open_clip's contrastive loss.
 
@@ -173,6 +175,8 @@ def train_clip(
                 losses.append(loss.item())
                 step += 1
                 bar.update(1)
+                if on_step is not None:
+                    on_step(step, total_steps)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
             history.append(
                 {

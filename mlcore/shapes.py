@@ -18,8 +18,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-IMAGE_SIZE = 64
+IMAGE_SIZE = 64  # the scene's coordinates are in pixels of a 64-pixel image, whatever size it is drawn at
 CAPTIONS_PER_IMAGE = 5
+# A user's drawing comes at any size; the encoder resizes it. Training images come at several sizes too, so
+# the CLIP sees what that resizing does to edges (64 px, the first, is the most common).
+IMAGE_SIZES = (64, 64, 48, 96, 128)
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -42,8 +45,12 @@ POSITIONS = ("middle", "left", "right", "top", "bottom")
 RELATIONS = ("left of", "above")
 
 _SIZE_RADII = {"small": (6.0, 7.5), "large": (10.5, 12.0)}
+# A single shape in the middle may fill most of the picture, as a drawing of one thing usually does.
+_MIDDLE_LARGE_RADII = (10.5, 22.0)
 _CENTRES = {"middle": (32, 32), "left": (17, 32), "right": (47, 32), "top": (32, 17), "bottom": (32, 47)}
-_SUPERSAMPLE = 4
+# A single shape off the middle sits up to this much nearer the centre: the wider margins of a drawing.
+_MARGIN_SCALES = (0.75, 1.0)
+_SUPERSAMPLED_CANVAS = 256  # pixels a shape is drawn at before being downsampled to the image's size
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class ShapeSample:
     objects: tuple[ShapeObject, ...]
     relation: str | None  # "left of" or "above" between objects[0] and objects[1]; None for one object
     captions: tuple[str, ...]
+    image_size: int = IMAGE_SIZE  # pixels of the drawn image's side; the objects' coordinates stay in 64-px units
 
     @property
     def named_objects(self) -> list[tuple[str, str]]:
@@ -96,20 +104,22 @@ def binding_foils(sample: ShapeSample) -> list[str]:
     return foils
 
 
-def make_shape_samples(count: int, seed: int, split: str = "train", contrast_group_size: int = 1) -> list[ShapeSample]:
+def make_shape_samples(
+    count: int, seed: int, split: str = "train", contrast_group_size: int = 1, pair_share: float = 0.5
+) -> list[ShapeSample]:
     """The dataset in memory: structured truth and captions, images drawn on demand (`render`).
 
     With `contrast_group_size` k > 1 the samples come in runs of k scenes that share everything but one
     attribute of one object (its shape, colour, size or place) or, for a pair, which object has which
     colour or place. Kept in one training batch, such a run forces a contrastive model to tell these
-    apart instead of getting by on the easy ones.
+    apart instead of getting by on the easy ones. `pair_share` is the share of scenes with two objects.
     """
     if contrast_group_size < 1:
         raise ValueError(f"contrast_group_size must be at least 1, not {contrast_group_size}")
     rng = random.Random(f"shapes:{seed}:{split}")
     samples: list[ShapeSample] = []
     while len(samples) < count:
-        scene = _draw_scene(rng)
+        scene = _draw_scene(rng, pair_share)
         group = [scene] + [_vary_scene(rng, scene) for _ in range(contrast_group_size - 1)]
         for background, objects, relation in group[: count - len(samples)]:
             samples.append(_caption_scene(rng, len(samples) + 1, background, objects, relation))
@@ -117,12 +127,12 @@ def make_shape_samples(count: int, seed: int, split: str = "train", contrast_gro
 
 
 def generate_shapes_dataset(
-    directory: Path, count: int, seed: int, split: str = "train", contrast_group_size: int = 1
+    directory: Path, count: int, seed: int, split: str = "train", contrast_group_size: int = 1, pair_share: float = 0.5
 ) -> tuple[list[ShapeSample], list[Image.Image]]:
     """Writes `images/{split}/NNNNNN.png` and `annotations/captions_{split}.json` (COCO captions format);
     returns the samples and their images."""
     directory = Path(directory)
-    samples = make_shape_samples(count, seed, split, contrast_group_size)
+    samples = make_shape_samples(count, seed, split, contrast_group_size, pair_share)
     images = [sample.render() for sample in samples]
     image_dir = directory / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +144,7 @@ def generate_shapes_dataset(
 
 def write_coco_captions(samples: Sequence[ShapeSample], path: Path) -> Path:
     images = [
-        {"id": sample.image_id, "file_name": sample.file_name, "width": IMAGE_SIZE, "height": IMAGE_SIZE}
+        {"id": sample.image_id, "file_name": sample.file_name, "width": sample.image_size, "height": sample.image_size}
         for sample in samples
     ]
     annotations = []
@@ -148,13 +158,15 @@ def write_coco_captions(samples: Sequence[ShapeSample], path: Path) -> Path:
 
 def render_sample(sample: ShapeSample) -> Image.Image:
     """Drawn larger and downsampled, so edges are smooth like a photo's rather than jagged."""
-    scale = _SUPERSAMPLE
-    canvas = Image.new("RGB", (IMAGE_SIZE * scale, IMAGE_SIZE * scale), BACKGROUNDS[sample.background])
+    size = sample.image_size
+    supersample = max(2, _SUPERSAMPLED_CANVAS // size)
+    scale = size * supersample / IMAGE_SIZE
+    canvas = Image.new("RGB", (size * supersample, size * supersample), BACKGROUNDS[sample.background])
     draw = ImageDraw.Draw(canvas)
     for item in sample.objects:
         centre_x, centre_y = item.centre[0] * scale, item.centre[1] * scale
         _draw_shape(draw, item.shape, centre_x, centre_y, item.radius * scale, COLOURS[item.colour])
-    return canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    return canvas.resize((size, size), Image.Resampling.BOX)
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, radius: float, fill) -> None:
@@ -183,16 +195,15 @@ def _polar(x: float, y: float, radius: float, degrees: float) -> tuple[float, fl
 Scene = tuple[str, tuple[ShapeObject, ...], str | None]
 
 
-def _draw_scene(rng: random.Random) -> Scene:
+def _draw_scene(rng: random.Random, pair_share: float) -> Scene:
     background = rng.choice(list(BACKGROUNDS))
-    if rng.random() < 0.5:
-        return background, (_draw_object(rng, rng.choice(POSITIONS), along=2.5, across=2.5),), None
+    if rng.random() >= pair_share:
+        return background, (_draw_object(rng, rng.choice(POSITIONS), single=True),), None
     relation = rng.choice(RELATIONS)
     first_position, second_position = ("left", "right") if relation == "left of" else ("top", "bottom")
-    # Little jitter along the axis joining the two, so two large shapes never touch.
-    first = _draw_object(rng, first_position, along=1.0, across=4.0)
+    first = _draw_object(rng, first_position, single=False)
     while True:
-        second = _draw_object(rng, second_position, along=1.0, across=4.0)
+        second = _draw_object(rng, second_position, single=False)
         if (second.colour, second.shape) != (first.colour, first.shape):
             return background, (first, second), relation
 
@@ -214,11 +225,17 @@ def _vary_scene(rng: random.Random, scene: Scene) -> Scene:
             changed[index] = replace(item, colour=rng.choice([colour for colour in COLOURS if colour != item.colour]))
         elif axis == "size":
             size = "large" if item.size == "small" else "small"
-            changed[index] = replace(item, size=size, radius=rng.uniform(*_SIZE_RADII[size]))
+            changed[index] = replace(item, size=size, radius=_draw_radius(rng, size, item.position, relation is None))
         elif axis == "swap colours":
             changed = [replace(objects[0], colour=objects[1].colour), replace(objects[1], colour=objects[0].colour)]
         elif relation is None:
-            changed[index] = _move(item, rng.choice([place for place in POSITIONS if place != item.position]))
+            position = rng.choice([place for place in POSITIONS if place != item.position])
+            changed[index] = replace(
+                item,
+                position=position,
+                centre=_single_centre(rng, position),
+                radius=_draw_radius(rng, item.size, position, single=True),
+            )
         elif rng.random() < 0.5:
             changed = [_move(objects[1], objects[0].position), _move(objects[0], objects[1].position)]
         else:
@@ -243,23 +260,41 @@ def _move(item: ShapeObject, position: str, transpose: bool = False) -> ShapeObj
 def _caption_scene(
     rng: random.Random, image_id: int, background: str, objects: tuple[ShapeObject, ...], relation: str | None
 ) -> ShapeSample:
-    sample = ShapeSample(image_id, f"{image_id:06d}.png", background, objects, relation, ())
+    sample = ShapeSample(image_id, f"{image_id:06d}.png", background, objects, relation, (), rng.choice(IMAGE_SIZES))
     return replace(sample, captions=tuple(rng.sample(every_caption(sample), CAPTIONS_PER_IMAGE)))
 
 
-def _draw_object(rng: random.Random, position: str, along: float, across: float) -> ShapeObject:
+def _draw_object(rng: random.Random, position: str, single: bool) -> ShapeObject:
     size = rng.choice(SIZES)
-    centre_x, centre_y = _CENTRES[position]
-    horizontal = position in ("left", "right")
-    jitter_x, jitter_y = (along, across) if horizontal else (across, along)
     return ShapeObject(
         colour=rng.choice(list(COLOURS)),
         shape=rng.choice(SHAPES),
         size=size,
         position=position,
-        centre=(centre_x + rng.uniform(-jitter_x, jitter_x), centre_y + rng.uniform(-jitter_y, jitter_y)),
-        radius=rng.uniform(*_SIZE_RADII[size]),
+        centre=_single_centre(rng, position) if single else _pair_centre(rng, position),
+        radius=_draw_radius(rng, size, position, single),
     )
+
+
+def _single_centre(rng: random.Random, position: str) -> tuple[float, float]:
+    margin = rng.uniform(*_MARGIN_SCALES)
+    centre_x, centre_y = _CENTRES[position]
+    centre_x, centre_y = 32 + (centre_x - 32) * margin, 32 + (centre_y - 32) * margin
+    return centre_x + rng.uniform(-2.5, 2.5), centre_y + rng.uniform(-2.5, 2.5)
+
+
+def _pair_centre(rng: random.Random, position: str) -> tuple[float, float]:
+    # Little jitter along the axis joining the two, so two large shapes never touch.
+    along, across = 1.0, 4.0
+    centre_x, centre_y = _CENTRES[position]
+    jitter_x, jitter_y = (along, across) if position in ("left", "right") else (across, along)
+    return centre_x + rng.uniform(-jitter_x, jitter_x), centre_y + rng.uniform(-jitter_y, jitter_y)
+
+
+def _draw_radius(rng: random.Random, size: str, position: str, single: bool) -> float:
+    if single and size == "large" and position == "middle":
+        return rng.uniform(*_MIDDLE_LARGE_RADII)
+    return rng.uniform(*_SIZE_RADII[size])
 
 
 _WHERE = {

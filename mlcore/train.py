@@ -255,7 +255,11 @@ def build_model(options: TrainingOptions, clip_model: str, embedding_size: int) 
     return ClipCaptionModel(config, gpt), tokenizer
 
 
-def train(options: TrainingOptions, log: Callable[[str], None] = print) -> TrainingSummary:
+def train(
+    options: TrainingOptions,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainingSummary:
     device = resolve_device(options.device)
     distributed = Distributed.from_environment(device)
     if distributed.world_size > 1 and device.type == "cuda":
@@ -335,6 +339,8 @@ def train(options: TrainingOptions, log: Callable[[str], None] = print) -> Train
             )
             scheduler.step()
             progress["step"] += 1
+            if on_step is not None:
+                on_step(progress["step"], total_steps)
             samples_seen += len(indices)
             running_loss += loss.item() * len(own_indices)
             running_count += len(own_indices)

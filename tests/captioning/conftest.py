@@ -31,8 +31,8 @@ PHOTO_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "photos"
 
 @pytest.fixture(autouse=True)
 def isolated_files(settings, tmp_path) -> Path:
-    """Every test writes photos into its own media folder and Django's upload temp files into its own
-    folder, so a test can check that nothing of a refused upload was left on disk."""
+    """Every test writes photos into its own media folder (and its data folder) and Django's upload temp files
+    into its own folder, so a test can check that nothing of a refused upload was left on disk."""
     media = tmp_path / "media"
     uploads = tmp_path / "upload-tmp"
     media.mkdir()
@@ -43,6 +43,7 @@ def isolated_files(settings, tmp_path) -> Path:
     }
     settings.MEDIA_ROOT = media
     settings.FILE_UPLOAD_TEMP_DIR = str(uploads)
+    settings.DATA_DIR = tmp_path  # models and the model preparation's progress file
     return tmp_path
 
 

@@ -54,6 +54,7 @@ def test_register_model_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):
 
 def test_prepare_caption_model_activates_the_model_already_built(save_random_checkpoint, settings):
     settings.CAPTION_MODEL_PATH = save_random_checkpoint("demo")
+    settings.CAPTION_MODEL = "demo"
     output = StringIO()
     call_command("prepare_caption_model", stdout=output)
 

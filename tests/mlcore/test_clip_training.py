@@ -113,6 +113,20 @@ def test_text_tower_stays_random_while_frozen():
     assert not torch.equal(frozen["visual.head.proj.weight"], initial["visual.head.proj.weight"])
 
 
+def test_each_step_is_reported_with_the_steps_in_all():
+    samples = make_shape_samples(8, seed=0)
+    steps: list[tuple[int, int]] = []
+    train_clip(
+        [sample.render() for sample in samples],
+        [sample.description for sample in samples],
+        FAST_SPEC,
+        epochs=2,
+        batch_size=4,
+        on_step=lambda done, total: steps.append((done, total)),
+    )
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
 def test_training_input_errors_are_specific():
     samples = make_shape_samples(4, seed=0)
     images = [sample.render() for sample in samples]

@@ -8,6 +8,7 @@ from mlcore.shapes import (
     BACKGROUNDS,
     CAPTIONS_PER_IMAGE,
     IMAGE_SIZE,
+    IMAGE_SIZES,
     ShapeObject,
     ShapeSample,
     binding_foils,
@@ -49,7 +50,8 @@ def test_dataset_is_written_in_coco_captions_format(tmp_path):
     assert [image["id"] for image in coco["images"]] == [sample.image_id for sample in samples]
     for image in coco["images"]:
         with Image.open(tmp_path / "images" / "val" / image["file_name"]) as png:
-            assert png.size == (image["width"], image["height"]) == (IMAGE_SIZE, IMAGE_SIZE)
+            size = samples[image["id"] - 1].image_size
+            assert png.size == (image["width"], image["height"]) == (size, size)
             assert (
                 png.convert("RGB").tobytes()
                 == images[image["id"] - 1].tobytes()
@@ -101,6 +103,34 @@ def test_two_objects_never_overlap(samples):
     moved = replace(touching.objects[1], centre=(30.0, 32.0))
     assert overlap(replace(touching, objects=(touching.objects[0], moved)))
     assert not any(overlap(sample) for sample in samples if sample.relation is not None)
+
+
+def test_images_come_at_the_sizes_of_drawings_with_the_same_scene_in_them(samples):
+    assert {sample.image_size for sample in samples} == set(IMAGE_SIZES)
+    sample = samples[0]
+    small = replace(sample, image_size=IMAGE_SIZE).render()
+    large = replace(sample, image_size=2 * IMAGE_SIZE).render()
+    assert large.size == (2 * IMAGE_SIZE, 2 * IMAGE_SIZE)
+    difference = ImageChops.difference(small, large.resize(small.size, Image.Resampling.BOX)).convert("L")
+    assert difference.getextrema()[1] < 8  # the same picture, up to edge rounding
+
+
+def test_single_shapes_vary_in_size_and_margin_and_stay_inside_the_picture(samples):
+    singles = [sample for sample in samples if sample.relation is None]
+    radii = [sample.objects[0].radius for sample in singles if sample.objects[0].position == "middle"]
+    assert max(radii) > 16  # one shape filling much of a drawing
+    for sample in singles:
+        picture = replace(sample, image_size=IMAGE_SIZE).render()
+        background = Image.new("RGB", picture.size, BACKGROUNDS[sample.background])
+        left, top, right, bottom = ImageChops.difference(picture, background).getbbox()
+        assert left > 0 and top > 0 and right < IMAGE_SIZE and bottom < IMAGE_SIZE, sample
+
+
+def test_pair_share_sets_how_many_scenes_hold_two_objects():
+    for share in (0.5, 0.6):
+        samples = make_shape_samples(2000, seed=4, pair_share=share)
+        pairs = sum(sample.relation is not None for sample in samples) / len(samples)
+        assert abs(pairs - share) < 0.04
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,12 @@ def test_resuming_continues_where_training_stopped(tmp_path, tiny_gpt2_dir):
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_each_optimisation_step_is_reported_with_the_steps_in_all(tmp_path, tiny_gpt2_dir):
+    steps: list[tuple[int, int]] = []
+    train(options(tmp_path, tiny_gpt2_dir, epochs=2), on_step=lambda done, total: steps.append((done, total)))
+    assert steps == [(step, 12) for step in range(1, 13)]  # 48 captions in batches of 8, twice
+
+
 def test_resume_without_a_previous_run_is_a_clear_error(tmp_path, tiny_gpt2_dir):
     from mlcore.errors import DataError
 

@@ -1,31 +1,30 @@
-"""Makes sure there is a model to caption with: builds the offline demo model into CAPTION_MODEL_PATH when
-it is missing, and makes it the active model when none is active. `make run` calls this."""
+"""Makes CAPTION_MODEL the active model (`make run` runs this in the background through `serve --prepare-model`):
+installs it from the catalogue or registers it, or builds the offline demo model when it cannot be had."""
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from captioning.selectors import model_version_active
-from mlcore.checkpoint import CONFIG_FILE
+from captioning.services.model_preparation import ModelPreparationFailed, model_prepare
 
 
 class Command(BaseCommand):
-    help = "Build the demo captioning model if it is missing and activate it when no model is active."
+    help = (
+        "Make CAPTION_MODEL (a catalogue name, 'demo', a registered model or a checkpoint directory) the active "
+        "model; without internet, fall back to the offline demo model (built once). Progress shows on the pages."
+    )
 
-    def handle(self, *args, **options):
-        active = model_version_active()
-        if active is not None:
-            self.stdout.write(f"Captioning model {active.name!r} is active ({active.checkpoint_path}).")
-            return
-        path = settings.CAPTION_MODEL_PATH
-        if not (path / CONFIG_FILE).is_file():
-            self.stdout.write(f"Building the demo captioning model into {path} (a few minutes, once)…")
-            try:
-                call_command("build_demo_model", "--out", str(path), "--if-missing")
-            except CommandError as error:
-                raise CommandError(
-                    f"Could not build the demo model ({error}). Until a model is registered (`python manage.py "
-                    "register_model PATH --activate`), uploaded photos fail with a message naming these commands; "
-                    "they are queued again as soon as a model is made active."
-                ) from None
-        call_command("register_model", str(path), "--name", "demo", "--if-none-active", stdout=self.stdout)
+    def add_arguments(self, parser):
+        parser.add_argument("--model", default=None, help=f"instead of CAPTION_MODEL ({settings.CAPTION_MODEL})")
+
+    def handle(self, *args, model, **options):
+        try:
+            preparation = model_prepare(requested=model or settings.CAPTION_MODEL, log=self.stdout.write)
+        except ModelPreparationFailed as error:
+            raise CommandError(
+                f"{error}. Until a model is registered (`python manage.py register_model PATH --activate`), uploaded "
+                "photos fail with a message naming these commands; they are queued again as soon as a model is made "
+                "active."
+            ) from None
+        if preparation.fallback_reason:
+            self.stdout.write(self.style.WARNING(f"{preparation.fallback_reason}."))
+        self.stdout.write(self.style.SUCCESS(f"Captioning model {preparation.model_name!r} is active."))

@@ -1,6 +1,5 @@
 """Registers a checkpoint directory as a ModelVersion the worker can caption with."""
 
-import json
 from pathlib import Path
 
 from django.conf import settings
@@ -8,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from captioning.selectors import model_version_active
+from captioning.services.model_preparation import demo_report_metrics
 from captioning.services.model_versions import model_version_register
-from mlcore.demo import DEMO_REPORT_FILE
 
 
 class Command(BaseCommand):
@@ -38,7 +37,7 @@ class Command(BaseCommand):
                 name=name or path.resolve().name,
                 checkpoint_path=path,
                 activate=activate or if_none_active,
-                metrics=_demo_metrics(path),
+                metrics=demo_report_metrics(path),
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
@@ -46,12 +45,3 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Model {model_version.name!r} ({model_version.checkpoint_path}): {state}.")
         )
-
-
-def _demo_metrics(checkpoint: Path) -> dict | None:
-    """The evaluation `build_demo_model` stores next to the demo checkpoint, shown with the model version."""
-    report_path = checkpoint / DEMO_REPORT_FILE
-    if not report_path.is_file():
-        return None
-    report = json.loads(report_path.read_text())
-    return {"object_accuracy": report["object_accuracy"], **report["metrics"]}

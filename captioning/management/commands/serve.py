@@ -5,6 +5,10 @@ then twice as long each time it dies again (at most a minute; back to 1 s once i
 site stays up. A web server that stops stops everything, with exit status 1: it fails when it cannot start
 (the port is taken), and restarting it would fail the same way. Ctrl-C (or SIGTERM) stops both. On real
 servers run them separately instead: gunicorn for the web, `manage.py qcluster` on the worker machines.
+
+With --prepare-model (`make run`) a third child makes CAPTION_MODEL the active model first (`manage.py
+prepare_caption_model`: a download, or minutes of building the demo model) while the site already answers and
+shows its progress; the worker starts when it ends, and captions what was uploaded meanwhile.
 """
 
 import contextlib
@@ -16,6 +20,8 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from captioning.services.model_preparation import model_preparation_interrupted
 
 STOP_GRACE_SECONDS = 15
 RESTART_FIRST_DELAY_SECONDS = 1.0
@@ -67,12 +73,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000", help="address and port of the web server")
         parser.add_argument("--no-worker", action="store_true", help="web server only")
+        parser.add_argument(
+            "--prepare-model",
+            action="store_true",
+            help="make CAPTION_MODEL the active model in the background first; the worker starts once it is done",
+        )
 
-    def handle(self, *args, addrport, no_worker, **options):
+    def handle(self, *args, addrport, no_worker, prepare_model, **options):
         bind = f"127.0.0.1:{addrport}" if addrport.isdigit() else addrport
+        manage_py = os.path.abspath(sys.argv[0])
         web = Supervised("web", web_command(bind))
-        worker = None if no_worker else Supervised("worker", [sys.executable, os.path.abspath(sys.argv[0]), "qcluster"])
-        children = [child for child in (web, worker) if child is not None]
+        worker = None if no_worker else Supervised("worker", [sys.executable, manage_py, "qcluster"])
+        preparation = (
+            Supervised("model", [sys.executable, manage_py, "prepare_caption_model"]) if prepare_model else None
+        )
+        children = [child for child in (web, worker, preparation) if child is not None]
         stopping = False
 
         def request_stop(signum, frame):
@@ -82,12 +97,16 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         web_failed = False
         try:
-            for child in children:
-                child.start()
+            web.start()
+            if preparation is not None:
+                preparation.start()
+            elif worker is not None:
+                worker.start()
             self.stdout.write(
                 self.style.SUCCESS(
                     f"CLIP-Pro is running on http://{bind}/"
                     + ("" if no_worker else " with a captioning worker")
+                    + (" (it starts once the captioning model is ready)" if preparation is not None else "")
                     + ". Ctrl-C stops it."
                 )
             )
@@ -96,11 +115,18 @@ class Command(BaseCommand):
                     self.stderr.write(f"The web server stopped (exit {web.process.returncode}); stopping the rest.")
                     web_failed = True
                     break
-                if worker is not None:
+                if preparation is not None and preparation.process.poll() is not None:
+                    _preparation_ended(preparation.process.returncode)
+                    preparation = None
+                    if worker is not None:
+                        worker.start()
+                elif worker is not None and worker.process is not None:
                     self._keep_worker_running(worker)
                 time.sleep(POLL_SECONDS)
         finally:
             _stop_all(children)
+            if preparation is not None:
+                _preparation_ended(preparation.process.returncode)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if web_failed:
@@ -135,6 +161,12 @@ def web_command(bind: str) -> list[str]:
         # serve is the supervisor; gunicorn's control socket is one path per user, which two sites would share
         "--no-control-socket",
     ]
+
+
+def _preparation_ended(returncode: int | None) -> None:
+    """A preparation that ended without saying so (killed, or stopped with the site) is marked as stopped."""
+    if returncode != 0:
+        model_preparation_interrupted(reason=f"the model preparation stopped (exit {returncode}) before it finished")
 
 
 def _stop_all(children: list[Supervised]) -> None:
