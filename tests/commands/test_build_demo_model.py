@@ -84,10 +84,11 @@ def test_demo_model_is_confident_about_new_shapes_and_unsure_of_every_real_photo
     on_shapes = captioner.familiarity(captioner.embed([sample.render() for sample in shapes]))
     on_photos = captioner.familiarity(captioner.embed(photos))
 
-    assert sum(score.confident for score in on_shapes) / len(on_shapes) >= 0.99  # measured: 500 of 500
+    # What issue 13 asks: at least 99% of held-out shapes confident, every real photo flagged. (Since the demo draws
+    # shapes at several sizes and margins a few odd shapes score below the photos: the threshold, not a clean gap,
+    # is what separates them.)
+    assert sum(score.confident for score in on_shapes) / len(on_shapes) >= 0.99
     assert len(on_photos) == 8 and not any(score.confident for score in on_photos)
-    # Measured: photos at most 0.418, shapes at least 0.536 (threshold 0.524).
-    assert max(score.value for score in on_photos) < min(score.value for score in on_shapes)
 
 
 def test_if_missing_leaves_an_existing_model_alone(tmp_path):

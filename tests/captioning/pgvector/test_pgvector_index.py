@@ -65,7 +65,7 @@ def test_the_vector_table_holds_each_embedding_exactly_and_follows_every_change(
     photo = add_photos(gallery, [tricky], model)[0]
     assert np.array_equal(np.array(stored_vector(photo.pk), dtype=np.float32), tricky)  # subnormals included
 
-    other = gallery_create(owner=alice, title="Other")
+    other = gallery_create(acting_user=alice, title="Other")
     replaced = np.arange(8, dtype=np.float32) - 3.5
     Photo.objects.filter(pk=photo.pk).update(embedding=replaced.astype("<f4").tobytes(), gallery=other)
     assert np.array_equal(np.array(stored_vector(photo.pk), dtype=np.float32), replaced)
@@ -103,8 +103,8 @@ def test_a_bulk_fill_writes_the_same_vectors_as_the_trigger(gallery, model):
 
 def test_small_visible_sets_are_searched_exactly(alice, bob, model):
     rng = np.random.default_rng(0)
-    mine = gallery_create(owner=alice, title="Mine")
-    hidden = gallery_create(owner=bob, title="Bob's")
+    mine = gallery_create(acting_user=alice, title="Mine")
+    hidden = gallery_create(acting_user=bob, title="Bob's")
     visible_vectors = rng.standard_normal((50, DIMENSIONS), dtype=np.float32)
     visible = add_photos(mine, visible_vectors, model)
     add_photos(hidden, rng.standard_normal((300, DIMENSIONS), dtype=np.float32), model)
@@ -123,8 +123,8 @@ def test_small_visible_sets_are_searched_exactly(alice, bob, model):
 
 def test_large_visible_sets_use_the_hnsw_index_with_the_visibility_filter_in_sql(alice, bob, model, monkeypatch):
     rng = np.random.default_rng(1)
-    public = gallery_create(owner=bob, title="Public", visibility="public")
-    private = gallery_create(owner=bob, title="Private")
+    public = gallery_create(acting_user=bob, title="Public", visibility="public")
+    private = gallery_create(acting_user=bob, title="Private")
     public_vectors = rng.standard_normal((500, DIMENSIONS), dtype=np.float32)
     public_photos = add_photos(public, public_vectors, model)
     add_photos(private, rng.standard_normal((500, DIMENSIONS), dtype=np.float32), model)
