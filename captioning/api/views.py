@@ -6,6 +6,7 @@ may not change answers 403, and an anonymous client asked to sign in gets 401.
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authtoken.models import Token
@@ -435,6 +436,10 @@ class SearchApi(generics.GenericAPIView):
     pagination_class = SearchPagination
     serializer_class = api.SearchHitSerializer
     filter_backends = []
+
+    def get_queryset(self) -> QuerySet[Photo]:
+        """What search ranks: the photos the user may see (the browsable API asks for it to build its forms)."""
+        return selectors.photo_list_visible_to(self.request.user)
 
     @extend_schema(parameters=[api.SearchInputSerializer], responses=api.SearchHitSerializer(many=True))
     def get(self, request):

@@ -54,3 +54,30 @@ def test_the_sites_500_handler_answers_json_under_api():
     """For an error outside the API views (a middleware), handler500 keeps the API's format under /api/."""
     response = errors.server_error(RequestFactory().get("/api/galleries/"))
     assert_api_error(response, 500, "server_error")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        lambda photo: reverse("api-gallery-list"),
+        lambda photo: reverse("api-photo-list"),
+        lambda photo: reverse("api-search") + "?q=dog",
+        lambda photo: reverse("api-photo-captions", args=[photo.uuid]),
+        lambda photo: reverse("api-photo-translations", args=[photo.uuid]),
+        lambda photo: reverse("api-model-versions"),
+        lambda photo: reverse("api-queue"),
+    ],
+)
+def test_a_browser_gets_each_api_list_as_the_browsable_page(api_client_for, people, address):
+    """A person exploring the API in a browser (Accept: text/html) gets DRF's browsable page, never a 500."""
+    from captioning.services.galleries import gallery_create
+    from tests.api.conftest import upload
+
+    photo = upload(people["owner"], gallery_create(acting_user=people["owner"], title="Browsed"), seed=3)
+    client = api_client_for(people["owner"])
+    client.raise_request_exception = False
+
+    response = client.get(address(photo), HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
