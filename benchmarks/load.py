@@ -172,7 +172,7 @@ def prepare_data(photos: int, reuse: bool, model_dir: Path) -> dict:
     model.save(update_fields=["checkpoint_path", "config"])
     # The signed-in user's own gallery with the most photos, and one of its photos.
     gallery = Gallery.objects.filter(owner=me).order_by("pk").first()
-    photo = Photo.objects.filter(gallery=gallery).order_by("-created_at", "-id").first()
+    photo = gallery.photos.order_by("-created_at", "-id").first()
     return {
         "username": me.username,
         "gallery_url": gallery.get_absolute_url(),

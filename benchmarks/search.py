@@ -98,7 +98,7 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
-    from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+    from captioning.models import Caption, Gallery, GalleryMembership, GalleryPhoto, ModelVersion, Photo, Translation
 
     rng = np.random.default_rng(seed)
     User = get_user_model()
@@ -141,7 +141,6 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
             rows.append(
                 Photo(
                     owner_id=gallery.owner_id,
-                    gallery=gallery,
                     original=f"photos/bench/{number}/original.jpg",
                     display_image=f"photos/bench/{number}/display.webp",
                     thumbnail=f"photos/bench/{number}/thumbnail.webp",
@@ -157,6 +156,12 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
             )
         with transaction.atomic():
             created = Photo.objects.bulk_create(rows)
+            GalleryPhoto.objects.bulk_create(
+                [
+                    GalleryPhoto(gallery=galleries[(start + offset) % gallery_count], photo=photo)
+                    for offset, photo in enumerate(created)
+                ]
+            )
             captions = Caption.objects.bulk_create(
                 [
                     Caption(
@@ -315,15 +320,15 @@ def recall_at_24(world: dict, user, count: int) -> tuple[float, float]:
     from django.conf import settings
 
     from captioning.search import memory, pgvector
-    from captioning.selectors import gallery_list_visible_to
+    from captioning.selectors import photo_list_visible_to
 
-    gallery_ids = np.fromiter(gallery_list_visible_to(user).values_list("pk", flat=True).order_by(), dtype=np.int64)
+    visible_photos = photo_list_visible_to(user)
     rng, subjects, versions = world["rng"], world["subjects"], [world["model"].pk]
     recalls, ranked = [], []
     for vector in near(subjects[rng.integers(0, len(subjects), count)], QUERY_COSINE, rng):
-        exact_ids, exact_similarities = memory.nearest(versions, vector, gallery_ids, 24)
+        exact_ids, exact_similarities = memory.nearest(versions, vector, visible_photos, 24)
         exact = set(exact_ids[np.lexsort((-exact_ids, -exact_similarities))][:24].tolist())
-        found_ids, _ = pgvector.nearest(versions, vector, gallery_ids, settings.SEARCH_MAX_RESULTS)
+        found_ids, _ = pgvector.nearest(versions, vector, visible_photos, settings.SEARCH_MAX_RESULTS)
         ranked.append(len(found_ids))
         recalls.append(len(exact & set(found_ids[:24].tolist())) / max(1, len(exact)))
     return statistics.mean(recalls), statistics.mean(ranked)
@@ -471,15 +476,14 @@ def main() -> None:
 
 
 def fill_more(world: dict, count: int) -> None:
-    from captioning.models import Photo
+    from captioning.models import GalleryPhoto, Photo
 
     rng = world["rng"]
     gallery = world["galleries"][0]
-    Photo.objects.bulk_create(
+    created = Photo.objects.bulk_create(
         [
             Photo(
                 owner_id=gallery.owner_id,
-                gallery=gallery,
                 sha256=f"more{number:060x}",
                 byte_size=1,
                 width=1,
@@ -492,6 +496,7 @@ def fill_more(world: dict, count: int) -> None:
             for number in range(count)
         ]
     )
+    GalleryPhoto.objects.bulk_create([GalleryPhoto(gallery=gallery, photo=photo) for photo in created])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from captioning.models import (
     CaptionReview,
     Gallery,
     GalleryMembership,
+    GalleryPhoto,
     ModelVersion,
     Photo,
     Translation,
@@ -73,13 +74,21 @@ class GalleryAdmin(admin.ModelAdmin):
         gallery_delete_many(galleries=queryset, acting_user=request.user)
 
 
+class GalleryPhotoInline(admin.TabularInline):
+    """The galleries holding the photo; removing one here removes the photo from that gallery only."""
+
+    model = GalleryPhoto
+    extra = 0
+    raw_id_fields = ["gallery", "added_by"]
+    readonly_fields = ["added_at"]
+
+
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
     list_display = [
         "thumbnail",
         "original_filename",
         "owner",
-        "gallery",
         "status",
         "error_message",
         "attempts",
@@ -89,7 +98,7 @@ class PhotoAdmin(admin.ModelAdmin):
     list_display_links = ["original_filename"]
     list_filter = ["status", "format", "embedding_model", "created_at"]
     search_fields = ["original_filename", "owner__username", "sha256", "error_message"]
-    raw_id_fields = ["owner", "gallery", "embedding_model"]
+    raw_id_fields = ["owner", "embedding_model"]
     # The captioning job's fields change through the actions (captioning.jobs), never by hand.
     readonly_fields = [
         "uuid",
@@ -107,7 +116,8 @@ class PhotoAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = ["requeue_failed", "requeue"]
-    list_select_related = ["owner", "gallery", "embedding_model"]
+    list_select_related = ["owner", "embedding_model"]
+    inlines = [GalleryPhotoInline]
 
     @admin.display(description="Photo")
     def thumbnail(self, photo: Photo):
@@ -227,11 +237,11 @@ class CaptionReviewAdmin(admin.ModelAdmin):
 
     @admin.display(description="Photo")
     def thumbnail(self, caption: Caption):
-        """The thumbnail links to the photo's page on the site (its gallery named in the link's title)."""
+        """The thumbnail links to the photo's page on the site (its owner named in the link's title)."""
         return format_html(
-            '<a href="{}" title="{} on the site">{}</a>',
+            '<a href="{}" title="A photo of {} on the site">{}</a>',
             caption.photo.get_absolute_url(),
-            caption.photo.gallery.title,
+            caption.photo.owner.username,
             _thumbnail(caption.photo_id, caption.photo.original_filename),
         )
 

@@ -1,8 +1,10 @@
 """Galleries, their photos, the captions a model wrote for them, and their translations.
 
 Business rules live in services (writes) and selectors (reads); the models hold data and the database
-constraints that must hold whatever code runs (one current caption per photo, one copy of a file per owner and
-gallery, one translation per caption and language, one active model).
+constraints that must hold whatever code runs (one current caption per photo, a photo at most once in a gallery,
+one translation per caption and language, one active model).
+
+A photo belongs to its owner's library; galleries are albums that hold photos (GalleryPhoto, many-to-many).
 """
 
 import secrets
@@ -77,7 +79,9 @@ class Gallery(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="GalleryMembership", related_name="shared_galleries", blank=True
     )
-    # The photo its owner chose for the gallery's card; without one the first photo uploaded is shown.
+    # The photos this album holds: GalleryPhoto is the one record of which galleries hold a photo.
+    photos = models.ManyToManyField("Photo", through="GalleryPhoto", related_name="galleries", blank=True)
+    # The photo its owner chose for the gallery's card (one it holds); without one the first photo added is shown.
     cover_photo = models.ForeignKey("Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -145,7 +149,6 @@ class Photo(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
-    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="photos")
 
     # The file as uploaded, metadata included: served to its owner only.
     original = models.FileField(upload_to=photo_file_path, max_length=500)
@@ -191,16 +194,11 @@ class Photo(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # Per gallery, not per owner: the same file may go into each gallery its owner uploads to, and an
-        # upload's duplicate is always found in the gallery it was sent to (never in one the owner has left).
-        constraints = [
-            models.UniqueConstraint(
-                fields=["owner", "gallery", "sha256"], name="one_copy_of_a_file_per_owner_and_gallery"
-            )
-        ]
+        # No unique (owner, sha256): an owner's earlier copy of a file may sit only in a gallery they have left,
+        # which they may no longer see, and then a new upload of it is a new photo (services.photos.photo_upload).
         indexes = [
+            models.Index(fields=["owner", "sha256"]),
             models.Index(fields=["status", "claimed_at"]),
-            models.Index(fields=["gallery", "-created_at"]),
             # Search keeps an in-memory matrix per model version fresh by asking what changed since (count, max).
             models.Index(fields=["embedding_model", "updated_at"]),
         ]
@@ -219,6 +217,24 @@ class Photo(models.Model):
     @property
     def storage_names(self) -> list[str]:
         return [name for name in (self.original.name, self.display_image.name, self.thumbnail.name) if name]
+
+
+class GalleryPhoto(models.Model):
+    """A gallery holds a photo: who put it there and when. Removing it from the gallery leaves the photo in its
+    owner's library; deleting the photo removes it from every gallery."""
+
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="placements")
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="placements")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gallery", "photo"], name="a_photo_once_per_gallery")]
+
+    def __str__(self) -> str:
+        return f"{self.photo} in {self.gallery}"
 
 
 class Caption(models.Model):

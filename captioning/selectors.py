@@ -1,12 +1,15 @@
 """Reads. Who may see and do what is decided here, once; pages, the JSON endpoints and the API all ask here.
 
-Visibility of a gallery and of every photo in it:
+Visibility of a gallery and of every photo it holds:
 - private: its owner and its members;
 - unlisted: also anyone who has the link (never listed, never searched by others);
 - public: anyone, and listed on Explore.
-Members are viewers (see) or editors (see and upload). Changing a photo (caption, re-caption, delete) is
-for the photo's owner and the gallery's owner. The original file, with its metadata, is for the photo's
-owner only; everyone else gets the derivative without metadata.
+Galleries are albums: a photo may be held by several, and is visible to you when any gallery holding it is
+(a private photo added to a public gallery is public). A photo held by no gallery stays in its owner's library,
+for its owner alone. Members are viewers (see) or editors (see, upload, add their own photos and remove photos).
+Changing a photo (caption, re-caption, delete) is for the photo's owner and the owners of galleries holding it.
+The original file, with its metadata, is for the photo's owner only; everyone else gets the derivative without
+metadata.
 """
 
 import logging
@@ -15,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from captioning.models import (
@@ -23,6 +26,7 @@ from captioning.models import (
     Caption,
     Gallery,
     GalleryMembership,
+    GalleryPhoto,
     ModelVersion,
     Photo,
     Translation,
@@ -40,23 +44,29 @@ def _signed_in(user: UserOrAnonymous | None) -> bool:
     return user is not None and user.is_authenticated
 
 
-def _visible_gallery_ids_q(user: UserOrAnonymous | None, *, include_unlisted: bool, field: str) -> Q:
-    """A condition on `field` (a gallery: "" for Gallery itself, "gallery__" for Photo, ...)."""
+def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
     levels = [Gallery.Visibility.PUBLIC]
     if include_unlisted:
         levels.append(Gallery.Visibility.UNLISTED)
-    condition = Q(**{f"{field}visibility__in": levels})
+    condition = Q(visibility__in=levels)
     if _signed_in(user):
         member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
-        condition |= Q(**{f"{field}owner": user}) | Q(**{f"{field}pk__in": member_of})
+        condition |= Q(owner=user) | Q(pk__in=member_of)
+    return condition
+
+
+def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
+    """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
+    visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
+    condition = Q(pk__in=GalleryPhoto.objects.filter(gallery__in=visible_galleries).values("photo_id"))
+    if _signed_in(user):
+        condition |= Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
     return condition
 
 
 def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
     """Galleries `user` may open. Others' unlisted ones only with `include_unlisted` (someone has the link)."""
-    return Gallery.objects.filter(
-        _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="")
-    ).select_related("owner")
+    return Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted)).select_related("owner")
 
 
 def gallery_list_for_member(user: UserOrAnonymous) -> QuerySet[Gallery]:
@@ -74,16 +84,18 @@ def gallery_list_public() -> QuerySet[Gallery]:
 def _with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
     """`cover_uuid` on each gallery: the photo its owner chose, else the first one uploaded (None when empty).
     Whoever may see the gallery card may see its photos, so the cover's thumbnail is theirs to load."""
-    first_photo = Photo.objects.filter(gallery=OuterRef("pk")).order_by("created_at", "id").values("uuid")[:1]
+    first_photo = (
+        GalleryPhoto.objects.filter(gallery=OuterRef("pk")).order_by("added_at", "id").values("photo__uuid")[:1]
+    )
     return galleries.annotate(cover_uuid=Coalesce(F("cover_photo__uuid"), Subquery(first_photo)))
 
 
 def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
-    """`photo_count` on each gallery. Counted per gallery from the index on the photos' gallery (an index-only
+    """`photo_count` on each gallery. Counted per gallery from the index on (gallery, photo) (an index-only
     scan) rather than by joining every photo and grouping: that join cost Explore about 17 ms at 10,000 photos,
     and a grouped query drops the galleries' ordering (newest first)."""
     photo_count = (
-        Photo.objects.filter(gallery=OuterRef("pk"))
+        GalleryPhoto.objects.filter(gallery=OuterRef("pk"))
         .order_by()
         .values("gallery")
         .annotate(count=Count("gallery_id"))
@@ -133,11 +145,34 @@ def gallery_members(gallery: Gallery) -> QuerySet[GalleryMembership]:
     return gallery.memberships.select_related("user").order_by("user__username")
 
 
+def gallery_list_for_upload(acting_user: UserOrAnonymous | None) -> QuerySet[Gallery]:
+    """The galleries `acting_user` may upload to and add their photos to: their own and those they edit."""
+    if not _signed_in(acting_user):
+        return Gallery.objects.none()
+    edits = GalleryMembership.objects.filter(user=acting_user, role=GalleryMembership.Role.EDITOR).values("gallery_id")
+    return Gallery.objects.filter(Q(owner=acting_user) | Q(pk__in=edits)).order_by("title", "id")
+
+
+def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> list[Gallery]:
+    """The galleries holding `photo` that `acting_user` may see listed (never someone's unlisted gallery whose
+    link they may not have): read from `photo_with_current_caption`'s prefetch when there is one."""
+    prefetched = getattr(photo, "visible_galleries", None)
+    if prefetched is not None:
+        return prefetched
+    return list(gallery_list_visible_to(acting_user).filter(placements__photo=photo).order_by("title", "id"))
+
+
 def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
-    return Photo.objects.filter(
-        _visible_gallery_ids_q(user, include_unlisted=include_unlisted, field="gallery__")
-    ).select_related("gallery", "owner")
+    return Photo.objects.filter(_visible_photo_q(user, include_unlisted=include_unlisted)).select_related("owner")
+
+
+def photo_list_addable(acting_user: UserOrAnonymous | None) -> QuerySet[Photo]:
+    """The photos `acting_user` may add to a gallery they may upload to: their own that they may see now. Only
+    a photo's owner adds it anywhere: adding another's photo to a public gallery would publish it."""
+    if not _signed_in(acting_user):
+        return Photo.objects.none()
+    return photo_list_visible_to(acting_user, include_unlisted=True).filter(owner=acting_user)
 
 
 def photo_list_for_viewer(
@@ -151,7 +186,7 @@ def photo_list_for_viewer(
         return photo_list_visible_to(acting_user)
     if not re.fullmatch(GALLERY_PUBLIC_ID_PATTERN, gallery_public_id):
         raise ValueError(f"Not a gallery id: {gallery_public_id!r}; validate the input first.")
-    return photo_list_visible_to(acting_user, include_unlisted=True).filter(gallery__public_id=gallery_public_id)
+    return photo_list_visible_to(acting_user, include_unlisted=True).filter(galleries__public_id=gallery_public_id)
 
 
 def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID | str) -> Photo:
@@ -164,7 +199,7 @@ def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     grid shows them (captioning.views.common.photo_summary: reading another field costs a query per photo). A guess's
     alt text names the file and its date, and its model names itself in the "Unsure" notice."""
     return gallery.photos.only(
-        "uuid", "gallery", "original_filename", "status", "error_message", "taken_at", "created_at"
+        "uuid", "owner", "original_filename", "status", "error_message", "taken_at", "created_at"
     ).prefetch_related(
         Prefetch(
             "captions",
@@ -180,9 +215,10 @@ def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) 
     taken, else the upload time: `shown_at`). Within what they may see, by the one visibility rule."""
     if not _signed_in(acting_user):
         return Photo.objects.none()
-    library = Q(owner=acting_user) | Q(gallery__owner=acting_user)
+    in_galleries = Q(gallery__owner=acting_user)
     if include_shared:
-        library |= Q(gallery__in=GalleryMembership.objects.filter(user=acting_user).values("gallery_id"))
+        in_galleries |= Q(gallery__in=GalleryMembership.objects.filter(user=acting_user).values("gallery_id"))
+    library = Q(owner=acting_user) | Q(pk__in=GalleryPhoto.objects.filter(in_galleries).values("photo_id"))
     return (
         photo_list_visible_to(acting_user, include_unlisted=True)
         .filter(library)
@@ -207,30 +243,41 @@ _UNLISTED_PHOTO_FIELDS = {"embedding", "requested_decoding", "original", "displa
 _LISTED_PHOTO_FIELDS = [
     *(field.name for field in Photo._meta.concrete_fields if field.name not in _UNLISTED_PHOTO_FIELDS),
     "owner__username",
-    "gallery__public_id",
-    "gallery__owner_id",
 ]
 _UNLISTED_CAPTION_FIELDS = ("model_version__checkpoint_path", "model_version__config", "model_version__metrics")
 
 
-def photo_with_current_caption(photos: QuerySet[Photo]) -> QuerySet[Photo]:
-    """`photos` as lists present them, with their current caption (and its model and author) read in one more
-    query."""
+def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAnonymous | None) -> QuerySet[Photo]:
+    """`photos` as lists present `acting_user` them, with their current caption (and its model and author), the
+    galleries holding them that `acting_user` may see listed, and the owners of every gallery holding them (who
+    may manage them), each read in one more query."""
     captions = (
         Caption.objects.filter(is_current=True)
         .select_related("model_version", "created_by", "reviewed_by")
         .defer(*_UNLISTED_CAPTION_FIELDS)
     )
+    visible_galleries = gallery_list_visible_to(acting_user).select_related(None).only("public_id").order_by("title", "id")
     return (
-        photos.select_related("gallery", "owner")
+        photos.select_related("owner")
         .only(*_LISTED_PHOTO_FIELDS)
-        .prefetch_related(Prefetch("captions", queryset=captions, to_attr="current_captions"))
+        .prefetch_related(
+            Prefetch("captions", queryset=captions, to_attr="current_captions"),
+            Prefetch("galleries", queryset=visible_galleries, to_attr="visible_galleries"),
+            Prefetch("galleries", queryset=Gallery.objects.only("owner"), to_attr="holding_galleries"),
+        )
     )
 
 
 def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
-    """Edit its caption, re-caption, retry, delete: the photo's owner and the gallery's owner."""
-    return _signed_in(user) and user.pk in (photo.owner_id, photo.gallery.owner_id)
+    """Edit its caption, re-caption, retry, delete: the photo's owner and the owners of galleries holding it."""
+    if not _signed_in(user):
+        return False
+    if user.pk == photo.owner_id:
+        return True
+    holding = getattr(photo, "holding_galleries", None)
+    if holding is not None:
+        return any(gallery.owner_id == user.pk for gallery in holding)
+    return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
 
 
 def photo_sees_original(user: UserOrAnonymous | None, photo: Photo) -> bool:
@@ -304,7 +351,7 @@ def caption_review_queue() -> QuerySet[Caption]:
     CLIPScore, then lowest model score; unscored ones (written by hand) last."""
     return (
         Caption.objects.filter(is_current=True)
-        .select_related("photo", "photo__gallery", "photo__owner", "model_version", "created_by", "reviewed_by")
+        .select_related("photo", "photo__owner", "model_version", "created_by", "reviewed_by")
         .order_by(*CAPTION_REVIEW_ORDER)
     )
 

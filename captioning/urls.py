@@ -29,6 +29,7 @@ urlpatterns = [
     path("galleries/<str:public_id>/upload/", photos.photo_upload_view, name="photo-upload"),
     path("galleries/<str:public_id>/status.json", galleries.gallery_status, name="gallery-status"),
     path("galleries/<str:public_id>/translate/", galleries.gallery_translate, name="gallery-translate"),
+    path("galleries/<str:public_id>/photos/remove/", galleries.gallery_photo_remove, name="gallery-photo-remove"),
     path("galleries/<str:public_id>/retry-failed/", galleries.gallery_retry_failed, name="gallery-retry-failed"),
     path("g/<str:public_id>/<str:slug>/", galleries.gallery_detail, name="gallery-detail"),
     path("p/<uuid:photo_uuid>/", photos.photo_detail, name="photo-detail"),
@@ -42,4 +43,5 @@ urlpatterns = [
     path("p/<uuid:photo_uuid>/delete/", photos.photo_delete_view, name="photo-delete"),
     path("p/<uuid:photo_uuid>/translate/", photos.photo_translate, name="photo-translate"),
     path("p/<uuid:photo_uuid>/cover/", photos.photo_make_cover, name="photo-make-cover"),
+    path("p/<uuid:photo_uuid>/galleries/", photos.photo_gallery_add_view, name="photo-gallery-add"),
 ]

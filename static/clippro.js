@@ -96,9 +96,30 @@
     body.appendChild(unsure);
     body.appendChild(caption);
     body.appendChild(status);
+    var removeUrl = grid && grid.getAttribute("data-remove-url");
+    if (removeUrl) body.appendChild(removeForm(removeUrl, photo.id));
     tile.appendChild(link);
     tile.appendChild(body);
     return tile;
+  }
+
+  // "Remove from this gallery", as the server renders it on the gallery's own tiles (_photo_tile.html).
+  function removeForm(action, photoId) {
+    var form = element("form", "tile__remove");
+    form.method = "post";
+    form.action = action;
+    form.setAttribute("data-remove-from-gallery", "");
+    [["csrfmiddlewaretoken", csrfToken()], ["photo", photoId]].forEach(function (pair) {
+      var input = element("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      form.appendChild(input);
+    });
+    var button = element("button", "button button--ghost button--small", "Remove from this gallery");
+    button.type = "submit";
+    form.appendChild(button);
+    return form;
   }
 
   function updateTile(tile, photo) {
@@ -294,8 +315,9 @@
         var data = null;
         try { data = JSON.parse(request.responseText); } catch (error) { data = null; }
         if (data && data.ok) {
-          finish(item, data.duplicate ? "duplicate" : "done", data.message);
-          if (!data.duplicate) item.row.setAttribute("data-upload-photo", data.photo.id);
+          // outcome: "uploaded" (a new photo), "added" (one of yours, now also here) or "duplicate" (here already).
+          finish(item, data.outcome === "duplicate" ? "duplicate" : "done", data.message);
+          if (data.outcome === "uploaded") item.row.setAttribute("data-upload-photo", data.photo.id);
           showPhoto(data.photo);
           startPolling();
         } else {

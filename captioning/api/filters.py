@@ -27,7 +27,7 @@ class GalleryFilter(django_filters.FilterSet):
 
 class PhotoFilter(django_filters.FilterSet):
     gallery = django_filters.CharFilter(
-        field_name="gallery__public_id",
+        field_name="galleries__public_id",
         max_length=16,
         validators=[RegexValidator(rf"^{GALLERY_PUBLIC_ID_PATTERN}\Z", "Not a gallery id (its public_id).")],
         help_text="A gallery's public_id (letters, digits, - and _; an unlisted one too: you have its link)",

@@ -127,7 +127,10 @@ class PhotoUrlsSerializer(serializers.Serializer):
 
 class PhotoSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
-    gallery = serializers.CharField(source="gallery.public_id", read_only=True)
+    galleries = serializers.SerializerMethodField(
+        help_text="The public_ids of the galleries holding the photo that you may see listed (someone's unlisted "
+        "gallery is never named); empty for a photo in no gallery, which only its owner sees"
+    )
     owner = serializers.CharField(source="owner.username", read_only=True)
     error = serializers.CharField(source="error_message", read_only=True)
     caption = serializers.SerializerMethodField()
@@ -138,7 +141,7 @@ class PhotoSerializer(serializers.ModelSerializer):
         model = Photo
         fields = [
             "id",
-            "gallery",
+            "galleries",
             "owner",
             "original_filename",
             "status",
@@ -156,6 +159,9 @@ class PhotoSerializer(serializers.ModelSerializer):
             "can_manage",
         ]
         read_only_fields = fields
+
+    def get_galleries(self, photo: Photo) -> list[str]:
+        return [str(gallery.public_id) for gallery in selectors.gallery_list_holding(photo, self.context["request"].user)]
 
     @extend_schema_field(CaptionSerializer(allow_null=True))
     def get_caption(self, photo: Photo) -> dict | None:
@@ -179,7 +185,7 @@ class PhotoSerializer(serializers.ModelSerializer):
     def to_representation(self, photo: Photo) -> dict:
         return {
             "id": str(photo.uuid),
-            "gallery": str(photo.gallery.public_id),
+            "galleries": self.get_galleries(photo),
             "owner": str(photo.owner.username),
             "original_filename": str(photo.original_filename),
             "status": str(photo.status),
@@ -200,7 +206,11 @@ class PhotoSerializer(serializers.ModelSerializer):
 
 class UploadResultSerializer(serializers.Serializer):
     filename = serializers.CharField()
-    outcome = serializers.ChoiceField(choices=["uploaded", "duplicate", "refused"])
+    outcome = serializers.ChoiceField(
+        choices=["uploaded", "added", "duplicate", "refused"],
+        help_text="uploaded: a new photo; added: your photo of these very bytes, now also in this gallery; "
+        "duplicate: your photo of these very bytes, already in this gallery; refused: not an accepted image",
+    )
     error = serializers.CharField(allow_null=True)
     photo = PhotoSerializer(allow_null=True)
 
@@ -297,6 +307,19 @@ class SearchHitSerializer(PhotoSerializer):
         }
 
 
+class GalleryPhotoResultSerializer(serializers.Serializer):
+    photo = serializers.UUIDField(help_text="The photo id sent")
+    outcome = serializers.ChoiceField(
+        choices=["added", "already_in_gallery", "removed", "not_in_gallery", "not_found"],
+        help_text="not_found: no photo of yours that you may see has this id (someone else's photo is not found "
+        "either: only a photo's owner adds it to a gallery)",
+    )
+
+
+class GalleryPhotoResultsSerializer(serializers.Serializer):
+    results = GalleryPhotoResultSerializer(many=True)
+
+
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
 
@@ -313,6 +336,15 @@ class GalleryInputSerializer(serializers.Serializer):
 class MemberInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=GalleryMembership.Role.choices, default=GalleryMembership.Role.VIEWER)
+
+
+class GalleryPhotosInputSerializer(serializers.Serializer):
+    photos = serializers.ListField(
+        child=serializers.UUIDField(),
+        min_length=1,
+        max_length=500,
+        help_text="Photo ids (their `id`), at most 500",
+    )
 
 
 class UploadInputSerializer(serializers.Serializer):

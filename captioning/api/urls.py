@@ -11,6 +11,7 @@ urlpatterns = [
     path("galleries/", views.GalleryListApi.as_view(), name="api-gallery-list"),
     path("galleries/<str:public_id>/", views.GalleryDetailApi.as_view(), name="api-gallery-detail"),
     path("galleries/<str:public_id>/members/", views.GalleryMemberListApi.as_view(), name="api-gallery-members"),
+    path("galleries/<str:public_id>/photos/", views.GalleryPhotoListApi.as_view(), name="api-gallery-photos"),
     path(
         "galleries/<str:public_id>/members/<int:user_id>/",
         views.GalleryMemberDetailApi.as_view(),

@@ -30,7 +30,17 @@ from captioning.services.galleries import (
     gallery_update,
 )
 from captioning.services.model_versions import model_version_activate
-from captioning.services.photos import photo_caption_edit, photo_delete, photo_recaption, photo_retry, photo_upload
+from captioning.services.photos import (
+    AlbumResult,
+    UploadResult,
+    photo_caption_edit,
+    photo_delete,
+    photo_gallery_add,
+    photo_gallery_remove,
+    photo_recaption,
+    photo_retry,
+    photo_upload,
+)
 from captioning.services.translations import translation_request, translation_retry
 from captioning.sign_in import lockout_message, retry_after_seconds, sign_in_locked_out
 from captioning.translators import SOURCE_LANGUAGE
@@ -207,7 +217,9 @@ class PhotoListApi(generics.GenericAPIView):
         photos = selectors.photo_list_for_viewer(
             acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.filters)
         )
-        return selectors.photo_with_current_caption(photos).order_by("-created_at", "-id")
+        return selectors.photo_with_current_caption(photos, acting_user=self.request.user).order_by(
+            "-created_at", "-id"
+        )
 
     def filter_queryset(self, queryset):
         # The FilterSet that chose the selector's photos narrows them: one FilterSet per request, not two.
@@ -221,14 +233,16 @@ class PhotoListApi(generics.GenericAPIView):
     @extend_schema(
         request={"multipart/form-data": api.UploadInputSerializer},
         responses={
-            201: OpenApiResponse(api.UploadResultsSerializer, description="At least one file was uploaded"),
-            200: OpenApiResponse(api.UploadResultsSerializer, description="Every file was uploaded before"),
+            201: OpenApiResponse(
+                api.UploadResultsSerializer, description="At least one file was uploaded or added to the gallery"
+            ),
+            200: OpenApiResponse(api.UploadResultsSerializer, description="Every file was in this gallery already"),
         },
     )
     def post(self, request):
-        """Each file gets its own outcome: uploaded, duplicate (you uploaded this very file into this gallery
-        before: that photo) or refused (with the reason; nothing of it is kept). When every file is refused the
-        answer is 400."""
+        """Each file gets its own outcome: uploaded, added (a photo of yours with these very bytes, which you may
+        see, is now also in this gallery: that photo), duplicate (that photo is in this gallery already) or refused
+        (with the reason; nothing of it is kept). When every file is refused the answer is 400."""
         limit = settings.UPLOAD_MAX_BYTES * settings.API_UPLOAD_MAX_FILES + 1024 * 1024
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
             return _too_large(limit)
@@ -250,8 +264,8 @@ class PhotoListApi(generics.GenericAPIView):
             raise exceptions.ValidationError(
                 {"files": [f"{result['filename']}: {result['error']}" for result in results]}
             )
-        uploaded = any(result["outcome"] == "uploaded" for result in results)
-        return Response({"results": results}, status=status.HTTP_201_CREATED if uploaded else status.HTTP_200_OK)
+        changed = any(result["outcome"] in (UploadResult.UPLOADED, UploadResult.ADDED) for result in results)
+        return Response({"results": results}, status=status.HTTP_201_CREATED if changed else status.HTTP_200_OK)
 
     @staticmethod
     def _upload_one(request, gallery: Gallery, upload) -> dict:
@@ -262,12 +276,48 @@ class PhotoListApi(generics.GenericAPIView):
         finally:
             upload.close()
         photo = api.PhotoSerializer(outcome.photo, context={"request": request}).data
-        return {
-            "filename": upload.name,
-            "outcome": "duplicate" if outcome.duplicate else "uploaded",
-            "error": None,
-            "photo": photo,
-        }
+        return {"filename": upload.name, "outcome": str(outcome.result), "error": None, "photo": photo}
+
+
+class GalleryPhotoListApi(APIView):
+    """The gallery as an album: add photos of your library to it, or take photos out of it."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        parameters=[PUBLIC_ID],
+        request=api.GalleryPhotosInputSerializer,
+        responses={
+            200: api.GalleryPhotoResultsSerializer,
+            404: OpenApiResponse(description="No such gallery, or none of the photos is yours to add"),
+        },
+    )
+    def post(self, request, public_id):
+        """Adds your photos to the gallery (you own it or edit it). Only a photo's owner adds it to a gallery,
+        and only one they may see; any other id, someone else's photo included, is not_found. Each id gets its
+        outcome, in the order sent; when every one is not_found the answer is 404."""
+        gallery = _gallery(request, public_id)
+        photo_uuids = _valid(api.GalleryPhotosInputSerializer, request.data)["photos"]
+        outcomes = photo_gallery_add(gallery=gallery, photo_uuids=photo_uuids, acting_user=request.user)
+        if all(outcome == AlbumResult.NOT_FOUND for outcome in outcomes.values()):
+            raise exceptions.NotFound("None of these photos is one of yours that you may add.")
+        return Response(_album_results(outcomes))
+
+    @extend_schema(
+        parameters=[PUBLIC_ID], request=api.GalleryPhotosInputSerializer, responses=api.GalleryPhotoResultsSerializer
+    )
+    def delete(self, request, public_id):
+        """Takes photos out of the gallery (its owner and editors): they stay in their owner's library and in
+        their other galleries. Deleting a photo (DELETE /api/photos/{id}/) removes it everywhere."""
+        gallery = _gallery(request, public_id)
+        photo_uuids = _valid(api.GalleryPhotosInputSerializer, request.data)["photos"]
+        outcomes = photo_gallery_remove(gallery=gallery, photo_uuids=photo_uuids, acting_user=request.user)
+        return Response(_album_results(outcomes))
+
+
+def _album_results(outcomes: dict) -> dict:
+    return {"results": [{"photo": str(photo_uuid), "outcome": str(outcome)} for photo_uuid, outcome in outcomes.items()]}
 
 
 def _too_large(limit: int) -> Response:

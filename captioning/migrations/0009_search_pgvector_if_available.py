@@ -10,7 +10,7 @@ import logging
 
 from django.db import migrations, transaction
 
-from captioning.search.pgvector import vector_table_fill
+from captioning.models import embedding_from_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ TABLE = "captioning_photo_clip_vector"
 INDEXED_DIMENSIONS = (512, 640, 768, 1024)
 
 # float32 bits -> value (sign, 8 exponent bits, 23 mantissa bits; exponent 0: subnormal), for the trigger's
-# one row at a time; bulk fills convert in Python (captioning.search.pgvector.vector_table_fill).
+# one row at a time; bulk fills convert in Python (vector_table_fill below, and in captioning.search.pgvector).
 FLOAT32_TO_VECTOR = """
 CREATE OR REPLACE FUNCTION captioning_float32le_to_vector(data bytea) RETURNS vector
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -78,6 +78,29 @@ CREATE TRIGGER captioning_photo_clip_vector_sync AFTER INSERT OR UPDATE OR DELET
 CREATE TRIGGER captioning_photo_clip_vector_truncate AFTER TRUNCATE ON captioning_photo
     FOR EACH STATEMENT EXECUTE FUNCTION captioning_photo_clip_vector_truncate();
 """
+
+
+def vector_table_fill(database, chunk_size: int = 2000) -> None:
+    """The table as this migration made it (with each photo's gallery), filled in Python: a frozen copy of
+    captioning.search.pgvector.vector_table_fill, which migration 0010 changed with the table."""
+    after = 0
+    with database.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT id, embedding_model_id, gallery_id, embedding FROM captioning_photo "
+                "WHERE id > %s AND embedding IS NOT NULL AND embedding_model_id IS NOT NULL ORDER BY id LIMIT %s",
+                [after, chunk_size],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
+            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+                for photo_id, model_version_id, gallery_id, embedding in rows:
+                    vector = embedding_from_bytes(embedding)
+                    text = "[" + ",".join(map(str, vector.tolist())) + "]"
+                    copy.write_row((photo_id, model_version_id, gallery_id, vector.size, text))
+            after = rows[-1][0]
 
 
 def create_vector_index(apps, schema_editor):

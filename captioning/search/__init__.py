@@ -5,11 +5,10 @@
 - By caption text (text.py): the query's words in the current caption or any of its translations.
 
 The two rankings are merged by reciprocal rank fusion (fusion.py). Only what `user` may see is searched (the
-galleries of `gallery_list_visible_to`, never others' unlisted ones) and every returned photo is read back
+photos of `photo_list_visible_to`, none only in others' unlisted galleries) and every returned photo is read back
 through `photo_list_visible_to` (results.py). At most SEARCH_MAX_RESULTS photos are ranked.
 """
 
-import numpy as np
 from django.conf import settings
 
 from captioning.confidence import photo_ids_with_unsure_caption
@@ -19,7 +18,7 @@ from captioning.search.memory import EmbeddingIndex, embedding_index
 from captioning.search.memory import forget_indexes as _forget_memory_indexes
 from captioning.search.results import SearchHit, SearchResults
 from captioning.search.text import query_words, text_ranking
-from captioning.selectors import UserOrAnonymous, gallery_list_visible_to
+from captioning.selectors import UserOrAnonymous, photo_list_visible_to
 
 __all__ = [
     "EmbeddingIndex",
@@ -42,11 +41,10 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     limit = limit or settings.SEARCH_MAX_RESULTS
     if not query:
         return SearchResults(user, query, [], image_search=False)
-    visible_galleries = gallery_list_visible_to(user)
-    gallery_ids = np.fromiter(visible_galleries.values_list("pk", flat=True).order_by(), dtype=np.int64)
+    visible_photos = photo_list_visible_to(user)
     notes: list[str] = []
-    image_ranked, image_search = image_ranking(query, gallery_ids, limit, notes)
-    text_ranked = text_ranking(visible_galleries, query, limit)
+    image_ranked, image_search = image_ranking(query, visible_photos, limit, notes)
+    text_ranked = text_ranking(visible_photos, query, limit)
     hits = fuse(image_ranked, text_ranked, limit)
     unsure = photo_ids_with_unsure_caption(hit.photo_id for hit in hits)
     hits.sort(key=lambda hit: hit.photo_id in unsure)  # guesses after confident matches, each in fused order

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from captioning import engine
 from captioning.models import ModelVersion, Photo
@@ -71,13 +71,11 @@ def image_search_backend() -> str:
 
 
 def image_ranking(
-    query: str, gallery_ids: np.ndarray, limit: int, notes: list[str]
+    query: str, visible_photos: QuerySet[Photo], limit: int, notes: list[str]
 ) -> tuple[list[tuple[int, float]], bool]:
-    """(photo id, cosine) of the best `limit` photos in `gallery_ids` over every model version's embeddings, and
+    """(photo id, cosine) of the best `limit` of `visible_photos` over every model version's embeddings, and
     whether any CLIP could embed the query. Model versions sharing a CLIP share one query embedding (the active
     model's when it is one of them)."""
-    if gallery_ids.size == 0:
-        return [], False
     embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
     versions = list(ModelVersion.objects.filter(Exists(embedded)))
     if not versions:
@@ -96,7 +94,7 @@ def image_ranking(
             notes.append(f"Image search with the model {embedder.name!r} is unavailable: {error}")
             continue
         searched = True
-        photo_ids, similarities = nearest([version.pk for version in group], vector, gallery_ids, limit)
+        photo_ids, similarities = nearest([version.pk for version in group], vector, visible_photos, limit)
         found_ids.append(photo_ids)
         found_similarities.append(similarities)
     if not found_ids:

@@ -1,7 +1,7 @@
 """The image index inside PostgreSQL, where the pgvector extension is installed (migration
 0009_search_pgvector_if_available creates it there and nowhere else).
 
-A trigger on the photos keeps `captioning_photo_clip_vector` (photo, model version, gallery, vector) equal to
+A trigger on the photos keeps `captioning_photo_clip_vector` (photo, model version, vector) equal to
 their embedding bytes, whoever writes them, so nothing in Python maintains it. Each CLIP size the migration
 knows (INDEXED_DIMENSIONS) has an HNSW index (cosine); other sizes are searched exactly, as are visible sets of
 at most EXACT_SEARCH_MAX_ROWS photos, where filtering an approximate answer would lose too many. The visibility
@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
-from captioning.models import embedding_from_bytes
+from captioning.models import Photo, embedding_from_bytes
 
 TABLE = "captioning_photo_clip_vector"
 # The CLIP sizes with an HNSW index: ViT-B/32, ViT-B/16 and RN101 (512), RN50x4 (640), ViT-L/14 and RN50x16
@@ -39,14 +40,16 @@ def in_use() -> bool:
 
 
 def nearest(
-    model_version_ids: list[int], query_vector: np.ndarray, gallery_ids: np.ndarray, limit: int
+    model_version_ids: list[int], query_vector: np.ndarray, visible_photos: QuerySet[Photo], limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(photo ids, cosines) of the `limit` photos in `gallery_ids` closest to `query_vector` among those the
+    """(photo ids, cosines) of the `limit` photos of `visible_photos` closest to `query_vector` among those the
     model versions embedded: by the HNSW index, or exactly when few photos are visible."""
     dimensions = int(query_vector.shape[0])
     vector = "[" + ",".join(map(str, query_vector.tolist())) + "]"
-    where = f"model_version_id = ANY(%s) AND dimensions = {dimensions} AND gallery_id = ANY(%s)"
-    filter_params = [model_version_ids, gallery_ids.tolist()]
+    # The selector's own SQL, as a subquery: the visibility rule is written once (captioning.selectors).
+    visible_sql, visible_params = visible_photos.values("pk").order_by().query.sql_with_params()
+    where = f"model_version_id = ANY(%s) AND dimensions = {dimensions} AND photo_id IN ({visible_sql})"
+    filter_params = [model_version_ids, *visible_params]
     with transaction.atomic(), connection.cursor() as cursor:
         exact = dimensions not in INDEXED_DIMENSIONS or _at_most(cursor, where, filter_params, EXACT_SEARCH_MAX_ROWS)
         if exact:
@@ -74,7 +77,7 @@ def nearest(
 
 
 def _at_most(cursor, where: str, params: list, count: int) -> bool:
-    """Whether at most `count` rows match `where`: counts no further than that, on the gallery index."""
+    """Whether at most `count` rows match `where`: counts no further than that."""
     cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS rows", [*params, count + 1])
     return cursor.fetchone()[0] <= count
 
@@ -86,18 +89,18 @@ def vector_table_fill(database=connection, chunk_size: int = 2000) -> int:
     with database.cursor() as cursor:
         while True:
             cursor.execute(
-                "SELECT id, embedding_model_id, gallery_id, embedding FROM captioning_photo "
+                "SELECT id, embedding_model_id, embedding FROM captioning_photo "
                 "WHERE id > %s AND embedding IS NOT NULL AND embedding_model_id IS NOT NULL ORDER BY id LIMIT %s",
                 [after, chunk_size],
             )
             rows = cursor.fetchall()
             if not rows:
                 return written
-            columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
+            columns = "photo_id, model_version_id, dimensions, embedding"
             with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
-                for photo_id, model_version_id, gallery_id, embedding in rows:
+                for photo_id, model_version_id, embedding in rows:
                     vector = embedding_from_bytes(embedding)
                     text = "[" + ",".join(map(str, vector.tolist())) + "]"
-                    copy.write_row((photo_id, model_version_id, gallery_id, vector.size, text))
+                    copy.write_row((photo_id, model_version_id, vector.size, text))
             written += len(rows)
             after = rows[-1][0]

@@ -36,7 +36,7 @@ class SearchResults:
             return []
         # Visibility is checked again: a photo deleted or hidden since it was ranked is left out.
         visible = photo_list_visible_to(self.user).filter(pk__in=[hit.photo_id for hit in hits])
-        photos = {photo.pk: photo for photo in photo_with_current_caption(visible)}
+        photos = {photo.pk: photo for photo in photo_with_current_caption(visible, acting_user=self.user)}
         page = []
         for hit in hits:
             photo = photos.get(hit.photo_id)

@@ -6,7 +6,7 @@ import re
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from captioning.models import Caption, Gallery, Translation
+from captioning.models import Caption, Photo, Translation
 
 MAX_QUERY_WORDS = 8
 
@@ -36,18 +36,18 @@ def query_words(query: str) -> list[str]:
     return (meaningful or words)[:MAX_QUERY_WORDS]
 
 
-def text_ranking(visible_galleries: QuerySet[Gallery], query: str, limit: int) -> list[tuple[int, float]]:
-    """(photo id, text score) of the photos in `visible_galleries` whose current caption or one of its
+def text_ranking(visible_photos: QuerySet[Photo], query: str, limit: int) -> list[tuple[int, float]]:
+    """(photo id, text score) of `visible_photos` whose current caption or one of its
     translations holds at least one of the query's words, best first. The score is the share of the words
     found in one text, plus 1 when it holds the whole query as written; the database counts and sorts, so only
     the best rows come back."""
     words = query_words(query)
     if not words:
         return []
-    galleries = visible_galleries.values("pk")
-    captions = Caption.objects.filter(is_current=True, photo__gallery__in=galleries)
+    photos = visible_photos.values("pk").order_by()
+    captions = Caption.objects.filter(is_current=True, photo__in=photos)
     translations = Translation.objects.filter(
-        status=Translation.Status.DONE, caption__is_current=True, caption__photo__gallery__in=galleries
+        status=Translation.Status.DONE, caption__is_current=True, caption__photo__in=photos
     )
     best: dict[int, float] = {}
     for texts, photo_field in ((captions, "photo_id"), (translations, "caption__photo_id")):

@@ -2,10 +2,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.text import slugify
 
-from captioning.models import Gallery, GalleryMembership, Photo
+from captioning.models import Gallery, GalleryMembership, GalleryPhoto, Photo
 from captioning.selectors import gallery_can_edit
 from captioning.services.photos import photo_files_delete_on_commit
 
@@ -40,14 +40,15 @@ def gallery_update(
 
 
 def gallery_delete(*, gallery: Gallery, acting_user: AbstractBaseUser) -> None:
-    """Deletes the gallery, its photos and their files (the files once the deletion is committed)."""
+    """Deletes the gallery and the photos no other gallery holds, with their files (once the deletion is
+    committed). Photos other galleries hold stay there."""
     _require_owner(acting_user, gallery)
     _delete_with_photos(Gallery.objects.filter(pk=gallery.pk))
 
 
 def gallery_delete_many(*, galleries: QuerySet[Gallery], acting_user: AbstractBaseUser) -> int:
-    """Staff with the right to delete galleries (the admin): deletes `galleries`, their photos and the photos'
-    files. Returns how many galleries."""
+    """Staff with the right to delete galleries (the admin): deletes `galleries` and the photos no other gallery
+    holds, with their files. Returns how many galleries."""
     if not acting_user.has_perm("captioning.delete_gallery"):
         raise PermissionDenied("Only staff with the right to delete galleries can delete others' galleries.")
     return _delete_with_photos(galleries)
@@ -56,7 +57,11 @@ def gallery_delete_many(*, galleries: QuerySet[Gallery], acting_user: AbstractBa
 @transaction.atomic
 def _delete_with_photos(galleries: QuerySet[Gallery]) -> int:
     ids = list(galleries.values_list("pk", flat=True))
-    photo_files_delete_on_commit(Photo.objects.filter(gallery_id__in=ids))
+    held_here = GalleryPhoto.objects.filter(gallery_id__in=ids).values("photo_id")
+    held_elsewhere = GalleryPhoto.objects.filter(~Q(gallery_id__in=ids)).values("photo_id")
+    only_here = Photo.objects.filter(pk__in=held_here).exclude(pk__in=held_elsewhere)
+    photo_files_delete_on_commit(only_here)
+    Photo.objects.filter(pk__in=list(only_here.values_list("pk", flat=True))).delete()
     Gallery.objects.filter(pk__in=ids).delete()
     return len(ids)
 
@@ -64,7 +69,7 @@ def _delete_with_photos(galleries: QuerySet[Gallery]) -> int:
 def gallery_cover_set(*, gallery: Gallery, photo: Photo | None, acting_user: AbstractBaseUser) -> Gallery:
     """Makes `photo` (one of the gallery's) its cover on every gallery card; None goes back to the first photo."""
     _require_owner(acting_user, gallery)
-    if photo is not None and photo.gallery_id != gallery.pk:
+    if photo is not None and not GalleryPhoto.objects.filter(gallery=gallery, photo=photo).exists():
         raise ValidationError("The cover of a gallery is one of its own photos.")
     gallery.cover_photo = photo
     gallery.save(update_fields=["cover_photo"])

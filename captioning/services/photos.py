@@ -1,6 +1,9 @@
 import contextlib
+import enum
 import logging
 import os
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -8,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
@@ -16,37 +19,45 @@ from django.utils import timezone
 from captioning import jobs
 from captioning.decoding import decoding_settings
 from captioning.images import UploadRefused, inspect_upload, render_derivative
-from captioning.models import Caption, Gallery, ModelVersion, Photo, photo_file_path
-from captioning.selectors import gallery_can_upload, photo_can_manage
+from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo, photo_file_path
+from captioning.selectors import gallery_can_upload, photo_can_manage, photo_list_addable
 
 logger = logging.getLogger(__name__)
+
+
+class UploadResult(enum.StrEnum):
+    UPLOADED = "uploaded"  # a new photo
+    ADDED = "added"  # the uploader's photo of these very bytes, now also in this gallery
+    DUPLICATE = "duplicate"  # the uploader's photo of these very bytes, already in this gallery
 
 
 @dataclass(frozen=True)
 class UploadOutcome:
     photo: Photo
-    duplicate: bool  # the uploader had put this very file into this gallery before: `photo` is that earlier one
+    result: UploadResult
 
 
 def photo_upload(*, acting_user: AbstractBaseUser, gallery: Gallery, file: File, filename: str = "") -> UploadOutcome:
     """Checks the file by decoding it, stores it with its derivatives and queues it for captioning.
 
-    Raises UploadRefused (the file is not accepted: nothing was written) or PermissionDenied. A file the
-    uploader put into this same gallery before returns that photo; into another gallery, it is stored again
-    (a duplicate must never name a photo, gallery or caption the uploader may no longer see). Any failure
-    after the first file is written removes every file written and the row, so nothing of a failed upload
-    stays behind.
+    Raises UploadRefused (the file is not accepted: nothing was written) or PermissionDenied. Bytes the uploader
+    has in their library already are not stored twice: that photo is added to this gallery (or already is in
+    it). Only a photo the uploader may see now counts (a duplicate must never name a photo, gallery or caption
+    they may no longer see): one left only in a gallery they have left is not theirs to reach, and these bytes
+    become a new photo. Any failure after the first file is written removes every file written and the rows,
+    so nothing of a failed upload stays behind.
     """
     if not gallery_can_upload(acting_user, gallery):
         raise PermissionDenied("You cannot upload photos to this gallery.")
     inspected = inspect_upload(_read_at_most(file, settings.UPLOAD_MAX_BYTES))
-    existing = _same_file_in_gallery(acting_user, gallery, inspected.sha256)
-    if existing is not None:
-        return UploadOutcome(existing, duplicate=True)
+    if _known_outcome(acting_user, gallery, inspected.sha256) is not None:
+        with transaction.atomic():
+            known = _record_known(acting_user, gallery, inspected.sha256)
+        if known is not None:
+            return known
 
     photo = Photo(
         owner=acting_user,
-        gallery=gallery,
         original_filename=os.path.basename(filename or getattr(file, "name", "") or "")[:255],
         sha256=inspected.sha256,
         byte_size=len(inspected.content),
@@ -69,30 +80,111 @@ def photo_upload(*, acting_user: AbstractBaseUser, gallery: Gallery, file: File,
     thumbnail = render_derivative(inspected.upright, settings.THUMBNAIL_SIZE, 80)
     try:
         with transaction.atomic():
+            # The same bytes may have arrived in another request meanwhile.
+            known = _record_known(acting_user, gallery, inspected.sha256)
+            if known is not None:
+                return known
             store(photo.original, f"original.{inspected.extension}", inspected.content)
             store(photo.display_image, "display.webp", display_image)
             store(photo.thumbnail, "thumbnail.webp", thumbnail)
             jobs.queue_new_photo(photo)
             photo.save()
-            Gallery.objects.filter(pk=gallery.pk).update(updated_at=timezone.now())
-    except IntegrityError:
-        _delete_files(written)
-        # The same file arrived twice at once; the other request stored it first.
-        existing = _same_file_in_gallery(acting_user, gallery, inspected.sha256)
-        if existing is None:
-            raise
-        return UploadOutcome(existing, duplicate=True)
+            _add_to_gallery(gallery, [photo], acting_user)
     except BaseException:
         _delete_files(written)
         raise
-    return UploadOutcome(photo, duplicate=False)
+    return UploadOutcome(photo, UploadResult.UPLOADED)
 
 
-def _same_file_in_gallery(acting_user: AbstractBaseUser, gallery: Gallery, sha256: str) -> Photo | None:
-    """The uploader's earlier copy of this file in `gallery` (the one_copy_of_a_file_per_owner_and_gallery
-    constraint). Only that gallery is looked in: the uploader may upload there, so may see it, whereas a copy
-    elsewhere may sit in a gallery they have left since."""
-    return Photo.objects.filter(owner=acting_user, gallery=gallery, sha256=sha256).first()
+def _known_outcome(acting_user: AbstractBaseUser, gallery: Gallery, sha256: str) -> UploadOutcome | None:
+    """The uploader's photo of these bytes that they may see now: already in `gallery` (a duplicate), else the
+    oldest elsewhere (to be added); None when there is none."""
+    same_bytes = photo_list_addable(acting_user).filter(sha256=sha256)
+    in_gallery = same_bytes.filter(pk__in=GalleryPhoto.objects.filter(gallery=gallery).values("photo_id")).first()
+    if in_gallery is not None:
+        return UploadOutcome(in_gallery, UploadResult.DUPLICATE)
+    elsewhere = same_bytes.order_by("created_at", "id").first()
+    return UploadOutcome(elsewhere, UploadResult.ADDED) if elsewhere is not None else None
+
+
+def _record_known(acting_user: AbstractBaseUser, gallery: Gallery, sha256: str) -> UploadOutcome | None:
+    """Under the gallery's lock (in the caller's transaction): the known photo's outcome, added to the gallery when
+    it was elsewhere."""
+    _lock_gallery(gallery)
+    known = _known_outcome(acting_user, gallery, sha256)
+    if known is not None and known.result == UploadResult.ADDED:
+        _add_to_gallery(gallery, [known.photo], acting_user)
+    return known
+
+
+def _lock_gallery(gallery: Gallery) -> None:
+    """Holds the gallery's row until the transaction ends, so that additions to one gallery happen one at a time
+    (on SQLite every write transaction is one at a time already)."""
+    list(Gallery.objects.select_for_update().filter(pk=gallery.pk).values_list("pk"))
+
+
+def _add_to_gallery(gallery: Gallery, photos: list[Photo], acting_user: AbstractBaseUser) -> None:
+    GalleryPhoto.objects.bulk_create(
+        [GalleryPhoto(gallery=gallery, photo=photo, added_by=acting_user) for photo in photos]
+    )
+    Gallery.objects.filter(pk=gallery.pk).update(updated_at=timezone.now())
+
+
+class AlbumResult(enum.StrEnum):
+    ADDED = "added"
+    ALREADY_IN_GALLERY = "already_in_gallery"
+    REMOVED = "removed"
+    NOT_IN_GALLERY = "not_in_gallery"
+    NOT_FOUND = "not_found"  # no such photo, or none the acting user may add: which of the two is not said
+
+
+def photo_gallery_add(
+    *, gallery: Gallery, photo_uuids: Iterable[uuid.UUID], acting_user: AbstractBaseUser
+) -> dict[uuid.UUID, AlbumResult]:
+    """Adds photos of `acting_user`'s library to `gallery` (they must be allowed to upload to it). Only the
+    photo's owner adds it, and only a photo they may see now: adding someone else's photo to a public gallery
+    would publish it. Each id gets its outcome, in the order given."""
+    if not gallery_can_upload(acting_user, gallery):
+        raise PermissionDenied("You cannot add photos to this gallery.")
+    wanted = list(dict.fromkeys(photo_uuids))
+    with transaction.atomic():
+        _lock_gallery(gallery)
+        addable = {photo.uuid: photo for photo in photo_list_addable(acting_user).filter(uuid__in=wanted)}
+        held = set(
+            GalleryPhoto.objects.filter(gallery=gallery, photo__uuid__in=addable).values_list("photo__uuid", flat=True)
+        )
+        new = [photo for photo_uuid, photo in addable.items() if photo_uuid not in held]
+        if new:
+            _add_to_gallery(gallery, new, acting_user)
+    return {
+        photo_uuid: (
+            AlbumResult.NOT_FOUND
+            if photo_uuid not in addable
+            else AlbumResult.ALREADY_IN_GALLERY
+            if photo_uuid in held
+            else AlbumResult.ADDED
+        )
+        for photo_uuid in wanted
+    }
+
+
+def photo_gallery_remove(
+    *, gallery: Gallery, photo_uuids: Iterable[uuid.UUID], acting_user: AbstractBaseUser
+) -> dict[uuid.UUID, AlbumResult]:
+    """Takes photos out of `gallery` (its owner and editors), nothing more: each stays in its owner's library and
+    in its other galleries. A photo that was the gallery's cover stops being it."""
+    if not gallery_can_upload(acting_user, gallery):
+        raise PermissionDenied("Only the gallery's owner and editors can remove photos from it.")
+    wanted = list(dict.fromkeys(photo_uuids))
+    with transaction.atomic():
+        placements = GalleryPhoto.objects.filter(gallery=gallery, photo__uuid__in=wanted)
+        removed = dict(placements.values_list("photo__uuid", "photo_id"))
+        GalleryPhoto.objects.filter(gallery=gallery, photo_id__in=removed.values()).delete()
+        Gallery.objects.filter(pk=gallery.pk, cover_photo_id__in=removed.values()).update(cover_photo=None)
+    return {
+        photo_uuid: AlbumResult.REMOVED if photo_uuid in removed else AlbumResult.NOT_IN_GALLERY
+        for photo_uuid in wanted
+    }
 
 
 def _read_at_most(file: File, limit: int) -> bytes:
@@ -109,7 +201,8 @@ def _read_at_most(file: File, limit: int) -> bytes:
 
 
 def photo_delete(*, photo: Photo, acting_user: AbstractBaseUser) -> None:
-    """Deletes the photo, its captions and, once that is committed, its files (its owner or the gallery's)."""
+    """Deletes the photo from every gallery, with its captions and, once that is committed, its files (its owner
+    or the owner of a gallery holding it)."""
     _require_manage(acting_user, photo)
     with transaction.atomic():
         photo_files_delete_on_commit(Photo.objects.filter(pk=photo.pk))
@@ -201,7 +294,7 @@ def photo_retry(*, photo: Photo, acting_user: AbstractBaseUser) -> Photo:
 
 def _require_manage(user: AbstractBaseUser, photo: Photo) -> None:
     if not photo_can_manage(user, photo):
-        raise PermissionDenied("Only the photo's owner or the gallery's owner can change it.")
+        raise PermissionDenied("Only the photo's owner or the owner of a gallery holding it can change it.")
 
 
 def _delete_files(names: list[str]) -> None:

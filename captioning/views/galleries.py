@@ -1,10 +1,12 @@
 """Gallery pages: lists, the gallery and its grid (with its status poll), editing, members, deletion."""
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,6 +21,7 @@ from captioning.services.galleries import (
     gallery_member_set,
     gallery_update,
 )
+from captioning.services.photos import AlbumResult, photo_gallery_remove
 from captioning.services.translations import translation_request_many
 from captioning.translators import (
     SOURCE_LANGUAGE,
@@ -233,4 +236,25 @@ def gallery_retry_failed(request: HttpRequest, public_id: str) -> HttpResponse:
     ]
     count = jobs.retry_failed(photos=Photo.objects.filter(pk__in=manageable))
     messages.success(request, f"{count} photo{'s' if count != 1 else ''} queued again.")
+    return redirect(gallery)
+
+
+@login_required
+@require_POST
+def gallery_photo_remove(request: HttpRequest, public_id: str) -> HttpResponse:
+    """"Remove from this gallery" (its owner and editors), on the gallery's grid and on the photo page: the photo
+    stays in its owner's library and its other galleries."""
+    gallery = gallery_or_404(request, public_id)
+    try:
+        photo_uuid = uuid.UUID(request.POST.get("photo", ""))
+    except ValueError:
+        raise Http404("No such photo") from None
+    outcome = photo_gallery_remove(gallery=gallery, photo_uuids=[photo_uuid], acting_user=request.user)[photo_uuid]
+    if outcome == AlbumResult.NOT_IN_GALLERY:
+        raise Http404("No such photo in this gallery")
+    messages.success(request, f"Removed from “{gallery.title}”; the photo stays in its owner's library.")
+    if request.POST.get("return_to") == "photo":
+        still_visible = selectors.photo_list_visible_to(request.user, include_unlisted=True).filter(uuid=photo_uuid)
+        if still_visible.exists():
+            return redirect("photo-detail", photo_uuid=photo_uuid)
     return redirect(gallery)

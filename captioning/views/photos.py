@@ -15,13 +15,16 @@ from captioning import selectors
 from captioning.confidence import caption_unsure_notice, photo_alt_text
 from captioning.forms import CaptionEditForm, RecaptionForm
 from captioning.images import UploadRefused
-from captioning.models import Translation
+from captioning.models import GalleryMembership, Translation
 from captioning.services.galleries import (
     gallery_cover_set,
 )
 from captioning.services.photos import (
+    AlbumResult,
+    UploadResult,
     photo_caption_edit,
     photo_delete,
+    photo_gallery_add,
     photo_recaption,
     photo_retry,
     photo_upload,
@@ -39,6 +42,12 @@ from captioning.views.common import (
     photo_summary,
     translation_asked,
 )
+
+UPLOAD_MESSAGES = {
+    UploadResult.UPLOADED: "Uploaded — captioning queued.",
+    UploadResult.ADDED: "Already in your library: added to this gallery.",
+    UploadResult.DUPLICATE: "Already uploaded to this gallery.",
+}
 
 # Uploads are one file per request; allow the multipart envelope around it.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -66,15 +75,14 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
         return JsonResponse({"ok": False, "error": str(refusal)}, status=400)
     finally:
         upload.close()
-    photo = outcome.photo
     body = {
         "ok": True,
-        "duplicate": outcome.duplicate,
-        # A duplicate is always found in this gallery (photo_upload): the message names no other.
-        "message": "Already uploaded to this gallery." if outcome.duplicate else "Uploaded — captioning queued.",
-        "photo": photo_summary(photo, SOURCE_LANGUAGE, {}),
+        "outcome": str(outcome.result),
+        # A known photo is one the uploader may see now (photo_upload): the message names no other gallery.
+        "message": UPLOAD_MESSAGES[outcome.result],
+        "photo": photo_summary(outcome.photo, SOURCE_LANGUAGE, {}),
     }
-    return JsonResponse(body, status=200 if outcome.duplicate else 201)
+    return JsonResponse(body, status=200 if outcome.result == UploadResult.DUPLICATE else 201)
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,12 +105,28 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     if caption and language != SOURCE_LANGUAGE:
         translation = selectors.translation_get(caption=caption, language=language)
     can_manage = selectors.photo_can_manage(request.user, photo)
+    galleries = selectors.gallery_list_holding(photo, request.user)
+    roles = selectors.gallery_roles(request.user, galleries)
     return render(
         request,
         "captioning/photo_detail.html",
         {
             "photo": photo,
-            "gallery": photo.gallery,
+            "gallery": galleries[0] if galleries else None,
+            "holding": [
+                {
+                    "gallery": gallery,
+                    "is_cover": gallery.cover_photo_id == photo.pk,
+                    "can_choose_cover": roles.get(gallery.pk) == selectors.OWNER,
+                    "can_remove": roles.get(gallery.pk) in (selectors.OWNER, GalleryMembership.Role.EDITOR),
+                }
+                for gallery in galleries
+            ],
+            "add_to": (
+                selectors.gallery_list_for_upload(request.user).exclude(placements__photo=photo)
+                if selectors.photo_sees_original(request.user, photo)
+                else []
+            ),
             "caption": caption,
             "unsure": caption_unsure_notice(caption),
             "alt": photo_alt_text(photo, caption),
@@ -119,8 +143,6 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
                 if can_manage
                 else None
             ),
-            "can_choose_cover": selectors.gallery_can_edit(request.user, photo.gallery),
-            "is_cover": photo.gallery.cover_photo_id == photo.pk,
         },
     )
 
@@ -196,18 +218,39 @@ def photo_retry_view(request: HttpRequest, photo_uuid) -> HttpResponse:
 @require_POST
 def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = photo_or_404(request, photo_uuid)
-    gallery = photo.gallery
+    galleries = selectors.gallery_list_holding(photo, request.user)
     photo_delete(photo=photo, acting_user=request.user)
-    messages.success(request, "Photo deleted.")
-    return redirect(gallery)
+    messages.success(request, "Photo deleted from every gallery.")
+    return redirect(galleries[0] if galleries else "timeline")
 
 
 @login_required
 @require_POST
 def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = photo_or_404(request, photo_uuid)
-    gallery_cover_set(gallery=photo.gallery, photo=photo, acting_user=request.user)
-    messages.success(request, f"This photo is now the cover of “{photo.gallery.title}”.")
+    gallery = gallery_or_404(request, request.POST.get("gallery", ""))
+    try:
+        gallery_cover_set(gallery=gallery, photo=photo, acting_user=request.user)
+    except ValidationError as error:
+        messages.error(request, error_text(error))
+    else:
+        messages.success(request, f"This photo is now the cover of “{gallery.title}”.")
+    return redirect(photo)
+
+
+@login_required
+@require_POST
+def photo_gallery_add_view(request: HttpRequest, photo_uuid) -> HttpResponse:
+    """The photo page's "Add to gallery" (its owner's)."""
+    photo = photo_or_404(request, photo_uuid)
+    gallery = gallery_or_404(request, request.POST.get("gallery", ""))
+    outcome = photo_gallery_add(gallery=gallery, photo_uuids=[photo.uuid], acting_user=request.user)[photo.uuid]
+    if outcome == AlbumResult.NOT_FOUND:
+        raise Http404("No such photo of yours")
+    if outcome == AlbumResult.ADDED:
+        messages.success(request, f"Added to “{gallery.title}”.")
+    else:
+        messages.info(request, f"Already in “{gallery.title}”.")
     return redirect(photo)
 
 

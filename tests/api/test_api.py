@@ -158,7 +158,7 @@ def test_upload_many_files_gives_each_its_own_outcome(people, private_gallery, a
     ]
     assert results[0]["photo"]["status"] == "queued" and results[0]["error"] is None
     assert results[2]["photo"] is None and results[2]["error"]
-    assert Photo.objects.filter(gallery=private_gallery).count() == 2
+    assert Photo.objects.filter(galleries=private_gallery).count() == 2
 
     again = client.post(
         reverse("api-photo-list"), {"gallery": private_gallery.public_id, "files": [jpeg(1)]}, format="multipart"
@@ -181,7 +181,7 @@ def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people
     )
     assert first.status_code == 201
     gallery_update(gallery=family, acting_user=alice, title="Secret plans", description="", visibility="private")
-    photo_caption_edit(photo=Photo.objects.get(gallery=family), acting_user=alice, text="the surprise party guest list")
+    photo_caption_edit(photo=Photo.objects.get(galleries=family), acting_user=alice, text="the surprise party guest list")
     gallery_member_remove(gallery=family, acting_user=alice, user_id=erin.pk)
     own = gallery_create(acting_user=erin, title="Mine", visibility="private")
 
@@ -190,7 +190,7 @@ def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people
     assert again.status_code == 201, again.content
     result = again.json()["results"][0]
     assert result["outcome"] == "uploaded"
-    assert result["photo"]["gallery"] == own.public_id
+    assert result["photo"]["galleries"] == [own.public_id]
     body = again.content.decode()
     for secret in ("Secret plans", "surprise party", family.public_id, first.json()["results"][0]["photo"]["id"]):
         assert secret not in body

@@ -2,8 +2,9 @@
 gallery ids), no client ever gets a photo or a gallery it may not see.
 
 One world per test (the five roles of the permission matrix, and private, unlisted and public galleries of
-three owners, one shared with the viewer); the requests only read, so every example runs against it. What
-each role may see is written out here, from how the world was built, not asked of the selectors under test.
+three owners, one shared with the viewer; galleries are albums, so some photos are held by two galleries of
+different visibility, and one by none); the requests only read, so every example runs against it. What each
+role may see is written out here, from how the world was built, not asked of the selectors under test.
 """
 
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from captioning.models import Gallery, GalleryMembership, Photo, Translation
 from captioning.services.galleries import gallery_create, gallery_member_set
+from captioning.services.photos import photo_gallery_add, photo_gallery_remove
 from tests.api.conftest import ROLES, caption, upload
 
 pytestmark = pytest.mark.django_db
@@ -56,18 +58,30 @@ class Placed:
         )
 
 
+# (photo's gallery owner and visibility) -> (a second gallery's owner and visibility) that also holds it; the
+# photo's owner adds it (the third as an editor of carol's private gallery).
+SECOND_ALBUMS = [
+    ((OWNER, "private"), (OWNER, "public")),  # a private photo made public by a second album
+    ((OWNER, "unlisted"), (OWNER, "private")),  # an unlisted photo in a private album: its members see it
+    ((STRANGER, "private"), ("carol", "private")),
+]
+
+
 @dataclass
 class World:
-    placed: list[Placed]
+    placed: list[Placed]  # one per gallery holding a photo: a photo may be placed twice
     api: dict[str, Client]
     pages: dict[str, Client]
+    in_no_gallery: list[tuple[Photo, str]]  # (photo, its owner's role): its owner alone sees it
 
     def photos_listed_to(self, role: str, linked_gallery_ids: set[str]) -> set[str]:
-        return {
+        """A photo is seen when any gallery holding it is."""
+        held = {
             str(item.photo.uuid)
             for item in self.placed
             if item.seen_by(role, by_link=item.gallery.public_id in linked_gallery_ids)
         }
+        return held | {str(photo.uuid) for photo, owner in self.in_no_gallery if owner == role}
 
     def galleries_listed_to(self, role: str) -> set[str]:
         return {item.gallery.public_id for item in self.placed if item.seen_by(role, by_link=False)}
@@ -87,13 +101,23 @@ def world(people, api_client_for) -> World:
             caption=current, language="fr", text=f"un zèbre {seed}", status=Translation.Status.DONE
         )
         placed.append(Placed(gallery, photo, owner, visibility, frozenset(members)))
+    by_gallery = {(item.owner, item.visibility): item for item in placed}
+    for first, second in SECOND_ALBUMS:
+        photo, host = by_gallery[first].photo, by_gallery[second]
+        added = photo_gallery_add(gallery=host.gallery, photo_uuids=[photo.uuid], acting_user=users[first[0]])
+        assert list(added.values()) == ["added"]
+        placed.append(Placed(host.gallery, photo, host.owner, host.visibility, host.members))
+    public_album = by_gallery[(OWNER, "public")].gallery
+    left_out = upload(users[OWNER], public_album, seed=90)
+    caption(left_out, "a zebra in no gallery at all")
+    photo_gallery_remove(gallery=public_album, photo_uuids=[left_out.uuid], acting_user=users[OWNER])
     pages = {}
     for role in ROLES:
         pages[role] = Client()
         if people[role] is not None:
             pages[role].force_login(people[role])
     assert GalleryMembership.objects.count() == 3
-    return World(placed, {role: api_client_for(people[role]) for role in ROLES}, pages)
+    return World(placed, {role: api_client_for(people[role]) for role in ROLES}, pages, [(left_out, OWNER)])
 
 
 # Query strings ----------------------------------------------------------------------------------------------
@@ -162,6 +186,8 @@ def check_photo_list(response, role, query, world):
     linked = {value.strip() for name, value in query if name == "gallery"}
     shown = {item["id"] for item in _json_results(response)}
     assert shown <= world.photos_listed_to(role, linked), shown - world.photos_listed_to(role, linked)
+    named = {public_id for item in _json_results(response) for public_id in item["galleries"]}
+    assert named <= world.galleries_listed_to(role), named - world.galleries_listed_to(role)
 
 
 def check_search(response, role, query, world):
@@ -180,6 +206,9 @@ def check_page(response, role, query, world):
     page = response.content.decode()
     sent = " ".join(value for _name, value in query)
     visible_photos, visible_galleries = world.photos_listed_to(role, set()), world.galleries_listed_to(role)
+    for photo, _owner in world.in_no_gallery:
+        if str(photo.uuid) not in visible_photos and str(photo.uuid) not in sent:
+            assert str(photo.uuid) not in page
     for item in world.placed:
         if str(item.photo.uuid) not in visible_photos and str(item.photo.uuid) not in sent:
             assert str(item.photo.uuid) not in page
@@ -280,11 +309,23 @@ def test_a_photo_or_gallery_address_answers_404_to_whoever_may_not_see_it(world,
     item = data.draw(st.sampled_from(world.placed))
     query = data.draw(st.lists(st.tuples(st.sampled_from(["gallery", "lang", "page"]), values(world)), max_size=3))
     suffix = "?" + urlencode(query) if query else ""
-    visible = item.seen_by(role, by_link=True)  # the address is the link
+    # The address is the link: to the photo, seen through any gallery holding it; to the gallery, itself.
+    photo_visible = str(item.photo.uuid) in world.photos_listed_to(
+        role, {item.gallery.public_id for item in world.placed}
+    )
     for name in PHOTO_URLS:
         response = world.api[role].get(reverse(name, args=[item.photo.uuid]) + suffix)
-        assert response.status_code == (200 if visible else 404), (name, response.status_code)
+        assert response.status_code == (200 if photo_visible else 404), (name, response.status_code)
+    page = world.pages[role].get(reverse("photo-detail", args=[item.photo.uuid]) + suffix)
+    assert page.status_code == (200 if photo_visible else 404)
+    if photo_visible:  # it names the galleries holding it that the role may see listed, and no other
+        listed = world.galleries_listed_to(role)
+        for other in world.placed:
+            if other.gallery.public_id not in listed:
+                assert other.gallery.public_id not in page.content.decode()
+    gallery_visible = item.seen_by(role, by_link=True)
     response = world.pages[role].get(reverse("gallery-status", args=[item.gallery.public_id]) + suffix)
-    assert response.status_code == (200 if visible else 404)
-    if visible:
-        assert [photo["id"] for photo in response.json()["photos"]] == [str(item.photo.uuid)]
+    assert response.status_code == (200 if gallery_visible else 404)
+    if gallery_visible:
+        held = {str(other.photo.uuid) for other in world.placed if other.gallery == item.gallery}
+        assert {photo["id"] for photo in response.json()["photos"]} == held

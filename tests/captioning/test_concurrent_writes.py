@@ -57,7 +57,7 @@ def test_two_clients_uploading_while_the_worker_captions_get_no_errors(
 
     failures = [answer for answer in answers if answer[1] != 201]
     assert failures == [], f"{len(failures)} of {len(answers)} uploads failed:\n{server.process.log()[-3000:]}"
-    photos = Photo.objects.filter(gallery=gallery)
+    photos = Photo.objects.filter(galleries=gallery)
     names = sorted(photos.values_list("original_filename", flat=True))
     assert names == sorted(name for files in clients for name, _content in files)  # each stored once
     wait_for(

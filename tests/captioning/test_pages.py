@@ -108,12 +108,11 @@ def test_explore_and_home_have_empty_states(client):
 
 def _photos_without_files(gallery, count: int, first: int = 0) -> list:
     """Rows only: the grid reads no file."""
-    from captioning.models import Caption, Photo
+    from captioning.models import Caption, GalleryPhoto, Photo
 
     photos = [
         Photo.objects.create(
             owner=gallery.owner,
-            gallery=gallery,
             sha256=f"{number:064x}",
             byte_size=1,
             width=1,
@@ -125,6 +124,7 @@ def _photos_without_files(gallery, count: int, first: int = 0) -> list:
         for number in range(first, first + count)
     ]
     for photo in photos:
+        GalleryPhoto.objects.create(gallery=gallery, photo=photo)
         Caption.objects.create(photo=photo, text=f"caption of {photo.original_filename}", is_current=True)
     return photos[::-1]  # the grid shows the newest first
 

@@ -31,7 +31,7 @@ def every_row() -> dict[str, list[dict]]:
 
 
 def test_pages_and_polls_in_another_language_write_nothing(client, alice, captioned):
-    gallery, photo = captioned.photo.gallery, captioned.photo
+    gallery, photo = captioned.photo.galleries.get(), captioned.photo
     client.force_login(alice)
     client.get(gallery.get_absolute_url(), {"lang": "fr"})  # choosing the language is remembered in the session
     before = every_row()
@@ -47,7 +47,7 @@ def test_pages_and_polls_in_another_language_write_nothing(client, alice, captio
 
 
 def test_translations_are_asked_for_by_post(client, alice, captioned):
-    gallery, photo = captioned.photo.gallery, captioned.photo
+    gallery, photo = captioned.photo.galleries.get(), captioned.photo
     client.force_login(alice)
 
     response = client.post(
@@ -96,7 +96,7 @@ def test_the_admins_bulk_delete_of_galleries_takes_their_photos_files(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             reverse("admin:captioning_gallery_changelist"),
-            {"action": "delete_selected", "_selected_action": [captioned.photo.gallery_id, other.pk], "post": "yes"},
+            {"action": "delete_selected", "_selected_action": [captioned.photo.galleries.get().pk, other.pk], "post": "yes"},
         )
 
     assert not Gallery.objects.exists() and not Photo.objects.exists()

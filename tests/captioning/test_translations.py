@@ -174,7 +174,7 @@ def test_the_photo_page_switches_language(client, alice, fake_google, caption):
 
 def test_the_gallery_page_asks_for_missing_translations(client, alice, fake_google, caption):
     client.force_login(alice)
-    gallery: Gallery = caption.photo.gallery
+    gallery: Gallery = caption.photo.galleries.get()
 
     page = client.get(gallery.get_absolute_url(), {"lang": "de"}).content.decode()
     assert "Translate captions into Deutsch" in page
@@ -210,7 +210,7 @@ def test_without_a_configured_service_no_caption_text_leaves_the_server(client, 
     client.force_login(alice)
 
     photo_page = client.get(reverse("photo-detail", args=[caption.photo.uuid]), {"lang": "fr"}).content.decode()
-    client.get(caption.photo.gallery.get_absolute_url(), {"lang": "fr"})
+    client.get(caption.photo.galleries.get().get_absolute_url(), {"lang": "fr"})
     with pytest.raises(ValidationError, match="No translation service is configured"):
         translation_request(caption=caption, language="fr")
     with pytest.raises(translators.TranslationFailed, match="No translation service is configured"):

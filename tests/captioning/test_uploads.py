@@ -168,14 +168,14 @@ def test_the_same_file_again_in_the_same_gallery_is_a_duplicate(owner_client, ga
 
     assert first.status_code == 201
     assert again.status_code == 200
-    assert again.json()["duplicate"] is True
+    assert again.json()["outcome"] == "duplicate"
     assert again.json()["photo"]["id"] == first.json()["photo"]["id"]
     assert again.json()["message"] == "Already uploaded to this gallery."
     assert Photo.objects.count() == 1
     assert len(media_files()) == 3
 
 
-def test_the_same_file_in_another_gallery_is_stored_there(owner_client, gallery, alice, media_files):
+def test_the_same_file_in_another_gallery_adds_the_photo_there(owner_client, gallery, alice, media_files):
     content = encode(picture(seed=12), "JPEG")
     first = upload(owner_client, gallery, content, name="a.jpg")
     other_gallery = Gallery.objects.create(owner=alice, title="Other", slug="other")
@@ -184,10 +184,12 @@ def test_the_same_file_in_another_gallery_is_stored_there(owner_client, gallery,
 
     assert first.status_code == 201
     assert again.status_code == 201
-    assert again.json()["duplicate"] is False
-    assert again.json()["photo"]["id"] != first.json()["photo"]["id"]
-    assert Photo.objects.filter(gallery=other_gallery, sha256=Photo.objects.get(gallery=gallery).sha256).exists()
-    assert len(media_files()) == 6
+    assert again.json()["outcome"] == "added"
+    assert again.json()["message"] == "Already in your library: added to this gallery."
+    assert again.json()["photo"]["id"] == first.json()["photo"]["id"]
+    photo = Photo.objects.get()
+    assert set(photo.galleries.all()) == {gallery, other_gallery}
+    assert len(media_files()) == 3
 
 
 def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, alice, make_user, gallery):
@@ -203,7 +205,7 @@ def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, a
     assert upload(client, gallery, content).status_code == 201
     gallery_update(gallery=gallery, acting_user=alice, title="Secret plans", description="", visibility="private")
     photo_caption_edit(
-        photo=Photo.objects.get(gallery=gallery), acting_user=alice, text="the surprise party guest list"
+        photo=Photo.objects.get(galleries=gallery), acting_user=alice, text="the surprise party guest list"
     )
     gallery_member_remove(gallery=gallery, acting_user=alice, user_id=erin.pk)
     own = gallery_create(acting_user=erin, title="Mine", visibility=Gallery.Visibility.PRIVATE)
@@ -211,10 +213,11 @@ def test_a_duplicate_never_points_into_a_gallery_the_uploader_has_left(client, a
     response = upload(client, own, content)
 
     assert response.status_code == 201, response.content
-    assert response.json()["duplicate"] is False
-    for secret in ("Secret plans", "surprise party", gallery.public_id, str(Photo.objects.get(gallery=gallery).uuid)):
+    assert response.json()["outcome"] == "uploaded"
+    for secret in ("Secret plans", "surprise party", gallery.public_id, str(Photo.objects.get(galleries=gallery).uuid)):
         assert secret not in response.content.decode()
-    assert Photo.objects.filter(gallery=own, owner=erin).count() == 1
+    assert Photo.objects.filter(galleries=own, owner=erin).count() == 1
+    assert Photo.objects.filter(owner=erin).count() == 2  # her earlier photo stays, unseen, in Alice's gallery
 
 
 def test_same_file_from_two_owners_is_two_photos(client, alice, bob, gallery):
