@@ -256,7 +256,9 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
         .select_related("model_version", "created_by", "reviewed_by")
         .defer(*_UNLISTED_CAPTION_FIELDS)
     )
-    visible_galleries = gallery_list_visible_to(acting_user).select_related(None).only("public_id").order_by("title", "id")
+    visible_galleries = (
+        gallery_list_visible_to(acting_user).select_related(None).only("public_id").order_by("title", "id")
+    )
     return (
         photos.select_related("owner")
         .only(*_LISTED_PHOTO_FIELDS)

@@ -161,7 +161,9 @@ class PhotoSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_galleries(self, photo: Photo) -> list[str]:
-        return [str(gallery.public_id) for gallery in selectors.gallery_list_holding(photo, self.context["request"].user)]
+        return [
+            str(gallery.public_id) for gallery in selectors.gallery_list_holding(photo, self.context["request"].user)
+        ]
 
     @extend_schema_field(CaptionSerializer(allow_null=True))
     def get_caption(self, photo: Photo) -> dict | None:

@@ -317,7 +317,9 @@ class GalleryPhotoListApi(APIView):
 
 
 def _album_results(outcomes: dict) -> dict:
-    return {"results": [{"photo": str(photo_uuid), "outcome": str(outcome)} for photo_uuid, outcome in outcomes.items()]}
+    return {
+        "results": [{"photo": str(photo_uuid), "outcome": str(outcome)} for photo_uuid, outcome in outcomes.items()]
+    }
 
 
 def _too_large(limit: int) -> Response:

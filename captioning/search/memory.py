@@ -13,7 +13,7 @@ from captioning.models import Photo, embedding_from_bytes
 
 class EmbeddingIndex:
     """The normalised CLIP embeddings of the photos one model version embedded (which galleries hold them, and
-so who may see them, is asked of the database at each search: see `nearest`).
+    so who may see them, is asked of the database at each search: see `nearest`).
 
     `refresh()` brings it up to date with the database: nothing is read when the count and the latest
     `updated_at` are unchanged, the changed rows otherwise, and the list of ids too when some were removed.

@@ -242,8 +242,8 @@ def gallery_retry_failed(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def gallery_photo_remove(request: HttpRequest, public_id: str) -> HttpResponse:
-    """"Remove from this gallery" (its owner and editors), on the gallery's grid and on the photo page: the photo
-    stays in its owner's library and its other galleries."""
+    """The "Remove from this gallery" button (its owner and editors), on the gallery's grid and on the photo page:
+    the photo stays in its owner's library and its other galleries."""
     gallery = gallery_or_404(request, public_id)
     try:
         photo_uuid = uuid.UUID(request.POST.get("photo", ""))

@@ -181,7 +181,9 @@ def test_a_duplicate_answer_never_reveals_a_gallery_the_uploader_has_left(people
     )
     assert first.status_code == 201
     gallery_update(gallery=family, acting_user=alice, title="Secret plans", description="", visibility="private")
-    photo_caption_edit(photo=Photo.objects.get(galleries=family), acting_user=alice, text="the surprise party guest list")
+    photo_caption_edit(
+        photo=Photo.objects.get(galleries=family), acting_user=alice, text="the surprise party guest list"
+    )
     gallery_member_remove(gallery=family, acting_user=alice, user_id=erin.pk)
     own = gallery_create(acting_user=erin, title="Mine", visibility="private")
 

@@ -96,7 +96,11 @@ def test_the_admins_bulk_delete_of_galleries_takes_their_photos_files(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             reverse("admin:captioning_gallery_changelist"),
-            {"action": "delete_selected", "_selected_action": [captioned.photo.galleries.get().pk, other.pk], "post": "yes"},
+            {
+                "action": "delete_selected",
+                "_selected_action": [captioned.photo.galleries.get().pk, other.pk],
+                "post": "yes",
+            },
         )
 
     assert not Gallery.objects.exists() and not Photo.objects.exists()
