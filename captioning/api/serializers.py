@@ -340,9 +340,18 @@ class MemberInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=GalleryMembership.Role.choices, default=GalleryMembership.Role.VIEWER)
 
 
+class PhotoIdField(serializers.UUIDField):
+    """A photo's id as the API writes it: a string (DRF's UUIDField would also read 42 as a uuid)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class GalleryPhotosInputSerializer(serializers.Serializer):
     photos = serializers.ListField(
-        child=serializers.UUIDField(),
+        child=PhotoIdField(),
         min_length=1,
         max_length=500,
         help_text="Photo ids (their `id`), at most 500",

@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 
 from captioning.models import Caption, GalleryMembership, ModelVersion, Photo
+from captioning.services.photos import photo_gallery_remove
 from tests.api.conftest import ROLES, caption, upload
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +123,26 @@ API_CELLS = [
     ),
     Cell("read a photo", "get", lambda w: reverse("api-photo-detail", args=[w["photo"].uuid]), GALLERY_READ),
     Cell(
+        "read a photo in no gallery",
+        "get",
+        lambda w: reverse("api-photo-detail", args=[w["loose_photo"].uuid]),
+        {ANONYMOUS: 404, STRANGER: 404, VIEWER: 404, OWNER: 200, STAFF: 404},
+    ),
+    Cell(
+        "add a photo to a gallery",
+        "post",
+        lambda w: reverse("api-gallery-photos", args=[w["gallery"].public_id]),
+        {**GALLERY_OWNER_ONLY, OWNER: 200},
+        body=lambda w: {"photos": [str(w["loose_photo"].uuid)]},
+    ),
+    Cell(
+        "remove a photo from a gallery",
+        "delete",
+        lambda w: reverse("api-gallery-photos", args=[w["gallery"].public_id]),
+        {**GALLERY_OWNER_ONLY, OWNER: 200},
+        body=lambda w: {"photos": [str(w["photo"].uuid)]},
+    ),
+    Cell(
         "delete a photo",
         "delete",
         lambda w: reverse("api-photo-detail", args=[w["photo"].uuid]),
@@ -204,6 +225,12 @@ API_CELLS = [
 # The site's media and photo URLs (session sign-in), and the admin's thumbnail for reviewers.
 MEDIA_CELLS = [
     Cell("photo page", "get", lambda w: reverse("photo-detail", args=[w["photo"].uuid]), GALLERY_READ),
+    Cell(
+        "page of a photo in no gallery",
+        "get",
+        lambda w: reverse("photo-detail", args=[w["loose_photo"].uuid]),
+        {ANONYMOUS: 404, STRANGER: 404, VIEWER: 404, OWNER: 200, STAFF: 404},
+    ),
     Cell("photo status", "get", lambda w: reverse("photo-status", args=[w["photo"].uuid]), GALLERY_READ),
     Cell("thumbnail", "get", lambda w: reverse("photo-thumbnail", args=[w["photo"].uuid]), GALLERY_READ),
     Cell("display image", "get", lambda w: reverse("photo-image", args=[w["photo"].uuid]), GALLERY_READ),
@@ -225,6 +252,8 @@ def world(people, private_gallery, private_photo, settings) -> dict:
     failed = upload(owner, private_gallery, seed=32, name="broken.jpg")
     Photo.objects.filter(pk=failed.pk).update(status=Photo.Status.FAILED, error_message="The model crashed.")
     other_model = ModelVersion.objects.create(name="other", checkpoint_path="/nowhere", config={"clip_model": "x"})
+    loose = upload(owner, private_gallery, seed=33, name="loose.jpg")
+    photo_gallery_remove(gallery=private_gallery, photo_uuids=[loose.uuid], acting_user=owner)
     seeds = iter(range(40, 60))
     return {
         "people": people,
@@ -232,6 +261,7 @@ def world(people, private_gallery, private_photo, settings) -> dict:
         "photo": private_photo,
         "caption": Caption.objects.get(photo=private_photo, is_current=True),
         "failed_photo": failed,
+        "loose_photo": loose,
         "model": other_model,
         "new_file": lambda: _jpeg(next(seeds)),
     }
