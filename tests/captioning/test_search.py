@@ -113,6 +113,31 @@ def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active
     assert hidden.pk not in {photo.pk for photo in results[:10]}
 
 
+def test_search_sees_a_photo_through_a_second_album_once_and_only_while_it_is_there(
+    alice, bob, active_model, add_photo
+):
+    from captioning.services.photos import photo_gallery_add, photo_gallery_remove
+
+    vector = np.ones(active_model.config["clip_embedding_size"], dtype=np.float32)
+    private = gallery_create(acting_user=alice, title="Mine")
+    public = gallery_create(acting_user=alice, title="Shown", visibility="public")
+    photo = add_photo(private, "a red kite", embedding=vector, model=active_model)
+    assert photo_search(user=bob, query="kite").hits == []
+
+    photo_gallery_add(gallery=public, photo_uuids=[photo.uuid], acting_user=alice)
+    seen = photo_search(user=bob, query="kite")
+    for_alice = photo_search(user=alice, query="kite")
+
+    assert seen.image_search
+    assert [(hit.photo_id, hit.text_match is not None, hit.image_similarity is not None) for hit in seen.hits] == [
+        (photo.pk, True, True)
+    ]
+    assert [hit.photo_id for hit in for_alice.hits] == [photo.pk]  # in two of her galleries, found once
+
+    photo_gallery_remove(gallery=public, photo_uuids=[photo.uuid], acting_user=alice)
+    assert photo_search(user=bob, query="kite").hits == []
+
+
 # CLIP text-to-image --------------------------------------------------------------------------------------
 
 
