@@ -112,14 +112,14 @@ def test_a_gallery_card_shows_the_first_photo_until_its_owner_chooses_a_cover(cl
     client.force_login(alice)
 
     assert cover_thumbnail(client.get(reverse("gallery-list")).content.decode()) == str(first.uuid)
-    response = client.post(reverse("photo-make-cover", args=[second.uuid]), follow=True)
+    response = client.post(reverse("photo-make-cover", args=[second.uuid]), {"gallery": public.public_id}, follow=True)
     assert "The cover of this gallery" in response.content.decode()
     client.logout()
     assert cover_thumbnail(client.get(reverse("gallery-public-list")).content.decode()) == str(second.uuid)
     assert client.get(f"/p/{second.uuid}/thumbnail.webp").status_code == 200  # Explore's visitors may load it
 
     client.force_login(bob)
-    assert client.post(reverse("photo-make-cover", args=[first.uuid])).status_code == 403
+    assert client.post(reverse("photo-make-cover", args=[first.uuid]), {"gallery": public.public_id}).status_code == 403
     second.delete()
     client.logout()
     assert cover_thumbnail(client.get(reverse("gallery-public-list")).content.decode()) == str(first.uuid)
@@ -189,3 +189,62 @@ def test_caption_again_keeps_its_decoding_settings_under_advanced(client, alice,
     for field in ("beam_size", "temperature", "top_p"):
         assert f'name="{field}"' in advanced
     assert 'name="strategy"' not in advanced
+
+
+# Albums on the pages -----------------------------------------------------------------------------------------
+
+
+def test_the_photo_page_names_the_galleries_holding_it_and_offers_its_owner_the_others(client, alice, bob):
+    from captioning.services.galleries import gallery_member_set
+
+    holidays = gallery_create(acting_user=alice, title="Holidays")
+    best = gallery_create(acting_user=alice, title="Best of", visibility=Gallery.Visibility.PUBLIC)
+    bobs = gallery_create(acting_user=bob, title="Bob's album")
+    gallery_member_set(gallery=bobs, acting_user=bob, username=alice.username, role="editor")
+    gallery_create(acting_user=bob, title="Bob's secret")
+    photo = upload(alice, holidays, seed=20)
+    client.force_login(alice)
+
+    page = client.get(reverse("photo-detail", args=[photo.uuid])).content.decode()
+    choices = page.split('id="add-to-gallery"')[1].split("</select>")[0]
+    offered = re.findall(r'<option value="([^"]+)">([^<]+)</option>', choices)
+    assert 'data-holding-gallery="' + holidays.public_id + '"' in page
+    assert offered == [(best.public_id, "Best of"), (bobs.public_id, "Bob&#x27;s album")]  # not Bob's secret
+
+    response = client.post(reverse("photo-gallery-add", args=[photo.uuid]), {"gallery": best.public_id}, follow=True)
+    assert "Added to “Best of”." in response.content.decode()
+    assert set(photo.galleries.all()) == {holidays, best}
+    client.force_login(bob)  # he may see it through the public album, but it is not his to add anywhere
+    page = client.get(reverse("photo-detail", args=[photo.uuid])).content.decode()
+    assert "data-add-to-gallery" not in page and holidays.public_id not in page and "Holidays" not in page
+    refused = client.post(reverse("photo-gallery-add", args=[photo.uuid]), {"gallery": bobs.public_id})
+    assert refused.status_code == 404
+    assert bobs not in photo.galleries.all()
+
+
+def test_the_gallery_page_offers_remove_to_its_owner_and_editors_only(client, alice, bob, make_user):
+    from captioning.services.galleries import gallery_member_set
+
+    album = gallery_create(acting_user=alice, title="Album", visibility=Gallery.Visibility.PUBLIC)
+    gallery_member_set(gallery=album, acting_user=alice, username=bob.username, role="editor")
+    photo = upload(alice, album, seed=21)
+    remove_url = reverse("gallery-photo-remove", args=[album.public_id])
+
+    for user, offered in ((alice, True), (bob, True), (make_user("carol"), False), (None, False)):
+        client.logout()
+        if user is not None:
+            client.force_login(user)
+        page = client.get(album.get_absolute_url()).content.decode()
+        assert ("Remove from this gallery" in page) is offered, user
+    client.force_login(make_user("dave"))
+    assert client.post(remove_url, {"photo": str(photo.uuid)}).status_code == 403
+    client.force_login(bob)
+
+    response = client.post(remove_url, {"photo": str(photo.uuid)}, follow=True)
+
+    assert "Removed from “Album”" in response.content.decode()
+    assert not album.photos.exists()
+    client.force_login(alice)
+    timeline_page = client.get(reverse("timeline")).content.decode()
+    assert str(photo.uuid) in timeline_page  # still in her library
+    assert "In no gallery" in client.get(reverse("photo-detail", args=[photo.uuid])).content.decode()
