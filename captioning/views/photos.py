@@ -15,7 +15,7 @@ from captioning import selectors
 from captioning.confidence import caption_unsure_notice, photo_alt_text
 from captioning.forms import CaptionEditForm, RecaptionForm
 from captioning.images import UploadRefused
-from captioning.models import GalleryMembership, Translation
+from captioning.models import Gallery, GalleryMembership, Photo, Translation
 from captioning.services.galleries import (
     gallery_cover_set,
 )
@@ -224,11 +224,15 @@ def photo_delete_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     return redirect(galleries[0] if galleries else "timeline")
 
 
+def _photo_and_posted_gallery_or_404(request: HttpRequest, photo_uuid) -> tuple[Photo, Gallery]:
+    """The photo of the address and the gallery the form names (its `gallery`), each if the user may see it."""
+    return photo_or_404(request, photo_uuid), gallery_or_404(request, request.POST.get("gallery", ""))
+
+
 @login_required
 @require_POST
 def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
-    photo = photo_or_404(request, photo_uuid)
-    gallery = gallery_or_404(request, request.POST.get("gallery", ""))
+    photo, gallery = _photo_and_posted_gallery_or_404(request, photo_uuid)
     try:
         gallery_cover_set(gallery=gallery, photo=photo, acting_user=request.user)
     except ValidationError as error:
@@ -242,8 +246,7 @@ def photo_make_cover(request: HttpRequest, photo_uuid) -> HttpResponse:
 @require_POST
 def photo_gallery_add_view(request: HttpRequest, photo_uuid) -> HttpResponse:
     """The photo page's "Add to gallery" (its owner's)."""
-    photo = photo_or_404(request, photo_uuid)
-    gallery = gallery_or_404(request, request.POST.get("gallery", ""))
+    photo, gallery = _photo_and_posted_gallery_or_404(request, photo_uuid)
     outcome = photo_gallery_add(gallery=gallery, photo_uuids=[photo.uuid], acting_user=request.user)[photo.uuid]
     if outcome == AlbumResult.NOT_FOUND:
         raise Http404("No such photo of yours")
