@@ -169,3 +169,25 @@ def test_the_review_rows_fit_1280_pixels(page, library, artifacts_dir):
         assert box["x"] + box["width"] <= visible_right
     assert results.evaluate("results => results.scrollWidth <= results.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+
+
+def test_a_photo_goes_into_a_second_album_and_out_of_the_first(page, library, artifacts_dir):
+    gallery, photos = library
+    marie = gallery.owner
+    album = gallery_create(acting_user=marie, title="Best of", visibility="private")
+    log_in(page, "/login/", "marie")
+
+    page.goto(photos[0].get_absolute_url())
+    page.get_by_label("Add to gallery").select_option(label="Best of")
+    page.get_by_role("button", name="Add to gallery").click()
+    expect(page.get_by_text("Added to “Best of”.")).to_be_visible()
+    expect(page.locator("[data-holding-gallery]")).to_have_count(2)
+    page.screenshot(path=str(artifacts_dir / "photo-in-two-albums.png"), full_page=True)
+
+    page.goto(gallery.get_absolute_url())
+    tile = page.locator(f'[data-photo="{photos[0].uuid}"]')
+    tile.get_by_role("button", name="Remove from this gallery").click()
+    expect(page.get_by_text("Removed from “Summer”")).to_be_visible()
+    expect(page.locator(f'[data-photo="{photos[0].uuid}"]')).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "gallery-after-remove.png"))
+    assert list(photos[0].galleries.all()) == [album]
