@@ -201,6 +201,8 @@ class Photo(models.Model):
         indexes = [
             models.Index(fields=["status", "claimed_at"]),
             models.Index(fields=["gallery", "-created_at"]),
+            # The lists' order: newest first across galleries (the API's photo list) walks this, not a sort.
+            models.Index(fields=["-created_at", "-id"], name="photo_newest_first"),
             # Search keeps an in-memory matrix per model version fresh by asking what changed since (count, max).
             models.Index(fields=["embedding_model", "updated_at"]),
         ]
