@@ -312,6 +312,18 @@ class Translation(models.Model):
         return f"{self.language}: {self.text or self.status}"
 
 
+class RequestBudget(models.Model):
+    """One API client's request budget (captioning.request_rates): the time at which it will have spent all of
+    it. One row per client whatever its rate; on PostgreSQL an unlogged table (migration 0011), so counting a
+    request waits for no disk: the counts are lost in a crash, and every client starts with a full budget."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    spent_until = models.FloatField(help_text="Seconds since the epoch")
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class CaptionReview(Caption):
     """The admin's review queue: current captions, worst first (a proxy: same table as Caption)."""
 
