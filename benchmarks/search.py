@@ -34,6 +34,7 @@ With --data-dir the databases are kept, and --reuse-data measures again without 
 """
 
 import argparse
+import datetime
 import os
 import re
 import statistics
@@ -107,6 +108,7 @@ def fill(photos: int, dimension: int, seed: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management.color import no_style
     from django.db import connection
+    from django.utils import timezone
 
     from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
 
@@ -153,6 +155,7 @@ def fill(photos: int, dimension: int, seed: int) -> None:
     )
     caption_template = Caption(photo_id=0, text="", model_version=model, is_current=True)
     translation_template = Translation(caption_id=0, language="fr", text="", status=Translation.Status.DONE)
+    filled_at = timezone.now()
     batch = 10_000
     for start in range(0, photos, batch):
         count = min(batch, photos - start)
@@ -173,6 +176,8 @@ def fill(photos: int, dimension: int, seed: int) -> None:
                     "thumbnail": f"photos/bench/{number}/thumbnail.webp",
                     "sha256": f"{number:064x}",
                     "embedding": vectors[offset].astype("<f4").tobytes(),
+                    # One instant each, as uploads have: the in-memory index re-reads every row of its latest one.
+                    "updated_at": filled_at + datetime.timedelta(microseconds=number),
                 }
             )
             text = f"a {rng.choice(COLOURS)} {rng.choice(THINGS)} {rng.choice(PLACES)}" + (
@@ -429,8 +434,11 @@ def start_pgserver(folder: str, shared_buffers: str) -> str:
         if current.lower() != shared_buffers.lower():
             admin.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
     if current.lower() != shared_buffers.lower():
-        server.cleanup()  # stops it (this process is its only user), and the next start reads the setting
-        server = pgserver.get_server(Path(folder), cleanup_mode="stop")
+        # pgserver runs PostgreSQL as a user of its own, and so must pg_ctl. (Its cleanup() would stop the server
+        # only if no other process had ever started it from this folder and been killed.)
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user, timeout=120)
     socket_folder = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
     return f"postgres://postgres@{quote(socket_folder, safe='')}/postgres"
 
