@@ -79,10 +79,11 @@ def _at_most(cursor, where: str, params: list, count: int) -> bool:
     return cursor.fetchone()[0] <= count
 
 
-def vector_table_fill(database=connection, chunk_size: int = 2000) -> int:
+def vector_table_fill(database=connection, chunk_size: int = 5000) -> int:
     """Writes every embedded photo's vector into the table, converted here rather than by the trigger's SQL (a
     bulk fill: the migration's, or a load that turned the trigger off). Returns the number of rows written."""
     written, after = 0, 0
+    columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
     with database.cursor() as cursor:
         while True:
             cursor.execute(
@@ -93,11 +94,52 @@ def vector_table_fill(database=connection, chunk_size: int = 2000) -> int:
             rows = cursor.fetchall()
             if not rows:
                 return written
-            columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
-            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
-                for photo_id, model_version_id, gallery_id, embedding in rows:
-                    vector = embedding_from_bytes(embedding)
-                    text = "[" + ",".join(map(str, vector.tolist())) + "]"
-                    copy.write_row((photo_id, model_version_id, gallery_id, vector.size, text))
+            # Binary: formatting 512 floats as text per row took most of a million-photo fill.
+            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_binary_copy(rows))
             written += len(rows)
             after = rows[-1][0]
+
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # the signature, then no flags and no header extension
+COPY_TRAILER = b"\xff\xff"
+
+
+def _binary_copy(rows: list[tuple[int, int, int, bytes]]) -> bytes:
+    """(photo id, model version id, gallery id, float32 embedding bytes) rows in PostgreSQL's binary COPY
+    format: each row its field count, each field its length and big-endian value; a vector is its size (int16),
+    an unused int16 and its float4s."""
+    by_size: dict[int, list[tuple[int, int, int, bytes]]] = {}
+    for row in rows:
+        by_size.setdefault(len(row[3]) // 4, []).append(row)
+    blocks = []
+    for size, group in by_size.items():
+        record = np.dtype(
+            [
+                ("fields", ">i2"),
+                ("photo_id_length", ">i4"),
+                ("photo_id", ">i8"),
+                ("model_version_id_length", ">i4"),
+                ("model_version_id", ">i8"),
+                ("gallery_id_length", ">i4"),
+                ("gallery_id", ">i8"),
+                ("dimensions_length", ">i4"),
+                ("dimensions", ">i4"),
+                ("embedding_length", ">i4"),
+                ("embedding_size", ">i2"),
+                ("embedding_unused", ">i2"),
+                ("embedding", ">f4", (size,)),
+            ]
+        )
+        records = np.zeros(len(group), dtype=record)
+        records["fields"] = 5
+        records["photo_id_length"] = records["model_version_id_length"] = records["gallery_id_length"] = 8
+        records["dimensions_length"] = 4
+        records["embedding_length"] = 4 + 4 * size
+        records["photo_id"], records["model_version_id"], records["gallery_id"] = np.array(
+            [row[:3] for row in group], dtype=np.int64
+        ).T
+        records["dimensions"] = records["embedding_size"] = size
+        records["embedding"] = embedding_from_bytes(b"".join(bytes(row[3]) for row in group)).reshape(-1, size)
+        blocks.append(records.tobytes())
+    return COPY_HEADER + b"".join(blocks) + COPY_TRAILER
