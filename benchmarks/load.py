@@ -201,9 +201,13 @@ def collect_static(static_root: Path, environment: dict[str, str]) -> None:
     )
 
 
-def start_server(port: int, workers: int, environment: dict[str, str], log_path: Path) -> subprocess.Popen:
+def start_server(
+    port: int, workers: int, environment: dict[str, str], log_path: Path, threads: int = 1
+) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "clippro_site.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    if threads > 1:
+        command += ["--threads", str(threads)]  # gunicorn's gthread workers
     command += ["--timeout", "300", "--chdir", environment["CLIPPRO_CODE"]]
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
@@ -321,6 +325,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50, help="concurrent clients")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--server-threads", type=int, default=1, help="threads per gunicorn worker (1: sync)")
     parser.add_argument("--only", nargs="+", help="endpoints to run (the static baseline always runs): %(choices)s")
     parser.add_argument("--reuse-data", action="store_true", help="keep the photos an earlier run filled in")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout gunicorn serves (default: this one)")
@@ -340,7 +345,7 @@ def main() -> None:
         environment.update(DATABASE_URL=database_url, CLIPPRO_CODE=str(args.code.resolve()))
         collect_static(work / "static", environment)
         port = free_port()
-        server = start_server(port, args.workers, environment, work / "gunicorn.log")
+        server = start_server(port, args.workers, environment, work / "gunicorn.log", args.server_threads)
         base = f"http://127.0.0.1:{port}"
         try:
             cookie, token = sign_in(base, data["username"])
@@ -348,8 +353,8 @@ def main() -> None:
                 item for item in endpoints(data) if item.key == "static" or not args.only or item.key in args.only
             ]
             print(
-                f"gunicorn {args.workers} workers serving {args.code.resolve()}; wrk {args.connections} connections, "
-                f"{args.threads} threads, {args.duration} s per endpoint; {os.cpu_count()} CPU(s) visible"
+                f"gunicorn {args.workers} workers x {args.server_threads} threads serving {args.code.resolve()}; "
+                f"wrk {args.connections} connections, {args.threads} threads, {args.duration} s per endpoint; {os.cpu_count()} CPU(s) visible"
             )
             rows = []
             for endpoint in chosen:

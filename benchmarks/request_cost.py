@@ -6,7 +6,8 @@ production settings load.py's gunicorn runs, and prints:
 - CPU ms per request of this process (the Python side: what caps a sync gunicorn worker);
 - wall ms per request (CPU plus waiting for PostgreSQL);
 - SQL queries per request and Python function calls per request (cProfile; both exact on any machine);
-- with --profile N, the N functions with the most time of their own, per endpoint.
+- with --profile N, the N functions with the most time of their own, per endpoint;
+- with --sql, the SQL of each endpoint's first request and the time of each statement.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_load python benchmarks/request_cost.py --reuse-data
     DATABASE_URL=... python benchmarks/request_cost.py --reuse-data --only photo api-photos --profile 25
@@ -39,13 +40,14 @@ def measure(client, paths: list[str], headers: dict[str, str], requests: int) ->
     return (time.process_time() - cpu) * 1000 / requests, (time.perf_counter() - wall) * 1000 / requests
 
 
-def count_queries(client, path: str, headers: dict[str, str]) -> int:
+def captured_queries(client, path: str, headers: dict[str, str]) -> list[dict]:
+    """The SQL one request sends, each with its time in seconds (Django's `sql` and `time`)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
         client.get(path, **headers)
-    return len(queries)
+    return list(queries.captured_queries)
 
 
 def profile(client, paths: list[str], headers: dict[str, str], requests: int) -> pstats.Stats:
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="endpoints to measure (load.py's names)")
     parser.add_argument("--reuse-data", action="store_true", help="keep the photos an earlier run filled in")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print each endpoint's top N functions")
+    parser.add_argument("--sql", action="store_true", help="print the SQL of each endpoint's first request")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="clippro-cost-") as work:
@@ -89,13 +92,18 @@ def main() -> None:
             client = signed_in if endpoint.auth == "session" else anonymous
             headers = auth[endpoint.auth]
             cpu_ms, wall_ms = measure(client, endpoint.paths, headers, args.requests)
-            queries = count_queries(client, endpoint.paths[0], headers)
+            queries = captured_queries(client, endpoint.paths[0], headers)
             stats = profile(client, endpoint.paths, headers, max(10, args.requests // 5))
             calls = stats.total_calls / max(10, args.requests // 5)
-            print(f"| {endpoint.label} | {cpu_ms:.1f} | {wall_ms:.1f} | {queries} | {calls:,.0f} |", flush=True)
+            print(f"| {endpoint.label} | {cpu_ms:.1f} | {wall_ms:.1f} | {len(queries)} | {calls:,.0f} |", flush=True)
+            report = ""
+            if args.sql:
+                report += "".join(f"\n{float(query['time']) * 1000:.1f} ms  {query['sql']}\n" for query in queries)
             if args.profile:
                 stats.sort_stats("tottime").print_stats(args.profile)
-                reports.append((endpoint.label, stats.stream.getvalue()))
+                report += stats.stream.getvalue()
+            if report:
+                reports.append((endpoint.label, report))
         for label, report in reports:
             print(f"\n## {label}\n{report}")
 

@@ -21,13 +21,20 @@ Caption words: each caption is "a <colour> <thing> <place>" from small lists (ea
 captions: the hard case, many rows match) and one in five also names a rare word (each in about 0.1%).
 The query embedding inside the searches is fixed per query: the text tower is timed on its own.
 
+Each size has a database of its own (clippro_search_bench_<size>). Photos are written by COPY in batches, so a
+million take about 2 GB of this process at most (the exact search behind recall@24 holds the matrix); the HNSW
+graph is built in memory (maintenance_work_mem about 3 KB a photo) by the leader and a worker per other core.
+With --data-dir the databases are kept, and --reuse-data measures again without filling.
+
     python benchmarks/search.py                                  # SQLite in a temporary folder: in memory only
     python benchmarks/search.py --pgserver                       # PostgreSQL 16 + pgvector (pgserver): both
-    python benchmarks/search.py --pgserver --sizes 1000000 --queries 40
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clippro_search_bench python benchmarks/search.py
+    python benchmarks/search.py --pgserver --data-dir /tmp/clippro-search-bench --sizes 100000 1000000
+    python benchmarks/search.py --pgserver --data-dir /tmp/clippro-search-bench --reuse-data --no-memory
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/search.py
 """
 
 import argparse
+import datetime
 import os
 import re
 import statistics
@@ -35,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +63,7 @@ RARE = [
     for suffix in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 ]
 SYNC_TRIGGER = "captioning_photo_clip_vector_sync"
+FILLED_TABLE = "search_bench_filled"  # the size of a finished fill, for --reuse-data
 SUBJECTS = 2000
 PHOTO_COSINE = 0.75  # a photo to its subject
 QUERY_COSINE = 0.3  # a text query to the subject it names
@@ -93,14 +102,18 @@ def setup_django(database_url: str | None, data_dir: str, *, migrate: bool = Tru
         call_command("migrate", verbosity=0)
 
 
-def fill(photos: int, dimension: int, seed: int = 0) -> dict:
-    """Users, galleries and `photos` embedded photos with captions. Returns who to search as."""
+def fill(photos: int, dimension: int, seed: int) -> None:
+    """Users, galleries and `photos` embedded photos with captions, written in batches (COPY on PostgreSQL), so
+    a million photos need no more memory than one batch."""
     from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
+    from django.core.management.color import no_style
+    from django.db import connection
+    from django.utils import timezone
 
     from captioning.models import Caption, Gallery, GalleryMembership, GalleryPhoto, ModelVersion, Photo, Translation
 
     rng = np.random.default_rng(seed)
+    subjects = subject_vectors(seed, dimension)
     User = get_user_model()
     users = User.objects.bulk_create([User(username=f"user{n}", password="!") for n in range(20)])
     me = users[0]
@@ -129,76 +142,110 @@ def fill(photos: int, dimension: int, seed: int = 0) -> dict:
             if gallery.owner_id != me.pk
         ]
     )
-    subjects = unit_rows(rng.standard_normal((SUBJECTS, dimension)))
-    batch = 5000
+    gallery_owners = [gallery.owner_id for gallery in galleries]
+    photo_template = Photo(
+        owner_id=me.pk,
+        byte_size=1000,
+        width=640,
+        height=480,
+        format="JPEG",
+        status=Photo.Status.CAPTIONED,
+        embedding_model=model,
+    )
+    placement_template = GalleryPhoto(gallery_id=galleries[0].pk, photo_id=0)
+    caption_template = Caption(photo_id=0, text="", model_version=model, is_current=True)
+    translation_template = Translation(caption_id=0, language="fr", text="", status=Translation.Status.DONE)
+    filled_at = timezone.now()
+    batch = 10_000
     for start in range(0, photos, batch):
         count = min(batch, photos - start)
         vectors = near(subjects[rng.integers(0, SUBJECTS, count)], PHOTO_COSINE, rng)
-        rows = []
+        photo_rows, placement_rows, caption_rows, translation_rows = [], [], [], []
         for offset in range(count):
             number = start + offset
-            gallery = galleries[number % gallery_count]
-            rows.append(
-                Photo(
-                    owner_id=gallery.owner_id,
-                    original=f"photos/bench/{number}/original.jpg",
-                    display_image=f"photos/bench/{number}/display.webp",
-                    thumbnail=f"photos/bench/{number}/thumbnail.webp",
-                    sha256=f"{number:064x}",
-                    byte_size=1000,
-                    width=640,
-                    height=480,
-                    format="JPEG",
-                    status=Photo.Status.CAPTIONED,
-                    embedding=vectors[offset].astype("<f4").tobytes(),
-                    embedding_model=model,
-                )
+            photo_id = caption_id = number + 1
+            gallery_number = number % gallery_count
+            photo_rows.append(
+                {
+                    "id": photo_id,
+                    "uuid": uuid.uuid4(),
+                    "owner_id": gallery_owners[gallery_number],
+                    "original": f"photos/bench/{number}/original.jpg",
+                    "display_image": f"photos/bench/{number}/display.webp",
+                    "thumbnail": f"photos/bench/{number}/thumbnail.webp",
+                    "sha256": f"{number:064x}",
+                    "embedding": vectors[offset].astype("<f4").tobytes(),
+                    # One instant each, as uploads have: the in-memory index re-reads every row of its latest one.
+                    "updated_at": filled_at + datetime.timedelta(microseconds=number),
+                }
             )
-        with transaction.atomic():
-            created = Photo.objects.bulk_create(rows)
-            GalleryPhoto.objects.bulk_create(
-                [
-                    GalleryPhoto(gallery=galleries[(start + offset) % gallery_count], photo=photo)
-                    for offset, photo in enumerate(created)
-                ]
+            placement_rows.append({"id": photo_id, "photo_id": photo_id, "gallery_id": galleries[gallery_number].pk})
+            text = f"a {rng.choice(COLOURS)} {rng.choice(THINGS)} {rng.choice(PLACES)}" + (
+                f" next to a {rng.choice(RARE)}" if rng.random() < 0.2 else ""
             )
-            captions = Caption.objects.bulk_create(
-                [
-                    Caption(
-                        photo=photo,
-                        text=f"a {rng.choice(COLOURS)} {rng.choice(THINGS)} {rng.choice(PLACES)}"
-                        + (f" next to a {rng.choice(RARE)}" if rng.random() < 0.2 else ""),
-                        model_version=model,
-                        score=float(-rng.random() * 3),
-                        clip_score=float(rng.random() * 0.8),
-                        is_current=True,
-                    )
-                    for photo in created
-                ]
+            caption_rows.append(
+                {
+                    "id": caption_id,
+                    "photo_id": photo_id,
+                    "text": text,
+                    "score": float(-rng.random() * 3),
+                    "clip_score": float(rng.random() * 0.8),
+                }
             )
-            Translation.objects.bulk_create(
-                [
-                    Translation(
-                        caption=caption,
-                        language="fr",
-                        text=" ".join(FRENCH.get(word, word) for word in caption.text.split()),
-                        status=Translation.Status.DONE,
-                    )
-                    for caption in captions[::5]
-                ]
-            )
-    if connection.vendor == "postgresql":
-        # What autovacuum does soon after a bulk load: planner statistics and the visibility map that lets
-        # the freshness check count from the index alone.
-        with connection.cursor() as cursor:
+            if number % 5 == 0:
+                french = " ".join(FRENCH.get(word, word) for word in text.split())
+                translation_rows.append({"id": number // 5 + 1, "caption_id": caption_id, "text": french})
+        write_rows(photo_template, photo_rows)
+        write_rows(placement_template, placement_rows)
+        write_rows(caption_template, caption_rows)
+        write_rows(translation_template, translation_rows)
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), [Photo, GalleryPhoto, Caption, Translation]):
+            cursor.execute(statement)
+        if connection.vendor == "postgresql":
+            # What autovacuum does soon after a bulk load: planner statistics and the visibility map that lets
+            # the freshness check count from the index alone.
             cursor.execute("VACUUM ANALYZE")
+
+
+def write_rows(template, rows: list[dict]) -> None:
+    """Inserts `rows` of `template`'s model: each row the template's values (its defaults, as Django would
+    write them) with the row's columns in their place. COPY on PostgreSQL."""
+    from django.db import connection, transaction
+
+    fields = template._meta.concrete_fields
+    columns = [field.column for field in fields]
+    defaults = [field.get_db_prep_save(field.pre_save(template, add=True), connection) for field in fields]
+    table = connection.ops.quote_name(template._meta.db_table)
+    values = ([row.get(column, default) for column, default in zip(columns, defaults, strict=True)] for row in rows)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", list(values))
+
+
+def subject_vectors(seed: int, dimension: int) -> np.ndarray:
+    """The directions photos cluster around: the same for a seed, so a reused database is queried alike."""
+    return unit_rows(np.random.default_rng([seed, 1]).standard_normal((SUBJECTS, dimension)))
+
+
+def world_of(seed: int, dimension: int) -> dict:
+    """Who searches a filled database, and the random source of its queries (the same on every run)."""
+    from django.contrib.auth import get_user_model
+
+    from captioning.models import Gallery, ModelVersion
+
     return {
-        "me": me,
-        "model": model,
-        "galleries": galleries,
-        "rng": rng,
+        "me": get_user_model().objects.get(username="user0"),
+        "model": ModelVersion.objects.get(name="bench"),
+        "galleries": list(Gallery.objects.order_by("pk")),
+        "rng": np.random.default_rng([seed, 2]),
         "dimension": dimension,
-        "subjects": subjects,
+        "subjects": subject_vectors(seed, dimension),
     }
 
 
@@ -348,13 +395,17 @@ def hnsw_index_sql(dimension: int) -> tuple[str, str]:
 def process_memory(backend: str, user_id: int) -> str:
     """A fresh process that searches like a web process with `backend` ("none": Django loaded, no search):
     its resident memory after five searches, and its peak."""
-    command = [sys.executable, __file__, "--process-memory", backend, "--user", str(user_id)]
+    from django.db import connection
+
+    database = connection.settings_dict["NAME"]
+    command = [sys.executable, __file__, "--process-memory", backend, "--user", str(user_id), "--database", database]
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
     return output.strip().splitlines()[-1]
 
 
-def measure_this_process(backend: str, user_id: int) -> None:
+def measure_this_process(backend: str, user_id: int, database: str) -> None:
     setup_django(os.environ.get("DATABASE_URL"), os.environ["CLIPPRO_DATA_DIR"], migrate=False)
+    use_database(database)
     from django.contrib.auth import get_user_model
 
     from captioning import search
@@ -371,14 +422,108 @@ def measure_this_process(backend: str, user_id: int) -> None:
     print(f"{rss} MB resident, peak {peak} MB")
 
 
-def start_pgserver(folder: str) -> str:
-    """PostgreSQL 16 with pgvector from the pgserver package, on a Unix socket in `folder`: its DATABASE_URL."""
+def start_pgserver(folder: str, shared_buffers: str) -> str:
+    """PostgreSQL 16 with pgvector from the pgserver package, on a Unix socket in `folder` (kept: a later run
+    with the same folder finds its databases), restarted if its shared_buffers are not `shared_buffers`: its
+    DATABASE_URL."""
     import pgserver
+    import psycopg
 
     server = pgserver.get_server(Path(folder), cleanup_mode="stop")
-    server.psql("CREATE DATABASE clippro_search_bench")
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        current = admin.execute("SELECT current_setting('shared_buffers')").fetchone()[0]
+        if current.lower() != shared_buffers.lower():
+            admin.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+    if current.lower() != shared_buffers.lower():
+        # pgserver runs PostgreSQL as a user of its own, and so must pg_ctl. (Its cleanup() would stop the server
+        # only if no other process had ever started it from this folder and been killed.)
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user, timeout=120)
     socket_folder = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
-    return f"postgres://postgres@{quote(socket_folder, safe='')}/clippro_search_bench"
+    return f"postgres://postgres@{quote(socket_folder, safe='')}/postgres"
+
+
+def database_name(size: int, data_dir: str) -> str:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return f"clippro_search_bench_{size}"
+    return str(Path(data_dir) / f"search_bench_{size}.sqlite3")
+
+
+def use_database(name: str) -> None:
+    """Points Django's connection at database `name` (created on PostgreSQL if missing)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(f"CREATE DATABASE {name}")
+    connection.close()
+    connection.settings_dict["NAME"] = name
+
+
+def filled_size() -> int | None:
+    """How many photos a finished fill (and index build) left in this database, if one did."""
+    from django.db import connection
+
+    if FILLED_TABLE not in connection.introspection.table_names():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT photos FROM {FILLED_TABLE}")
+        row = cursor.fetchone()
+    return row and row[0]
+
+
+def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) -> None:
+    """Fills the current database with `size` photos and builds the HNSW index, saying how long each took."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from captioning.search import pgvector
+
+    call_command("flush", interactive=False, verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {FILLED_TABLE}")
+    drop_index, create_index = hnsw_index_sql(dimension)
+    if with_pgvector:  # a bulk load: vectors written at the end, then the index built once
+        with connection.cursor() as cursor:
+            cursor.execute(drop_index)
+            cursor.execute(f"ALTER TABLE captioning_photo DISABLE TRIGGER {SYNC_TRIGGER}")
+    started = time.perf_counter()
+    fill(size, dimension, seed)
+    print(f"filled in {time.perf_counter() - started:.0f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    if with_pgvector:
+        started = time.perf_counter()
+        pgvector.vector_table_fill()
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE captioning_photo ENABLE TRIGGER {SYNC_TRIGGER}")
+            cursor.execute(f"VACUUM ANALYZE {pgvector.TABLE}")
+        print(f"vector table filled in {time.perf_counter() - started:.0f} s", flush=True)
+        # The graph is built in memory while it fits in maintenance_work_mem (about 3 KB a 512-d photo), by
+        # the leader and a worker per other core; past that, pgvector inserts into the index on disk, far slower.
+        memory_mb = max(64, size * (dimension * 4 + 1200) // 2**20)
+        workers = max(0, (os.cpu_count() or 1) - 1)
+        connection.ensure_connection()
+        connection.connection.add_notice_handler(lambda notice: print(f"  PostgreSQL: {notice.message_primary}"))
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
+            cursor.execute(f"SET max_parallel_maintenance_workers = {workers}")
+            cursor.execute(create_index)
+            cursor.execute("RESET maintenance_work_mem")
+            cursor.execute("RESET max_parallel_maintenance_workers")
+        print(
+            f"HNSW index built in {time.perf_counter() - started:.0f} s "
+            f"(maintenance_work_mem {memory_mb} MB, {workers} parallel worker(s); "
+            f"load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {FILLED_TABLE} (photos integer)")
+        cursor.execute(f"INSERT INTO {FILLED_TABLE} VALUES (%s)", [size])
 
 
 def main() -> None:
@@ -388,27 +533,50 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=30, help="searches timed per user, size and backend")
     parser.add_argument("--recall-queries", type=int, default=50, help="queries for recall@24, per user")
     parser.add_argument("--pgserver", action="store_true", help="start PostgreSQL 16 + pgvector (pgserver)")
+    parser.add_argument(
+        "--shared-buffers",
+        default="2GB",
+        help="pgserver's shared_buffers: PostgreSQL's own cache, where the HNSW graph should fit (2.6 GB a million photos)",
+    )
+    parser.add_argument(
+        "--data-dir", help="keep the databases (and pgserver's data folder) here, not in a temporary folder"
+    )
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="search what an earlier run with this --data-dir filled, each size once",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="time pgvector only (no in-memory index)")
     parser.add_argument("--skip-text-tower", action="store_true")
     parser.add_argument("--process-memory", choices=["none", "memory", "pgvector"], help=argparse.SUPPRESS)
     parser.add_argument("--user", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.process_memory:
-        measure_this_process(args.process_memory, args.user)
+        measure_this_process(args.process_memory, args.user, args.database)
         return
+    if args.reuse_data and not args.data_dir:
+        parser.error("--reuse-data needs the --data-dir of the run that filled the databases")
 
-    with tempfile.TemporaryDirectory(prefix="clippro-search-bench-") as data_dir:
-        database_url = start_pgserver(f"{data_dir}/pg") if args.pgserver else os.environ.get("DATABASE_URL")
-        setup_django(database_url, data_dir)
+    with tempfile.TemporaryDirectory(prefix="clippro-search-bench-") as temporary:
+        data_dir = args.data_dir or temporary
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        database_url = (
+            start_pgserver(f"{data_dir}/pg", args.shared_buffers) if args.pgserver else os.environ.get("DATABASE_URL")
+        )
+        setup_django(database_url, data_dir, migrate=False)
         from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
 
-        from captioning import search
         from captioning.search import pgvector
 
-        with_pgvector = pgvector.in_use()
-        print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}), numpy {np.__version__}")
-        print(f"image search: in memory{' and with pgvector' if with_pgvector else ''}")
+        print(f"database: {connection.vendor}, numpy {np.__version__}")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT version(), current_setting('shared_buffers')")
+                version, shared_buffers = cursor.fetchone()
+            print(f"{version.split(' on ')[0]}, shared_buffers {shared_buffers}")
         print(f"machine: {os.cpu_count()} CPU(s) visible; {args.queries} queries per measurement\n")
         if not args.skip_text_tower:
             for threads in (1, os.cpu_count()):
@@ -417,62 +585,71 @@ def main() -> None:
             print()
 
         for size in sorted(args.sizes):
-            print(f"--- {size:,} photos (load average {os.getloadavg()[0]:.1f})")
-            call_command("flush", interactive=False, verbosity=0)
-            drop_index, create_index = hnsw_index_sql(args.dimension)
-            if with_pgvector:  # a bulk load: vectors written at the end, then the index built once
-                with connection.cursor() as cursor:
-                    cursor.execute(drop_index)
-                    cursor.execute(f"ALTER TABLE captioning_photo DISABLE TRIGGER {SYNC_TRIGGER}")
-            started = time.perf_counter()
-            world = fill(size, args.dimension, seed=size)
-            print(f"filled in {time.perf_counter() - started:.0f} s")
-            if with_pgvector:
-                started = time.perf_counter()
-                pgvector.vector_table_fill()
-                with connection.cursor() as cursor:
-                    cursor.execute(f"ALTER TABLE captioning_photo ENABLE TRIGGER {SYNC_TRIGGER}")
-                print(f"vector table filled in {time.perf_counter() - started:.0f} s")
-                started = time.perf_counter()
-                with connection.cursor() as cursor:
-                    cursor.execute("SET maintenance_work_mem = '3GB'")
-                    cursor.execute(create_index)
-                    cursor.execute("RESET maintenance_work_mem")
-                    cursor.execute(f"ANALYZE {pgvector.TABLE}")
-                print(f"HNSW index built in {time.perf_counter() - started:.0f} s")
+            use_database(database_name(size, data_dir))
+            call_command("migrate", verbosity=0)
+            with_pgvector = pgvector.in_use()
+            print(
+                f"--- {size:,} photos ({settings.DATABASES['default']['NAME']}; load average {os.getloadavg()[0]:.1f})"
+            )
+            seed = size
+            if args.reuse_data and filled_size() == size:
+                print(f"reusing the photos filled earlier in {data_dir}")
+            else:
+                fill_and_index(size, args.dimension, seed, with_pgvector)
+            measure(world_of(seed, args.dimension), args, with_pgvector)
+            if not args.data_dir:
+                call_command("flush", interactive=False, verbosity=0)
+            connection.close()
 
-            vectors = query_vectors(world)
-            queries = [QUERIES[n % len(QUERIES)] for n in range(args.queries)]
-            users = (("signed-in user", world["me"]), ("anonymous visitor", None))
-            with fixed_query_embeddings(vectors):
-                with image_backend("memory"):
-                    search.forget_indexes()
-                    started = time.perf_counter()
-                    search.photo_search(user=world["me"], query="warm up")
-                    cold = time.perf_counter() - started
-                    matrix = search.embedding_index(world["model"].pk).vectors.nbytes / 2**20
-                    print(f"in memory: first search (loads the matrix) {cold * 1000:,.0f} ms; matrix {matrix:.0f} MB")
-                    for label, user in users:
-                        report_searches(label, user, queries)
-                if with_pgvector:
-                    print("pgvector:")
-                    for label, user in users:
-                        report_searches(label, user, queries)
-                        recall, ranked = recall_at_24(world, user, args.recall_queries)
-                        print(f"  recall@24 against exact search, {label}: {recall:.3f} ({ranked:.0f} photos ranked)")
-                fill_more(world, 100)
-                for backend in ("memory", "pgvector") if with_pgvector else ("memory",):
-                    with image_backend(backend):
-                        started = time.perf_counter()
-                        search.photo_search(user=world["me"], query=QUERIES[2])
-                        milliseconds = (time.perf_counter() - started) * 1000
-                    print(f"{backend}: search right after 100 new photos: {milliseconds:.1f} ms")
-            search.forget_indexes()
-            for backend in ("none", "memory", "pgvector") if with_pgvector else ("none", "memory"):
-                print(f"web process, {backend if backend != 'none' else 'no search yet'}: ", end="", flush=True)
-                print(process_memory(backend, world["me"].pk))
-            print(f"(load average {os.getloadavg()[0]:.1f})\n")
-        call_command("flush", interactive=False, verbosity=0)
+
+def measure(world: dict, args: argparse.Namespace, with_pgvector: bool) -> None:
+    from captioning import search
+
+    vectors = query_vectors(world)
+    queries = [QUERIES[n % len(QUERIES)] for n in range(args.queries)]
+    users = (("signed-in user", world["me"]), ("anonymous visitor", None))
+    backends = (
+        ("pgvector",) if args.no_memory and with_pgvector else ("memory", "pgvector") if with_pgvector else ("memory",)
+    )
+    print(f"image search: {' and '.join(backends)}")
+    remove_more(world)
+    with fixed_query_embeddings(vectors):
+        if "memory" in backends:
+            with image_backend("memory"):
+                search.forget_indexes()
+                started = time.perf_counter()
+                search.photo_search(user=world["me"], query="warm up")
+                cold = time.perf_counter() - started
+                matrix = search.embedding_index(world["model"].pk).vectors.nbytes / 2**20
+                print(f"in memory: first search (loads the matrix) {cold * 1000:,.0f} ms; matrix {matrix:.0f} MB")
+                for label, user in users:
+                    report_searches(label, user, queries)
+        if with_pgvector:
+            print("pgvector:")
+            for label, user in users:
+                report_searches(label, user, queries)
+                recall, ranked = recall_at_24(world, user, args.recall_queries)
+                print(f"  recall@24 against exact search, {label}: {recall:.3f} ({ranked:.0f} photos ranked)")
+        fill_more(world, 100)
+        for backend in backends:
+            with image_backend(backend):
+                started = time.perf_counter()
+                search.photo_search(user=world["me"], query=QUERIES[2])
+                milliseconds = (time.perf_counter() - started) * 1000
+            print(f"{backend}: search right after 100 new photos: {milliseconds:.1f} ms")
+    remove_more(world)
+    search.forget_indexes()
+    for backend in ("none", *backends):
+        print(f"web process, {backend if backend != 'none' else 'no search yet'}: ", end="", flush=True)
+        print(process_memory(backend, world["me"].pk))
+    print(f"(load average {os.getloadavg()[0]:.1f})\n", flush=True)
+
+
+def remove_more(world: dict) -> None:
+    """Removes the photos fill_more added, so a reused database is searched as it was filled."""
+    from captioning.models import Photo
+
+    Photo.objects.filter(sha256__startswith="more").delete()
 
 
 def fill_more(world: dict, count: int) -> None:

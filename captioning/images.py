@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from PIL import Image, ImageOps
@@ -55,6 +55,7 @@ EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
 DATETIME_ORIGINAL = 0x9003
 DATETIME = 0x0132
+FIRST_PHOTOGRAPH = datetime(1826, 1, 1, tzinfo=UTC)  # Niépce
 ORIENTATION = 0x0112
 SIDEWAYS_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
 # From this size on (16 MB decoded) freed memory is handed back to the system after a decode; below, what glibc
@@ -207,9 +208,14 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         return None
     try:
         # EXIF times carry no zone; they are stored as read, in UTC, which keeps the wall-clock value.
-        return datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
+        taken = datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
+    # A camera with a dead clock (or a hostile file) says 1700 or 2999: no date, rather than one that pins the
+    # photo to an end of every timeline. A day of slack for the camera's unknown time zone.
+    if not FIRST_PHOTOGRAPH <= taken <= datetime.now(UTC) + timedelta(days=1):
+        return None
+    return taken
 
 
 def _has_location(exif: Image.Exif) -> bool:

@@ -199,6 +199,8 @@ class Photo(models.Model):
         indexes = [
             models.Index(fields=["owner", "sha256"]),
             models.Index(fields=["status", "claimed_at"]),
+            # The lists' order: newest first across galleries (the API's photo list) walks this, not a sort.
+            models.Index(fields=["-created_at", "-id"], name="photo_newest_first"),
             # Search keeps an in-memory matrix per model version fresh by asking what changed since (count, max).
             models.Index(fields=["embedding_model", "updated_at"]),
         ]
@@ -324,6 +326,18 @@ class Translation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language}: {self.text or self.status}"
+
+
+class RequestBudget(models.Model):
+    """One API client's request budget (captioning.request_rates): the time at which it will have spent all of
+    it. One row per client whatever its rate; on PostgreSQL an unlogged table (migration 0011), so counting a
+    request waits for no disk: the counts are lost in a crash, and every client starts with a full budget."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    spent_until = models.FloatField(help_text="Seconds since the epoch")
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class CaptionReview(Caption):

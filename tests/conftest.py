@@ -41,10 +41,9 @@ DATABASE_FIXTURES = {
 
 @pytest.fixture(autouse=True)
 def empty_cache(request):
-    """Each test starts with an empty cache. Request counts for API throttling live there, keyed by user id,
-    and SQLite hands the next test's user the id a rolled-back one had: the schema fuzzing's hundreds of
-    requests once got a later test's search answered with 429. The cache is a database table (settings.CACHES),
-    so only a test that uses the database can have anything in it."""
+    """Each test starts with an empty cache. Failed sign-ins live there, keyed by user name and address, and
+    every test's users have the same names. The cache is a database table (settings.CACHES) that a rolled-back
+    or flushed test database keeps, so only a test that uses the database can have anything in it."""
     if request.node.get_closest_marker("django_db") is None and not DATABASE_FIXTURES & set(request.fixturenames):
         return
     request.getfixturevalue("db")  # the test database, set up as the test asked (transactional or not)

@@ -10,7 +10,7 @@ import logging
 
 from django.db import migrations, transaction
 
-from captioning.models import embedding_from_bytes
+from captioning.search.pgvector import binary_copy
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,11 @@ CREATE TRIGGER captioning_photo_clip_vector_truncate AFTER TRUNCATE ON captionin
 """
 
 
-def vector_table_fill(database, chunk_size: int = 2000) -> None:
+def vector_table_fill(database, chunk_size: int = 5000) -> None:
     """The table as this migration made it (with each photo's gallery), filled in Python: a frozen copy of
-    captioning.search.pgvector.vector_table_fill, which migration 0010 changed with the table."""
+    captioning.search.pgvector.vector_table_fill, which migration 0012 changed with the table."""
     after = 0
+    columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
     with database.cursor() as cursor:
         while True:
             cursor.execute(
@@ -94,12 +95,8 @@ def vector_table_fill(database, chunk_size: int = 2000) -> None:
             rows = cursor.fetchall()
             if not rows:
                 return
-            columns = "photo_id, model_version_id, gallery_id, dimensions, embedding"
-            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
-                for photo_id, model_version_id, gallery_id, embedding in rows:
-                    vector = embedding_from_bytes(embedding)
-                    text = "[" + ",".join(map(str, vector.tolist())) + "]"
-                    copy.write_row((photo_id, model_version_id, gallery_id, vector.size, text))
+            with cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(binary_copy(rows, id_columns=3))
             after = rows[-1][0]
 
 

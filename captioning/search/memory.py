@@ -1,23 +1,31 @@
 """The in-memory image index: one float32 matrix of normalised CLIP embeddings per model version and per
 process, for SQLite and PostgreSQL without pgvector. 100,000 photos of a 512-d CLIP take 200 MB and one
-matrix-vector product (benchmarks/search.py). Each search first asks the database what changed since (a count
-and the latest `updated_at`, on an index), so a matrix is loaded once and then kept fresh by small reads."""
+matrix-vector product (benchmarks/search.py). Each search first asks the database for the latest `updated_at`
+(the last entry of an index), so a matrix is loaded once and then kept fresh by small reads; the photos are
+counted, to notice deleted ones, at most every RECOUNT_SECONDS (a count reads the whole index: 100 ms at a
+million photos). Until then a deleted photo may still be ranked, never shown: results are read back through
+the visibility selector."""
 
 import threading
+import time
 
 import numpy as np
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Max, QuerySet
 
 from captioning.models import Photo, embedding_from_bytes
+
+RECOUNT_SECONDS = 30.0
 
 
 class EmbeddingIndex:
     """The normalised CLIP embeddings of the photos one model version embedded (which galleries hold them, and
     so who may see them, is asked of the database at each search: see `nearest`).
 
-    `refresh()` brings it up to date with the database: nothing is read when the count and the latest
-    `updated_at` are unchanged, the changed rows otherwise, and the list of ids too when some were removed.
-    Rows are kept in buffers that grow like a list's, so new photos do not copy the whole matrix each time.
+    `refresh()` brings it up to date with the database: nothing is read when the latest `updated_at` is
+    unchanged (and, when it is time to count again, the count), the changed rows otherwise, and the list of ids
+    too when the count says some were removed.
+    Rows are kept in buffers sized to the count on the first load, then grown by an eighth, so new photos do not
+    copy the whole matrix each time.
     """
 
     def __init__(self, model_version_id: int):
@@ -26,7 +34,9 @@ class EmbeddingIndex:
         self._ids = np.empty(0, dtype=np.int64)
         self._vectors = np.empty((0, 0), dtype=np.float32)
         self._row_of: dict[int, int] = {}
+        self._expected_count = 0  # the rows a refresh expects: the count, when it counted
         self._seen_until = None
+        self._recount_at = 0.0  # time.monotonic() after which the next refresh counts the rows
         self._lock = threading.Lock()
 
     @property
@@ -48,14 +58,19 @@ class EmbeddingIndex:
 
     def refresh(self) -> None:
         with self._lock:
-            state = self._rows().aggregate(count=Count("pk"), latest=Max("updated_at"))
-            if state["count"] == self._size and state["latest"] == self._seen_until:
+            latest = self._rows().aggregate(latest=Max("updated_at"))["latest"]
+            count = None
+            if time.monotonic() >= self._recount_at:
+                count = self._rows().count()
+                self._recount_at = time.monotonic() + RECOUNT_SECONDS
+            if latest == self._seen_until and count in (None, self._size):
                 return
             changed = self._rows()
             if self._seen_until is not None:
                 # Inclusive: rows written in the same instant as the last one seen are read again, not missed.
                 changed = changed.filter(updated_at__gte=self._seen_until)
             rows = changed.values_list("pk", "embedding", "updated_at").order_by()
+            self._expected_count = count or self._size
             for photo_id, embedding, updated_at in rows.iterator(chunk_size=2000):
                 if embedding is not None:
                     self._put(photo_id, embedding_from_bytes(embedding))
@@ -63,7 +78,7 @@ class EmbeddingIndex:
                     self._put(photo_id, None)
                 if self._seen_until is None or updated_at > self._seen_until:
                     self._seen_until = updated_at
-            if self._size != state["count"]:
+            if count is not None and self._size != count:
                 self._keep_only(set(self._rows().values_list("pk", flat=True).order_by()))
 
     def _put(self, photo_id: int, vector: np.ndarray | None) -> None:
@@ -76,7 +91,9 @@ class EmbeddingIndex:
         if row is None:
             row = self._size
             if row == len(self._ids):
-                self._reserve(max(16, row * 3 // 2))
+                # Room for every row the database counted, then an eighth more: while a buffer grows, the old
+                # and the new one are both held, and growing by half made that 2.5 times the matrix at a peak.
+                self._reserve(max(self._expected_count, row + max(16, row // 8)))
             self._size += 1
             self._row_of[photo_id] = row
             self._ids[row] = photo_id

@@ -1,4 +1,4 @@
-"""Migration 0010 turns each photo's gallery into an album placement: every photo stays in its gallery, with
+"""Migration 0012 turns each photo's gallery into an album placement: every photo stays in its gallery, with
 its captions, and two photos of one owner with the same bytes (in two galleries, as 0005 allowed) stay two
 photos. Migrating back puts each photo in the first gallery that held it."""
 
@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("captioning", "0009_search_pgvector_if_available")]
-AFTER = [("captioning", "0010_gallery_photo_albums")]
+BEFORE = [("captioning", "0011_request_budget")]
+AFTER = [("captioning", "0012_gallery_photo_albums")]
 
 
 def migrate(targets):

@@ -3,6 +3,7 @@ language, one ranked list, only what the user may see; the in-memory index follo
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,14 @@ from django.urls import reverse
 
 from captioning import engine
 from captioning.models import Caption, Gallery, ModelVersion, Photo, Translation
-from captioning.search import EmbeddingIndex, forget_indexes, image_search_backend, photo_search
+from captioning.search import (
+    EmbeddingIndex,
+    embedding_index,
+    forget_indexes,
+    image_search_backend,
+    memory,
+    photo_search,
+)
 from captioning.search.image import QueryEmbeddingCache
 from captioning.services.galleries import gallery_create, gallery_member_set
 from captioning.services.photos import photo_upload
@@ -200,7 +208,8 @@ def test_the_query_is_embedded_once_for_paging(alice, gallery, active_model, add
 # The in-memory index -------------------------------------------------------------------------------------
 
 
-def test_the_index_follows_new_changed_and_deleted_photos(alice, gallery, active_model, add_photo):
+def test_the_index_follows_new_changed_and_deleted_photos(alice, gallery, active_model, add_photo, monkeypatch):
+    monkeypatch.setattr(memory, "RECOUNT_SECONDS", 0)  # every refresh counts, so deletions show at once
     size = active_model.config["clip_embedding_size"]
     first = add_photo(gallery, embedding=np.eye(size)[0], model=active_model)
     index = EmbeddingIndex(active_model.pk)
@@ -225,12 +234,33 @@ def test_the_index_follows_new_changed_and_deleted_photos(alice, gallery, active
     assert index.photo_ids.tolist() == [first.pk]
 
 
+def test_a_deleted_photo_is_never_shown_and_leaves_the_index_when_the_photos_are_counted_again(
+    alice, gallery, active_model, add_photo, monkeypatch
+):
+    size = active_model.config["clip_embedding_size"]
+    kept = add_photo(gallery, embedding=np.eye(size)[0], model=active_model)
+    deleted = add_photo(gallery, embedding=np.eye(size)[1], model=active_model)
+    index = embedding_index(active_model.pk)
+    deleted_id = deleted.pk
+    deleted.delete()
+
+    results = photo_search(user=alice, query="anything at all")
+
+    assert deleted_id in index.photo_ids.tolist()  # not counted again yet: a count reads the whole index
+    assert [photo.pk for photo in results[:10]] == [kept.pk]
+    later = time.monotonic() + memory.RECOUNT_SECONDS
+    monkeypatch.setattr(memory, "time", SimpleNamespace(monotonic=lambda: later))
+    assert embedding_index(active_model.pk).photo_ids.tolist() == [kept.pk]
+
+
 def test_the_index_grows_past_its_first_capacity(alice, gallery, active_model, add_photo):
     size = active_model.config["clip_embedding_size"]
     rng = np.random.default_rng(1)
     photos = [add_photo(gallery, embedding=rng.normal(size=size), model=active_model) for _ in range(20)]
     index = EmbeddingIndex(active_model.pk)
     index.refresh()
+    photos += [add_photo(gallery, embedding=rng.normal(size=size), model=active_model) for _ in range(20)]
+    index.refresh()  # the first load held exactly 20 rows
     assert sorted(index.photo_ids.tolist()) == sorted(photo.pk for photo in photos)
     for photo in photos:
         row = index.photo_ids.tolist().index(photo.pk)

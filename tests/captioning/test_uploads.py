@@ -270,6 +270,14 @@ def test_taken_at_is_read_from_exif(owner_client, gallery):
     assert (taken.year, taken.month, taken.day, taken.hour) == (2021, 7, 4, 10)
 
 
+@pytest.mark.parametrize("taken", ["2999:01:01 00:00:00", "0000:00:00 00:00:00", "1700:01:01 00:00:00", "junk"])
+def test_an_impossible_date_taken_counts_as_unknown(owner_client, gallery, taken):
+    """A camera with a dead clock (or a hostile file) must not pin a photo to the top of every timeline that
+    shows it: dates before photography or in the future are no date."""
+    upload(owner_client, gallery, jpeg_with_exif(taken=taken))
+    assert Photo.objects.get().taken_at is None
+
+
 def test_gps_reaches_the_owner_only(client, alice, bob, gallery):
     gallery.visibility = Gallery.Visibility.PUBLIC
     gallery.save()

@@ -88,17 +88,23 @@ def test_the_vector_table_holds_each_embedding_exactly_and_follows_every_change(
 
 
 def test_a_bulk_fill_writes_the_same_vectors_as_the_trigger(gallery, model):
-    vectors = np.random.default_rng(2).standard_normal((30, 16), dtype=np.float32)
-    photos = add_photos(gallery, vectors, model)
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((30, 16), dtype=np.float32)
+    other_size = rng.standard_normal((5, 8), dtype=np.float32)  # another CLIP's size, in the same chunk
+    photos = add_photos(gallery, vectors, model) + add_photos(gallery, other_size, model)
     by_trigger = [stored_vector(photo.pk) for photo in photos]
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {pgvector.TABLE}")
 
-    assert pgvector.vector_table_fill() == 30
+    assert pgvector.vector_table_fill(chunk_size=20) == 35
 
     by_fill = [stored_vector(photo.pk) for photo in photos]
     assert by_fill == by_trigger
-    assert np.array_equal(np.array(by_fill, dtype=np.float32), vectors)
+    assert np.array_equal(np.array(by_fill[:30], dtype=np.float32), vectors)
+    assert np.array_equal(np.array(by_fill[30:], dtype=np.float32), other_size)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT dimensions, model_version_id, count(*) FROM {pgvector.TABLE} GROUP BY 1, 2")
+        assert sorted(cursor.fetchall()) == [(8, model.pk, 5), (16, model.pk, 30)]
 
 
 def test_small_visible_sets_are_searched_exactly(alice, bob, model):

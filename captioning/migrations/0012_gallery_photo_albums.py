@@ -105,7 +105,7 @@ def vector_table_with_gallery(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("captioning", "0009_search_pgvector_if_available"),
+        ("captioning", "0011_request_budget"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
