@@ -159,12 +159,30 @@ def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID 
     return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
 
 
+def photo_list_selected(*, acting_user: UserOrAnonymous | None, photo_uuids: Iterable[uuid.UUID]) -> list[Photo]:
+    """Those of the photos a visitor selected in a grid that they may see, in the order given (repeats once); the
+    rest, unknown or not theirs to see, are simply absent."""
+    order = list(dict.fromkeys(photo_uuids))
+    # Behind links, as photo_get_for_viewer finds one: an unlisted gallery's photos too.
+    visible = photo_list_visible_to(acting_user, include_unlisted=True).filter(uuid__in=order)
+    found = {photo.uuid: photo for photo in visible}
+    return [found[photo_uuid] for photo_uuid in order if photo_uuid in found]
+
+
+def gallery_list_uploadable(user: UserOrAnonymous | None) -> QuerySet[Gallery]:
+    """Galleries `user` may add photos to (they own it, or edit it), by title: the "Add to gallery" choices."""
+    if not _signed_in(user):
+        return Gallery.objects.none()
+    edits = GalleryMembership.objects.filter(user=user, role=GalleryMembership.Role.EDITOR).values("gallery_id")
+    return Gallery.objects.filter(Q(owner=user) | Q(pk__in=edits)).order_by("title", "id")
+
+
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
     grid shows them (captioning.views.common.photo_summary: reading another field costs a query per photo). A guess's
     alt text names the file and its date, and its model names itself in the "Unsure" notice."""
     return gallery.photos.only(
-        "uuid", "gallery", "original_filename", "status", "error_message", "taken_at", "created_at"
+        "uuid", "gallery", "owner", "original_filename", "status", "error_message", "taken_at", "created_at"
     ).prefetch_related(
         Prefetch(
             "captions",
