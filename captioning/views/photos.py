@@ -72,7 +72,7 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
         "duplicate": outcome.duplicate,
         # A duplicate is always found in this gallery (photo_upload): the message names no other.
         "message": "Already uploaded to this gallery." if outcome.duplicate else "Uploaded — captioning queued.",
-        "photo": photo_summary(photo, SOURCE_LANGUAGE, {}),
+        "photo": photo_summary(photo, SOURCE_LANGUAGE, {}, acting_user=request.user),
     }
     return JsonResponse(body, status=200 if outcome.duplicate else 201)
 
