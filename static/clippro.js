@@ -600,6 +600,20 @@
     return parts.join(" ") || "Nothing to do.";
   }
 
+  // `button` opens `dialog` (when `ready()` says so); `confirmed()` runs once it closes with `value`. Any other way
+  // out (Cancel, Esc) puts the focus back on the button.
+  function askFirst(button, dialog, value, ready, confirmed) {
+    button.addEventListener("click", function () {
+      if (!ready()) return;
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+    dialog.addEventListener("close", function () {
+      if (dialog.returnValue === value) confirmed();
+      else button.focus();
+    });
+  }
+
   if (selection && selectionBar) {
     selection.hidden = false;
     var zipLimit = parseInt(selection.getAttribute("data-zip-limit"), 10);
@@ -682,19 +696,13 @@
     var deleteDialog = document.querySelector("[data-selection-confirm-delete]");
     var deleteButton = selectionBar.querySelector("[data-selection-delete]");
     if (deleteButton && deleteDialog) {
-      deleteButton.addEventListener("click", function () {
+      askFirst(deleteButton, deleteDialog, "delete", function () {
         var ids = selectedIds();
-        if (tooMany(ids)) return;
+        if (tooMany(ids)) return false;
         deleteDialog.querySelector("[data-selection-delete-question]").textContent =
           "Delete " + ids.length + " photo" + (ids.length === 1 ? "" : "s") + "?";
-        deleteDialog.returnValue = "";
-        deleteDialog.showModal();
-      });
-      deleteDialog.addEventListener("close", function () {
-        if (deleteDialog.returnValue !== "delete") {
-          deleteButton.focus();
-          return;
-        }
+        return true;
+      }, function () {
         var ids = selectedIds();
         selectionMessage("Deleting…");
         postSelection(selection.getAttribute("data-delete-url"), { photos: ids }, function (status, data) {
@@ -713,15 +721,7 @@
     var galleriesDialog = document.querySelector("[data-selection-galleries]");
     var addButton = selectionBar.querySelector("[data-selection-add]");
     if (addButton && galleriesDialog) {
-      addButton.addEventListener("click", function () {
-        galleriesDialog.returnValue = "";
-        galleriesDialog.showModal();
-      });
-      galleriesDialog.addEventListener("close", function () {
-        if (galleriesDialog.returnValue !== "add") {
-          addButton.focus();
-          return;
-        }
+      askFirst(addButton, galleriesDialog, "add", function () { return true; }, function () {
         var chosen = galleriesDialog.querySelector("input[name=gallery]:checked");
         if (!chosen) return;
         var url = galleriesDialog.getAttribute("data-add-url").replace("PUBLIC_ID", encodeURIComponent(chosen.value));

@@ -38,6 +38,15 @@ def start_selecting(page) -> None:
     expect(page.get_by_role("button", name="Select")).to_have_attribute("aria-pressed", "true")
 
 
+def choose(page, username: str, path: str, photos: list[Photo]) -> None:
+    """Signs `username` in, opens the grid at `path`, turns "Select" on and clicks `photos`."""
+    log_in(page, "/login/", username)
+    page.goto(path)
+    start_selecting(page)
+    for photo in photos:
+        tile_link(page, photo).click()
+
+
 def test_photos_are_selected_with_the_keyboard_and_esc_clears(page, shared_gallery, artifacts_dir):
     gallery, _photos = shared_gallery
     log_in(page, "/login/", "marie")
@@ -83,11 +92,7 @@ def test_photos_are_selected_with_the_keyboard_and_esc_clears(page, shared_galle
 
 def test_delete_asks_first_and_removes_only_the_chosen_photos(page, shared_gallery, artifacts_dir):
     gallery, photos = shared_gallery
-    log_in(page, "/login/", "marie")
-    page.goto(gallery.get_absolute_url())
-    start_selecting(page)
-    tile_link(page, photos[1]).click()
-    tile_link(page, photos[2]).click()
+    choose(page, "marie", gallery.get_absolute_url(), photos[1:3])
     page.get_by_role("button", name="Delete").click()
 
     dialog = page.locator("[data-selection-confirm-delete]")
@@ -112,10 +117,7 @@ def test_delete_asks_first_and_removes_only_the_chosen_photos(page, shared_galle
 
 def test_caption_again_queues_the_chosen_photos(page, shared_gallery):
     _gallery, photos = shared_gallery
-    log_in(page, "/photos/", "marie")  # the timeline is a grid too
-    start_selecting(page)
-    tile_link(page, photos[0]).click()
-    tile_link(page, photos[3]).click()
+    choose(page, "marie", "/photos/", [photos[0], photos[3]])  # the timeline is a grid too
     page.get_by_role("button", name="Caption again").click()
     expect(page.locator("[data-selection-result]")).to_have_text("2 queued to be captioned again.")
     expect(page.locator(f'.tile[data-photo="{photos[0].uuid}"] [data-status]')).to_have_text("Queued")
@@ -125,11 +127,7 @@ def test_caption_again_queues_the_chosen_photos(page, shared_gallery):
 
 def test_the_selection_downloads_as_a_zip_of_the_originals(page, shared_gallery):
     gallery, photos = shared_gallery
-    log_in(page, "/login/", "marie")
-    page.goto(gallery.get_absolute_url())
-    start_selecting(page)
-    tile_link(page, photos[0]).click()
-    tile_link(page, photos[2]).click()
+    choose(page, "marie", gallery.get_absolute_url(), [photos[0], photos[2]])
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download zip").click()
     download = download_info.value
@@ -144,10 +142,7 @@ def test_the_selection_downloads_as_a_zip_of_the_originals(page, shared_gallery)
 
 def test_a_viewer_is_offered_the_download_only(page, shared_gallery, artifacts_dir):
     gallery, photos = shared_gallery
-    log_in(page, "/login/", "vera")
-    page.goto(gallery.get_absolute_url())
-    start_selecting(page)
-    tile_link(page, photos[0]).click()
+    choose(page, "vera", gallery.get_absolute_url(), photos[:1])
     bar = page.locator("[data-selection-bar]")
     expect(bar.locator("[data-selection-count]")).to_have_text("1 selected")
     expect(bar.get_by_role("button", name="Download zip")).to_be_visible()
@@ -193,11 +188,7 @@ def test_at_a_phones_width_the_bar_fits_and_tiles_are_chosen_by_touch(
 def test_the_selection_is_added_to_a_gallery_the_user_may_upload_to(page, shared_gallery, artifacts_dir):
     gallery, photos = shared_gallery
     autumn = gallery.owner.galleries.get(title="Autumn")
-    log_in(page, "/login/", "marie")
-    page.goto(gallery.get_absolute_url())
-    start_selecting(page)
-    tile_link(page, photos[0]).click()
-    tile_link(page, photos[1]).click()
+    choose(page, "marie", gallery.get_absolute_url(), photos[:2])
     page.get_by_role("button", name="Add to gallery").click()
     dialog = page.locator("[data-selection-galleries]")
     expect(dialog.get_by_role("radio")).to_have_count(2)  # Autumn and Summer: the galleries marie may upload to
