@@ -8,11 +8,13 @@ import zipfile
 from urllib.parse import urlencode
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from PIL import Image
+from rest_framework.authtoken.models import Token
 
 from captioning.models import GalleryMembership, Photo
 from captioning.services.galleries import gallery_create, gallery_member_set
@@ -211,3 +213,24 @@ def test_invalid_decoding_settings_queue_nothing(selection, api_client_for):
     )
     assert response.status_code == 400
     assert set(Photo.objects.values_list("status", flat=True)) == {"captioned"}
+
+
+def test_through_gunicorn_the_zip_arrives_in_chunks_as_it_is_written(start_web_server, people, private_gallery):
+    owner = people["owner"]
+    photos = [upload(owner, private_gallery, seed=seed, name=f"photo-{seed}.jpg") for seed in range(3)]
+    token = Token.objects.create(user=owner).key
+    server = start_web_server()
+
+    response = requests.post(
+        server.base_url + DOWNLOAD,
+        json={"photos": [str(photo.uuid) for photo in photos]},
+        headers={"Authorization": f"Token {token}"},
+        stream=True,
+        timeout=60,
+    )
+    assert response.status_code == 200
+    # No length announced: the zip is sent while it is being written, not built first.
+    assert "Content-Length" not in response.headers
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.namelist() == ["photo-0.jpg", "photo-1.jpg", "photo-2.jpg"]
