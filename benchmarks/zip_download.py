@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upload_memory import (  # the benchmarks folder is no package: imported by path
     Sampler,
     free_port,
+    migrate_and_create_user,
     post_json,
     rss_megabytes,
     serving_process,
@@ -68,14 +68,7 @@ def run(data_dir: Path, args: argparse.Namespace) -> None:
         "API_THROTTLE_USER": "100000/minute",
     }
     python = sys.executable
-    quiet = dict(cwd=PROJECT, env=environment, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([python, "manage.py", "migrate", "--no-input"], **quiet)
-    username, password = f"bench-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    create_user = (
-        "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user(username='{username}', password='{password}')"
-    )
-    subprocess.run([python, "manage.py", "shell", "-c", create_user], **quiet)
+    username, password = migrate_and_create_user(PROJECT, environment)
     port = free_port()
     command = [python, "-m", "gunicorn", "clippro_site.wsgi", "--workers", "1", "--timeout", str(args.timeout)]
     command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
