@@ -95,14 +95,7 @@ def measure(
     }
     environment.pop("DEBUG", None)
     python = sys.executable
-    run = dict(cwd=project, env=environment, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([python, "manage.py", "migrate", "--no-input"], **run)
-    username, password = f"bench-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    create_user = (
-        "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user(username='{username}', password='{password}')"
-    )
-    subprocess.run([python, "manage.py", "shell", "-c", create_user], **run)
+    username, password = migrate_and_create_user(project, environment)
 
     port = free_port()
     if server == "gunicorn":
@@ -159,6 +152,19 @@ def measure(
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def migrate_and_create_user(project: Path, environment: dict[str, str]) -> tuple[str, str]:
+    """Migrates the site's database and creates a user in it; returns (username, password)."""
+    run = dict(cwd=project, env=environment, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], **run)
+    username, password = f"bench-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    create_user = (
+        "from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_user(username='{username}', password='{password}')"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", create_user], **run)
+    return username, password
 
 
 def upload(base: str, token: str, gallery: str, content: bytes, image_format: str) -> int:

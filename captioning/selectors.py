@@ -194,6 +194,16 @@ def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID 
     return photo_list_visible_to(user, include_unlisted=True).get(uuid=photo_uuid)
 
 
+def photo_list_selected(*, acting_user: UserOrAnonymous | None, photo_uuids: Iterable[uuid.UUID]) -> list[Photo]:
+    """Those of the photos a visitor selected in a grid that they may see, in the order given (repeats once); the
+    rest, unknown or not theirs to see, are simply absent."""
+    order = list(dict.fromkeys(photo_uuids))
+    # Behind links, as photo_get_for_viewer finds one: an unlisted gallery's photos too.
+    visible = photo_list_visible_to(acting_user, include_unlisted=True).filter(uuid__in=order)
+    found = {photo.uuid: photo for photo in visible}
+    return [found[photo_uuid] for photo_uuid in order if photo_uuid in found]
+
+
 def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
     """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
     grid shows them (captioning.views.common.photo_summary: reading another field costs a query per photo). A guess's

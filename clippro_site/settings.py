@@ -252,6 +252,11 @@ SPECTACULAR_SETTINGS = {
 # Search (captioning/search.py): at most this many photos are ranked for one query.
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 500)
 
+# Selecting many photos in a grid (captioning/services/selection.py, captioning/downloads.py): at most this many
+# photos are captioned again or deleted by one request, and at most ZIP_MAX_PHOTOS go into one zip.
+SELECTION_MAX_PHOTOS = env_int("SELECTION_MAX_PHOTOS", 500)
+ZIP_MAX_PHOTOS = env_int("ZIP_MAX_PHOTOS", 200)
+
 # django-q2: the ORM broker by default (no extra service); Redis when REDIS_URL is set.
 # `retry` must stay above `timeout`, or a slow task is handed out again while still running.
 CAPTION_TASK_TIMEOUT_SECONDS = env_int("CAPTION_TASK_TIMEOUT_SECONDS", 600)

@@ -1,4 +1,5 @@
-// CLIP-Pro pages: uploads with per-file progress, live captioning status, the timeline, the full-screen viewer.
+// CLIP-Pro pages: uploads with per-file progress, live captioning status, the timeline, the full-screen viewer,
+// selecting many photos in a grid.
 // Plain JavaScript, no framework; every page works without it, only less live.
 (function () {
   "use strict";
@@ -72,6 +73,7 @@
     var tile = element("li", "tile tile--" + photo.status);
     tile.setAttribute("data-photo", photo.id);
     tile.setAttribute("data-image", photo.image);
+    if (photo.can_manage) tile.setAttribute("data-manage", "");
     var link = element("a", "tile__image");
     link.href = photo.url;
     link.setAttribute("data-viewer-link", "");
@@ -512,6 +514,283 @@
       event.preventDefault();
       openViewer(tile);
     });
+  }
+
+  // Selecting many photos: "Select" turns a grid's clicks (and Space or Enter on a tile) into choosing photos;
+  // a bar at the bottom says how many and offers what may be done to them. Esc, or Clear, ends it.
+  var selection = document.querySelector("[data-selection]");
+  var selectionBar = document.querySelector("[data-selection-bar]");
+  var selecting = false;
+
+  function selectionTiles() {
+    return Array.prototype.slice.call(document.querySelectorAll(".tile[data-photo][data-selected]"));
+  }
+
+  function selectedIds() {
+    return selectionTiles().map(function (tile) { return tile.getAttribute("data-photo"); });
+  }
+
+  function selectionMessage(text) {
+    selectionBar.querySelector("[data-selection-result]").textContent = text;
+  }
+
+  function renderSelection() {
+    var tiles = selectionTiles();
+    var manageable = tiles.filter(function (tile) { return tile.hasAttribute("data-manage"); }).length;
+    selectionBar.querySelector("[data-selection-count]").textContent = tiles.length + " selected";
+    selectionBar.hidden = !selecting;
+    document.body.classList.toggle("selecting", selecting);
+    // Only what the visitor may do: changing needs at least one photo of theirs (the server checks each again).
+    ["[data-selection-recaption]", "[data-selection-delete]"].forEach(function (selector) {
+      var button = selectionBar.querySelector(selector);
+      if (button) button.hidden = manageable === 0;
+    });
+    selectionBar.querySelectorAll("button:not([data-selection-clear])").forEach(function (button) {
+      button.disabled = tiles.length === 0;
+    });
+  }
+
+  function markTile(tile, selected) {
+    var link = tile.querySelector("[data-viewer-link]");
+    if (selected) tile.setAttribute("data-selected", "");
+    else tile.removeAttribute("data-selected");
+    if (link) link.setAttribute("aria-checked", String(selected));
+  }
+
+  function setSelecting(on) {
+    selecting = on;
+    selection.querySelector("[data-selection-toggle]").setAttribute("aria-pressed", String(on));
+    selection.querySelector("[data-selection-hint]").hidden = !on;
+    document.querySelectorAll(".tile[data-photo] [data-viewer-link]").forEach(function (link) {
+      if (on) {
+        link.setAttribute("role", "checkbox");
+        link.setAttribute("aria-checked", String(link.closest(".tile").hasAttribute("data-selected")));
+      } else {
+        link.removeAttribute("role");
+        link.removeAttribute("aria-checked");
+      }
+    });
+    if (!on) selectionTiles().forEach(function (tile) { markTile(tile, false); });
+    selectionMessage("");
+    renderSelection();
+  }
+
+  function toggleTile(link) {
+    var tile = link.closest(".tile[data-photo]");
+    if (!link.hasAttribute("role")) {  // a tile loaded while selecting
+      link.setAttribute("role", "checkbox");
+    }
+    markTile(tile, !tile.hasAttribute("data-selected"));
+    renderSelection();
+  }
+
+  function selectionLink(event) {
+    return selecting && event.target.closest ? event.target.closest(".tile[data-photo] [data-viewer-link]") : null;
+  }
+
+  function postSelection(url, body, done, method) {
+    var request = new XMLHttpRequest();
+    request.open(method || "POST", url);
+    request.setRequestHeader("Accept", "application/json");
+    request.setRequestHeader("Content-Type", "application/json");
+    request.setRequestHeader("X-CSRFToken", csrfToken(document.querySelector("[data-selection-download-form]")));
+    request.onload = function () {
+      var data = null;
+      try { data = JSON.parse(request.responseText); } catch (error) { data = null; }
+      done(request.status, data);
+    };
+    request.onerror = function () { done(0, null); };
+    request.send(JSON.stringify(body));
+  }
+
+  // "2 deleted. 1 not deleted: Only the photo's owner or the gallery's owner can change it. 1 not found."
+  function describeResults(status, data, done) {
+    if (!data || status >= 400 || !data.results) {
+      return data && data.error ? data.error.message : "That did not work (HTTP " + status + "); try again.";
+    }
+    var counts = {};
+    var reasons = {};
+    data.results.forEach(function (result) {
+      counts[result.outcome] = (counts[result.outcome] || 0) + 1;
+      if (result.message) reasons[result.message] = true;
+    });
+    var parts = [];
+    var doneCount = data.results.length - (counts.forbidden || 0);
+    if (doneCount) parts.push(doneCount + " " + done + ".");
+    if (counts.forbidden) parts.push(counts.forbidden + " refused: " + Object.keys(reasons).join(" "));
+    if (data.not_found) parts.push(data.not_found + " not found.");
+    return parts.join(" ") || "Nothing to do.";
+  }
+
+  // The album endpoint's answer: "2 added to Summer. 1 already there. 1 not yours to add."
+  function describeAlbumResults(status, data, title) {
+    if (!data || status >= 400 || !data.results) return describeResults(status, data, "");
+    var counts = {};
+    data.results.forEach(function (result) { counts[result.outcome] = (counts[result.outcome] || 0) + 1; });
+    var parts = [];
+    if (counts.added) parts.push(counts.added + " added to " + title + ".");
+    if (counts.already_in_gallery) parts.push(counts.already_in_gallery + " already there.");
+    if (counts.not_found) parts.push(counts.not_found + " not yours to add.");
+    return parts.join(" ") || "Nothing to do.";
+  }
+
+  // `button` opens `dialog` (when `ready()` says so); `confirmed()` runs once it closes with `value`. Any other way
+  // out (Cancel, Esc) puts the focus back on the button.
+  function askFirst(button, dialog, value, ready, confirmed) {
+    button.addEventListener("click", function () {
+      if (!ready()) return;
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+    dialog.addEventListener("close", function () {
+      if (dialog.returnValue === value) confirmed();
+      else button.focus();
+    });
+  }
+
+  if (selection && selectionBar) {
+    selection.hidden = false;
+    var zipLimit = parseInt(selection.getAttribute("data-zip-limit"), 10);
+    var selectionLimit = parseInt(selection.getAttribute("data-selection-limit"), 10);
+
+    selection.querySelector("[data-selection-toggle]").addEventListener("click", function () {
+      setSelecting(!selecting);
+    });
+    selectionBar.querySelector("[data-selection-clear]").addEventListener("click", function () { setSelecting(false); });
+
+    // Before the viewer's own listener (capture): while selecting, a click chooses the photo instead.
+    document.addEventListener("click", function (event) {
+      var link = selectionLink(event);
+      if (!link) return;
+      event.preventDefault();
+      event.stopPropagation();
+      toggleTile(link);
+    }, true);
+    document.addEventListener("keydown", function (event) {
+      if (!selecting || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
+        setSelecting(false);
+        event.preventDefault();
+        return;
+      }
+      var link = (event.key === " " || event.key === "Enter") && selectionLink(event);
+      if (!link) return;
+      event.preventDefault();  // no scrolling (Space), no following the link (Enter)
+      toggleTile(link);
+    });
+
+    selectionBar.querySelector("[data-selection-download-button]").addEventListener("click", function () {
+      var ids = selectedIds();
+      if (ids.length > zipLimit) {
+        selectionMessage("At most " + zipLimit + " photos go into one zip; " + ids.length + " are selected.");
+        return;
+      }
+      var form = document.querySelector("[data-selection-download-form]");
+      form.querySelectorAll("input[name=photos]").forEach(function (input) { input.remove(); });
+      ids.forEach(function (id) {
+        var input = element("input");
+        input.type = "hidden";
+        input.name = "photos";
+        input.value = id;
+        form.appendChild(input);
+      });
+      form.submit();  // the zip downloads as it is written; the page stays
+      selectionMessage("Downloading " + ids.length + " photo" + (ids.length === 1 ? "" : "s") + " as a zip…");
+    });
+
+    var tooMany = function (ids) {
+      if (ids.length <= selectionLimit) return false;
+      selectionMessage("At most " + selectionLimit + " photos at once; " + ids.length + " are selected.");
+      return true;
+    };
+
+    var recaptionButton = selectionBar.querySelector("[data-selection-recaption]");
+    if (recaptionButton) {
+      recaptionButton.addEventListener("click", function () {
+        var ids = selectedIds();
+        if (tooMany(ids)) return;
+        selectionMessage("Asking…");
+        postSelection(selection.getAttribute("data-recaption-url"), { photos: ids }, function (status, data) {
+          selectionMessage(describeResults(status, data, "queued to be captioned again"));
+          if (data && data.results) {
+            data.results.forEach(function (result) {
+              var tile = document.querySelector('.tile[data-photo="' + result.id + '"]');
+              if (result.outcome === "queued" && tile) {
+                tile.className = "tile tile--queued";
+                tile.querySelector("[data-status]").className = "status status--queued";
+                tile.querySelector("[data-status]").textContent = "Queued";
+              }
+            });
+            startPolling();
+          }
+        });
+      });
+    }
+
+    var deleteDialog = document.querySelector("[data-selection-confirm-delete]");
+    var deleteButton = selectionBar.querySelector("[data-selection-delete]");
+    if (deleteButton && deleteDialog) {
+      askFirst(deleteButton, deleteDialog, "delete", function () {
+        var ids = selectedIds();
+        if (tooMany(ids)) return false;
+        deleteDialog.querySelector("[data-selection-delete-question]").textContent =
+          "Delete " + ids.length + " photo" + (ids.length === 1 ? "" : "s") + "?";
+        return true;
+      }, function () {
+        var ids = selectedIds();
+        selectionMessage("Deleting…");
+        postSelection(selection.getAttribute("data-delete-url"), { photos: ids }, function (status, data) {
+          if (data && data.results) {
+            data.results.forEach(function (result) {
+              var tile = document.querySelector('.tile[data-photo="' + result.id + '"]');
+              if (result.outcome === "deleted" && tile) tile.remove();
+            });
+          }
+          renderSelection();
+          selectionMessage(describeResults(status, data, "deleted"));
+        });
+      });
+    }
+
+    var galleriesDialog = document.querySelector("[data-selection-galleries]");
+    var addButton = selectionBar.querySelector("[data-selection-add]");
+    if (addButton && galleriesDialog) {
+      askFirst(addButton, galleriesDialog, "add", function () { return true; }, function () {
+        var chosen = galleriesDialog.querySelector("input[name=gallery]:checked");
+        if (!chosen) return;
+        var url = galleriesDialog.getAttribute("data-add-url").replace("PUBLIC_ID", encodeURIComponent(chosen.value));
+        var title = chosen.parentNode.textContent.trim();
+        selectionMessage("Adding…");
+        postSelection(url, { photos: selectedIds() }, function (status, data) {
+          selectionMessage(describeAlbumResults(status, data, title));
+        });
+      });
+    }
+    // A gallery's owner and editors take the selection out of this gallery (the photos stay in their libraries).
+    var removeButton = selectionBar.querySelector("[data-selection-remove]");
+    if (removeButton) {
+      removeButton.addEventListener("click", function () {
+        var ids = selectedIds();
+        if (tooMany(ids)) return;
+        selectionMessage("Removing…");
+        postSelection(removeButton.getAttribute("data-remove-url"), { photos: ids }, function (status, data) {
+          if (!data || status >= 400 || !data.results) {
+            selectionMessage(describeResults(status, data, ""));
+            return;
+          }
+          var removed = 0;
+          data.results.forEach(function (result) {
+            if (result.outcome !== "removed") return;
+            removed += 1;
+            var tile = document.querySelector('.tile[data-photo="' + result.photo + '"]');
+            if (tile) tile.remove();
+          });
+          selectionMessage(removed + " removed from this gallery.");
+          renderSelection();
+        }, "DELETE");
+      });
+    }
+    renderSelection();
   }
 
   // Photo page: reload once the caption or the translation it waits for has arrived ---------------------------

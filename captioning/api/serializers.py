@@ -221,6 +221,17 @@ class UploadResultsSerializer(serializers.Serializer):
     results = UploadResultSerializer(many=True)
 
 
+class SelectionResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    outcome = serializers.ChoiceField(choices=["queued", "deleted", "forbidden"])
+    message = serializers.CharField(help_text="Why it was refused; empty otherwise")
+
+
+class SelectionResultsSerializer(serializers.Serializer):
+    results = SelectionResultSerializer(many=True, help_text="One per photo you may see, in the order sent")
+    not_found = serializers.IntegerField(help_text="How many ids name no photo you may see (never which)")
+
+
 class TranslationSerializer(serializers.ModelSerializer):
     error = serializers.CharField(source="error_message", read_only=True)
     caption_id = serializers.IntegerField(read_only=True)
@@ -395,6 +406,16 @@ class RecaptionInputSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="A model version's id; null or absent for the active model"
     )
     decoding = DecodingInputSerializer(required=False)
+
+
+class PhotoSelectionInputSerializer(serializers.Serializer):
+    photos = serializers.ListField(
+        child=serializers.UUIDField(), min_length=1, help_text="Photo ids (a repeated id counts once)"
+    )
+
+
+class SelectionRecaptionInputSerializer(PhotoSelectionInputSerializer, RecaptionInputSerializer):
+    pass
 
 
 class TranslationInputSerializer(serializers.Serializer):

@@ -7,9 +7,14 @@ may not change answers 403, and an anonymous client asked to sign in gets 401.
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.authtoken.models import Token
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
@@ -20,8 +25,9 @@ from captioning.api import serializers as api
 from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery, photo_filters
 from captioning.api.pagination import ApiPagination
 from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
+from captioning.downloads import photo_zip_stream
 from captioning.images import UploadRefused
-from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Gallery, Photo
+from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Gallery, ModelVersion, Photo
 from captioning.services.galleries import (
     gallery_create,
     gallery_delete,
@@ -40,6 +46,11 @@ from captioning.services.photos import (
     photo_recaption,
     photo_retry,
     photo_upload,
+)
+from captioning.services.selection import (
+    photo_selection_check_size,
+    photo_selection_delete,
+    photo_selection_recaption,
 )
 from captioning.services.translations import translation_request, translation_retry
 from captioning.sign_in import lockout_message, retry_after_seconds, sign_in_locked_out
@@ -65,6 +76,16 @@ def _photo(request, photo_uuid) -> Photo:
 def _require_gallery_owner(request, gallery: Gallery) -> None:
     if not selectors.gallery_can_edit(request.user, gallery):
         raise exceptions.PermissionDenied("Only the owner of this gallery can do this.")
+
+
+def _model_version(data: dict) -> ModelVersion | None:
+    """The model version a re-caption request names (None: the active one)."""
+    if data.get("model_version") is None:
+        return None
+    model_version = selectors.model_version_list().filter(pk=data["model_version"]).first()
+    if model_version is None:
+        raise exceptions.ValidationError({"model_version": ["No such model version."]})
+    return model_version
 
 
 def _valid(serializer_class, data, **kwargs) -> dict:
@@ -364,15 +385,81 @@ class PhotoRecaptionApi(APIView):
         the new one is written."""
         photo = _photo(request, photo_uuid)
         data = _valid(api.RecaptionInputSerializer, request.data)
-        model_version = None
-        if data.get("model_version") is not None:
-            model_version = selectors.model_version_list().filter(pk=data["model_version"]).first()
-            if model_version is None:
-                raise exceptions.ValidationError({"model_version": ["No such model version."]})
         photo = photo_recaption(
-            photo=photo, acting_user=request.user, model_version=model_version, decoding=data.get("decoding")
+            photo=photo, acting_user=request.user, model_version=_model_version(data), decoding=data.get("decoding")
         )
         return Response(api.PhotoSerializer(photo, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Answers in the view's first renderer (JSON) whatever the client accepts: a zip download's errors are JSON
+    for a browser's form too, and a client that asks for application/zip is not refused before the zip."""
+
+    def select_parser(self, request, parsers):
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class PhotoSelectionDownloadApi(APIView):
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser]
+    content_negotiation_class = FirstRendererNegotiation
+
+    @extend_schema(
+        request=api.PhotoSelectionInputSerializer,
+        responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The zip, streamed")},
+    )
+    def post(self, request):
+        """A zip of the photos you may see among `photos` (the others are left out; none: 404): the originals of
+        your own photos, the copy without metadata of the others. At most ZIP_MAX_PHOTOS photos. The site's grids
+        post it as a form."""
+        photo_uuids = _valid(api.PhotoSelectionInputSerializer, request.data)["photos"]
+        photo_selection_check_size(photo_uuids, settings.ZIP_MAX_PHOTOS, at_most="go into one zip")
+        photos = selectors.photo_list_selected(acting_user=request.user, photo_uuids=photo_uuids)
+        if not photos:
+            raise exceptions.NotFound("None of these photos exists, or you may not see them.")
+        archive = photo_zip_stream(acting_user=request.user, photos=photos)
+        response = StreamingHttpResponse(archive, content_type="application/zip")
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=_zip_name())
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+def _zip_name() -> str:
+    return f"clip-pro-photos-{timezone.localtime():%Y-%m-%d-%H%M%S}.zip"
+
+
+class PhotoSelectionRecaptionApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=api.SelectionRecaptionInputSerializer, responses=api.SelectionResultsSerializer)
+    def post(self, request):
+        """Queues each of `photos` you may change (yours, or in your gallery) to be captioned again, with
+        `model_version` and `decoding` as for one photo; each gets `queued` or `forbidden`."""
+        data = _valid(api.SelectionRecaptionInputSerializer, request.data)
+        outcome = photo_selection_recaption(
+            acting_user=request.user,
+            photo_uuids=data["photos"],
+            model_version=_model_version(data),
+            decoding=data.get("decoding"),
+        )
+        return Response(api.SelectionResultsSerializer(outcome).data)
+
+
+class PhotoSelectionDeleteApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=api.PhotoSelectionInputSerializer, responses=api.SelectionResultsSerializer)
+    def post(self, request):
+        """Deletes each of `photos` you may delete (yours, or in your gallery); each gets `deleted` or
+        `forbidden`."""
+        photo_uuids = _valid(api.PhotoSelectionInputSerializer, request.data)["photos"]
+        outcome = photo_selection_delete(acting_user=request.user, photo_uuids=photo_uuids)
+        return Response(api.SelectionResultsSerializer(outcome).data)
 
 
 class PhotoCaptionListApi(APIView):

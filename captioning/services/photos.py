@@ -272,14 +272,20 @@ def photo_recaption(
     current, and in the history, until the new one is written. A worker captioning the photo right now loses
     it to this request (captioning.jobs: the latest request wins)."""
     _require_manage(acting_user, photo)
+    decoding = decoding_checked(decoding)
+    jobs.requeue(photos=Photo.objects.filter(pk=photo.pk), model_version=model_version, decoding=decoding)
+    photo.refresh_from_db()
+    return photo
+
+
+def decoding_checked(decoding: dict | None) -> dict:
+    """`decoding` (None: the defaults) if the captioner accepts it; ValidationError saying why otherwise."""
     decoding = decoding or {}
     try:
         decoding_settings(decoding)
     except ValueError as error:
         raise ValidationError(f"Invalid decoding settings: {error}") from None
-    jobs.requeue(photos=Photo.objects.filter(pk=photo.pk), model_version=model_version, decoding=decoding)
-    photo.refresh_from_db()
-    return photo
+    return decoding
 
 
 def photo_retry(*, photo: Photo, acting_user: AbstractBaseUser) -> Photo:

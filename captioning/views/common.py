@@ -70,10 +70,16 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def photo_summary(
-    photo: Photo, language: str, translations: dict[int, Translation], links: PhotoLinks | None = None
+    photo: Photo,
+    language: str,
+    translations: dict[int, Translation],
+    links: PhotoLinks | None = None,
+    *,
+    acting_user: selectors.UserOrAnonymous | None = None,
 ) -> dict:
     """What the gallery grid shows of a photo, as JSON for the live status polling. Give `links` when
-    summarising many photos: their addresses are then resolved once."""
+    summarising many photos: their addresses are then resolved once. `can_manage`: whether `acting_user` may
+    caption it again and delete it (what a selection offers)."""
     caption = selectors.caption_current(photo)
     translation = translations.get(caption.pk) if caption else None
     links = links or PhotoLinks()
@@ -92,6 +98,7 @@ def photo_summary(
         "language": language,
         "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
         "translation_status": translation.status if translation else None,
+        "can_manage": selectors.photo_can_manage(acting_user, photo),
     }
 
 

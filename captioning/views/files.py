@@ -1,22 +1,12 @@
 """Photo files, streamed (or redirected to a signed URL) after the same visibility check as the pages."""
 
-import mimetypes
-
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
-from captioning import selectors
+from captioning.downloads import photo_download
 from captioning.media import is_object_store, media_file_response, media_signed_url
 from captioning.views.common import photo_or_404
-
-CONTENT_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "HEIF": "image/heic",
-}
 
 
 def file_response(file_field, content_type: str, *, download_name: str | None = None) -> HttpResponse:
@@ -56,13 +46,5 @@ def photo_image(request: HttpRequest, photo_uuid) -> HttpResponse:
 def photo_original(request: HttpRequest, photo_uuid) -> HttpResponse:
     """The uploaded file for its owner; for everyone else the copy without metadata (no GPS)."""
     photo = photo_or_404(request, photo_uuid)
-    stem = (photo.original_filename.rsplit(".", 1)[0] if photo.original_filename else str(photo.uuid)) or "photo"
-    if selectors.photo_sees_original(request.user, photo):
-        extension = photo.original.name.rsplit(".", 1)[-1]
-        content_type = (
-            CONTENT_TYPES.get(photo.format)
-            or mimetypes.guess_type(photo.original.name)[0]
-            or "application/octet-stream"
-        )
-        return file_response(photo.original, content_type, download_name=f"{stem}.{extension}")
-    return file_response(photo.display_image, "image/webp", download_name=f"{stem}.webp")
+    download = photo_download(acting_user=request.user, photo=photo)
+    return file_response(download.file, download.content_type, download_name=download.filename)

@@ -55,7 +55,7 @@ def _gallery_grid(gallery: Gallery, *, first_page: int, pages: int) -> tuple[lis
 
 
 def _gallery_photo_summaries(
-    gallery: Gallery, language: str, *, first_page: int, pages: int
+    request: HttpRequest, gallery: Gallery, language: str, *, first_page: int, pages: int
 ) -> tuple[list[dict], int | None]:
     """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
     after them (None at the end)."""
@@ -65,7 +65,9 @@ def _gallery_photo_summaries(
     if language != SOURCE_LANGUAGE and captions:
         translations = selectors.translation_map(captions, language)
     links = PhotoLinks()
-    return [photo_summary(photo, language, translations, links) for photo in photos], next_page
+    return [
+        photo_summary(photo, language, translations, links, acting_user=request.user) for photo in photos
+    ], next_page
 
 
 @login_required
@@ -102,7 +104,7 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
     language = caption_language(request)
     role = selectors.gallery_role(request.user, gallery)
     first_page, _pages = grid_pages(request.GET)
-    summaries, next_page = _gallery_photo_summaries(gallery, language, first_page=first_page, pages=1)
+    summaries, next_page = _gallery_photo_summaries(request, gallery, language, first_page=first_page, pages=1)
     return render(
         request,
         "captioning/gallery_detail.html",
@@ -132,7 +134,7 @@ def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
     gallery = gallery_or_404(request, public_id)
     first_page, pages = grid_pages(request.GET)
     summaries, next_page = _gallery_photo_summaries(
-        gallery, caption_language(request), first_page=first_page, pages=pages
+        request, gallery, caption_language(request), first_page=first_page, pages=pages
     )
     busy = sum(
         1

@@ -80,7 +80,7 @@ def photo_upload_view(request: HttpRequest, public_id: str) -> JsonResponse:
         "outcome": str(outcome.result),
         # A known photo is one the uploader may see now (photo_upload): the message names no other gallery.
         "message": UPLOAD_MESSAGES[outcome.result],
-        "photo": photo_summary(outcome.photo, SOURCE_LANGUAGE, {}),
+        "photo": photo_summary(outcome.photo, SOURCE_LANGUAGE, {}, acting_user=request.user),
     }
     return JsonResponse(body, status=200 if outcome.result == UploadResult.DUPLICATE else 201)
 

@@ -34,7 +34,11 @@ def search(request: HttpRequest) -> HttpResponse:
             results=results,
             page=page,
             photos=[
-                {**photo_summary(photo, language, translations, links), "hit": photo.search_hit} for photo in photos
+                {
+                    **photo_summary(photo, language, translations, links, acting_user=request.user),
+                    "hit": photo.search_hit,
+                }
+                for photo in photos
             ],
         )
     return render(request, "captioning/search.html", context)

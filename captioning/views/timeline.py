@@ -37,7 +37,7 @@ def _timeline_page(request: HttpRequest, *, page: int, include_shared: bool) -> 
         shown_at = photo.taken_at or timezone.localtime(photo.created_at)
         summaries.append(
             {
-                **photo_summary(photo, language, translations, links),
+                **photo_summary(photo, language, translations, links, acting_user=request.user),
                 "month": shown_at.strftime("%Y-%m"),
                 "month_label": date_format(shown_at, "F Y"),
             }
