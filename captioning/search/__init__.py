@@ -4,6 +4,8 @@
   with pgvector where it is installed (pgvector.py), else in this process's memory (memory.py).
 - By caption text (text.py): the query's words in the current caption or any of its translations.
 
+Only photos that match well are found: by image, those above the cut-off of the CLIP that embedded them
+(`image_relevance`: an absolute floor and a margin below the best photo); by text, those holding a query word.
 The two rankings are merged by reciprocal rank fusion (fusion.py). Only what `user` may see is searched (the
 galleries of `gallery_list_visible_to`, never others' unlisted ones) and every returned photo is read back
 through `photo_list_visible_to` (results.py). At most SEARCH_MAX_RESULTS photos are ranked.
@@ -14,7 +16,14 @@ from django.conf import settings
 
 from captioning.confidence import photo_ids_with_unsure_caption
 from captioning.search.fusion import fuse
-from captioning.search.image import image_ranking, image_search_backend, query_embedding, query_embeddings
+from captioning.search.image import (
+    ImageRelevance,
+    image_ranking,
+    image_relevance,
+    image_search_backend,
+    query_embedding,
+    query_embeddings,
+)
 from captioning.search.memory import EmbeddingIndex, embedding_index
 from captioning.search.memory import forget_indexes as _forget_memory_indexes
 from captioning.search.results import SearchHit, SearchResults
@@ -23,10 +32,12 @@ from captioning.selectors import UserOrAnonymous, gallery_list_visible_to
 
 __all__ = [
     "EmbeddingIndex",
+    "ImageRelevance",
     "SearchHit",
     "SearchResults",
     "embedding_index",
     "forget_indexes",
+    "image_relevance",
     "image_search_backend",
     "photo_search",
     "query_embedding",
@@ -41,16 +52,16 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     query = " ".join(query.split())[:MAX_QUERY_LENGTH]
     limit = limit or settings.SEARCH_MAX_RESULTS
     if not query:
-        return SearchResults(user, query, [], image_search=False)
+        return SearchResults(user, query, [], image_search=False, image_cutoffs={})
     visible_galleries = gallery_list_visible_to(user)
     gallery_ids = np.fromiter(visible_galleries.values_list("pk", flat=True).order_by(), dtype=np.int64)
     notes: list[str] = []
-    image_ranked, image_search = image_ranking(query, gallery_ids, limit, notes)
+    image = image_ranking(query, gallery_ids, limit, notes)
     text_ranked = text_ranking(visible_galleries, query, limit)
-    hits = fuse(image_ranked, text_ranked, limit)
+    hits = fuse(image.ranked, text_ranked, limit)
     unsure = photo_ids_with_unsure_caption(hit.photo_id for hit in hits)
     hits.sort(key=lambda hit: hit.photo_id in unsure)  # guesses after confident matches, each in fused order
-    return SearchResults(user, query, hits, image_search, notes)
+    return SearchResults(user, query, hits, image.searched, image.cutoffs, notes)
 
 
 def forget_indexes() -> None:
