@@ -104,7 +104,8 @@ class GalleryListApi(generics.GenericAPIView):
     filterset_class = GalleryFilter
 
     def get_queryset(self):
-        return selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+        galleries = selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+        return selectors.gallery_list_with_covers(galleries)
 
     @extend_schema(responses=api.GallerySerializer(many=True))
     def get(self, request):
