@@ -53,13 +53,17 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     limit = limit or settings.SEARCH_MAX_RESULTS
     if not query:
         return SearchResults(user, query, [], image_search=False, image_cutoffs={})
-    visible_galleries = gallery_list_visible_to(user)
-    gallery_ids = np.fromiter(visible_galleries.values_list("pk", flat=True).order_by(), dtype=np.int64)
+    visible_galleries = gallery_list_visible_to(user).values_list("pk", flat=True).order_by()
+    gallery_ids = np.fromiter(visible_galleries, dtype=np.int64)
     notes: list[str] = []
     image = image_ranking(query, gallery_ids, limit, notes)
-    text_ranked = text_ranking(visible_galleries, query, limit)
-    hits = fuse(image.ranked, text_ranked, limit)
-    unsure = photo_ids_with_unsure_caption(hit.photo_id for hit in hits)
+    text = text_ranking(gallery_ids.tolist(), query, limit)
+    hits = fuse(image.ranked, text.ranked, limit)
+    # The caption-word SQL said which of its photos have a guessed caption; only photos found by image alone
+    # are asked about.
+    unsure = text.unsure
+    if image_only := [hit.photo_id for hit in hits if hit.text_match is None]:
+        unsure = unsure | photo_ids_with_unsure_caption(image_only)
     hits.sort(key=lambda hit: hit.photo_id in unsure)  # guesses after confident matches, each in fused order
     return SearchResults(user, query, hits, image.searched, image.cutoffs, notes)
 

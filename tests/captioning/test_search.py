@@ -77,6 +77,28 @@ def test_a_translation_finds_its_photo(alice, gallery, add_photo):
     assert found(alice, "hund") == []  # not translated yet: nothing stored to match
 
 
+def test_like_wildcards_in_a_query_match_only_themselves(alice, gallery, add_photo):
+    sale = add_photo(gallery, "a sign saying 50% off")
+    other = add_photo(gallery, "a sign saying 500 off")
+    add_photo(gallery, "a snakeXcase sign")
+    snake = add_photo(gallery, "a snake_case sign")
+
+    hits = photo_search(user=alice, query="50% off").hits
+    assert [(hit.photo_id, hit.text_match) for hit in hits] == [(sale.pk, 2.0), (other.pk, 1.0)]
+    assert found(alice, "snake_case") == [snake]
+
+
+def test_a_guess_found_by_its_translation_ranks_after_a_confident_match(alice, gallery, add_photo):
+    guess = add_photo(gallery, "a kite")
+    Caption.objects.filter(photo=guess).update(confident=False)
+    Translation.objects.create(
+        caption=guess.captions.get(), language="fr", text="un cerf-volant rouge", status=Translation.Status.DONE
+    )
+    confident = add_photo(gallery, "un cerf-volant")
+
+    assert found(alice, "cerf-volant rouge") == [confident, guess]
+
+
 def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
     photo = add_photo(gallery, "a zebra")
     Caption.objects.filter(photo=photo).update(is_current=False)
