@@ -331,19 +331,6 @@ def test_every_page_has_the_search_box_and_the_results_page_shows_tiles(client, 
     assert "No photos match well" in nothing and 'class="tile ' not in nothing
 
 
-def test_the_search_page_says_how_the_image_part_matched(client, alice, gallery, active_model, add_photo):
-    query = "an orange square"
-    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
-    add_photo(gallery, embedding=text_vector, model=active_model)
-    add_photo(gallery, embedding=-text_vector, model=active_model)
-    client.force_login(alice)
-
-    page = client.get(reverse("search"), {"q": query}).content.decode()
-
-    assert "1 best match, by what is in them and by their captions." in page
-    assert page.count('class="tile ') == 1
-
-
 def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_photo):
     best = add_photo(gallery, "a purple kite over a purple sea")
     add_photo(gallery, "a kite")
@@ -358,15 +345,20 @@ def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_phot
     assert client.get(reverse("api-search")).status_code == 400  # q is required
 
 
-def test_the_search_api_reports_the_image_cut_off(client, alice, gallery, active_model, add_photo):
+def test_the_page_and_the_api_say_how_many_photos_matched_and_the_cut_off(
+    client, alice, gallery, active_model, add_photo
+):
     query = "a pink circle"
     text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
     add_photo(gallery, embedding=text_vector, model=active_model)
     add_photo(gallery, embedding=-text_vector, model=active_model)
     client.force_login(alice)
 
+    page = client.get(reverse("search"), {"q": query}).content.decode()
     data = client.get(reverse("api-search"), {"q": query}).json()
 
+    assert "1 best match, by what is in them and by their captions." in page
+    assert page.count('class="tile ') == 1
     assert data["count"] == 1 and data["summary"] == "1 best match"
     cutoff = max(image_relevance(active_model).floor, 1 - image_relevance(active_model).margin)
     assert data["image_cutoffs"] == {active_model.name: pytest.approx(cutoff, abs=1e-5)}
