@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce
 
 from captioning.models import (
@@ -74,20 +74,28 @@ def gallery_list_for_member(user: UserOrAnonymous) -> QuerySet[Gallery]:
     if not _signed_in(user):
         return Gallery.objects.none()
     member_of = GalleryMembership.objects.filter(user=user).values("gallery_id")
-    return _with_covers(_with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of))))
+    return gallery_list_with_covers(_with_photo_counts(Gallery.objects.filter(Q(owner=user) | Q(pk__in=member_of))))
 
 
 def gallery_list_public() -> QuerySet[Gallery]:
-    return _with_covers(_with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC)))
+    return gallery_list_with_covers(_with_photo_counts(Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC)))
 
 
-def _with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
+def gallery_list_with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
     """`cover_uuid` on each gallery: the photo its owner chose, else the first one uploaded (None when empty).
-    Whoever may see the gallery card may see its photos, so the cover's thumbnail is theirs to load."""
+    Whoever may see the gallery may see its photos, so the cover's thumbnail is theirs to load; a chosen photo
+    that is not (or no longer) in the gallery is passed over, so no other gallery's photo is ever shown."""
     first_photo = (
         GalleryPhoto.objects.filter(gallery=OuterRef("pk")).order_by("added_at", "id").values("photo__uuid")[:1]
     )
-    return galleries.annotate(cover_uuid=Coalesce(F("cover_photo__uuid"), Subquery(first_photo)))
+    held = GalleryPhoto.objects.filter(gallery=OuterRef("pk"), photo=OuterRef("cover_photo"))
+    chosen = Case(When(Exists(held), then=F("cover_photo__uuid")))
+    return galleries.annotate(cover_uuid=Coalesce(chosen, Subquery(first_photo)))
+
+
+def gallery_cover_uuid(gallery: Gallery) -> uuid.UUID | None:
+    """The uuid of `gallery`'s cover (as `gallery_list_with_covers` chooses it), for a gallery read without it."""
+    return gallery_list_with_covers(Gallery.objects.filter(pk=gallery.pk)).values_list("cover_uuid", flat=True).first()
 
 
 def _with_photo_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:

@@ -27,13 +27,21 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "an integer")
+
+
+def env_float(name: str, default: float | None) -> float | None:
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default, kind: type, described: str):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {described}") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

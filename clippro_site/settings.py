@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clippro_site.env import env_bool, env_int, env_list, env_str, object_store_options, secret_key_from_file
+from clippro_site.env import env_bool, env_float, env_int, env_list, env_str, object_store_options, secret_key_from_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -251,6 +251,10 @@ SPECTACULAR_SETTINGS = {
 
 # Search (captioning/search.py): at most this many photos are ranked for one query.
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 500)
+# A photo is found by image when its CLIP cosine with the query is at least max(floor, best photo's - margin).
+# Each model's CLIP has its own (captioning/search/image.py, `image_relevance`); set, these replace them all.
+SEARCH_IMAGE_FLOOR = env_float("SEARCH_IMAGE_FLOOR", None)
+SEARCH_IMAGE_MARGIN = env_float("SEARCH_IMAGE_MARGIN", None)
 
 # Selecting many photos in a grid (captioning/services/selection.py, captioning/downloads.py): at most this many
 # photos are captioned again or deleted by one request, and at most ZIP_MAX_PHOTOS go into one zip.

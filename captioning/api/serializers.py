@@ -27,16 +27,35 @@ def _datetime(value) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+class GalleryCoverSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The cover photo's id")
+    thumbnail = serializers.CharField(help_text="Its thumbnail's address")
+
+
 class GallerySerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     role = serializers.SerializerMethodField(help_text="Your role: owner, editor, viewer, or null")
     url = serializers.CharField(source="get_absolute_url", read_only=True, help_text="The gallery's page")
     # Unicode letters allowed: not the ASCII-only pattern a SlugField would put in the schema.
     slug = serializers.CharField(read_only=True)
+    cover = serializers.SerializerMethodField(
+        help_text="The photo on the gallery's card: the one its owner chose, else the first uploaded; null if empty"
+    )
 
     class Meta:
         model = Gallery
-        fields = ["public_id", "title", "slug", "description", "visibility", "owner", "role", "url", "created_at"]
+        fields = [
+            "public_id",
+            "title",
+            "slug",
+            "description",
+            "visibility",
+            "owner",
+            "role",
+            "url",
+            "cover",
+            "created_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ChoiceField(choices=["owner", "editor", "viewer"], allow_null=True))
@@ -45,6 +64,15 @@ class GallerySerializer(serializers.ModelSerializer):
         if roles is not None:
             return roles.get(gallery.pk)
         return selectors.gallery_role(self.context["request"].user, gallery)
+
+    @extend_schema_field(GalleryCoverSerializer(allow_null=True))
+    def get_cover(self, gallery: Gallery) -> dict | None:
+        # A list's galleries come with it (selectors.gallery_list_with_covers); one gallery is asked for it.
+        cover_uuid = gallery.cover_uuid if hasattr(gallery, "cover_uuid") else selectors.gallery_cover_uuid(gallery)
+        if cover_uuid is None:
+            return None
+        links = self.__dict__.setdefault("_links", PhotoLinks())
+        return {"id": str(cover_uuid), "thumbnail": links.url("photo-thumbnail", cover_uuid)}
 
     def to_representation(self, gallery: Gallery) -> dict:
         return {
@@ -56,6 +84,7 @@ class GallerySerializer(serializers.ModelSerializer):
             "owner": str(gallery.owner.username),
             "role": self.get_role(gallery),
             "url": str(gallery.get_absolute_url()),
+            "cover": self.get_cover(gallery),
             "created_at": _datetime(gallery.created_at),
         }
 

@@ -135,7 +135,8 @@ class GalleryListApi(generics.GenericAPIView):
     filterset_class = GalleryFilter
 
     def get_queryset(self):
-        return selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+        galleries = selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+        return selectors.gallery_list_with_covers(galleries)
 
     @extend_schema(responses=api.GallerySerializer(many=True))
     def get(self, request):
@@ -548,18 +549,31 @@ class QueueStatusApi(APIView):
 class SearchPagination(ApiPagination):
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)
+        response.data["summary"] = self.results.summary
         response.data["image_search"] = self.results.image_search
+        response.data["image_cutoffs"] = self.results.image_cutoffs
         response.data["notes"] = self.results.notes
         return response
 
     def get_paginated_response_schema(self, schema):
         schema = super().get_paginated_response_schema(schema)
+        schema["properties"]["summary"] = {
+            "type": "string",
+            "description": "What the search page says: 'N best matches', or 'No photos match well'",
+        }
         schema["properties"]["image_search"] = {
             "type": "boolean",
             "description": "Whether the CLIP part ran (it needs an embedded photo and a loadable model)",
         }
+        schema["properties"]["image_cutoffs"] = {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "By the name of the model whose CLIP embedded the query: the cosine a photo needed to be "
+            "found by image (the model's floor, or its margin below the best photo). Photos found only by image "
+            "score at least this; others are found by the words of their captions",
+        }
         schema["properties"]["notes"] = {"type": "array", "items": {"type": "string"}}
-        schema["required"] = [*schema.get("required", []), "image_search", "notes"]
+        schema["required"] = [*schema.get("required", []), "summary", "image_search", "image_cutoffs", "notes"]
         return schema
 
     def paginate_queryset(self, queryset, request, view=None):
@@ -568,8 +582,8 @@ class SearchPagination(ApiPagination):
 
 
 class SearchApi(generics.GenericAPIView):
-    """Photos you may see, ranked for `q`: by CLIP (the query against the photos' image embeddings) and by the
-    words of their captions in every stored language, in one list."""
+    """Photos you may see that match `q` well, ranked: by CLIP (the query against the photos' image embeddings,
+    above the model's cut-off) and by the words of their captions in every stored language, in one list."""
 
     permission_classes = [AllowAny]
     pagination_class = SearchPagination

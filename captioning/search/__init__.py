@@ -4,6 +4,8 @@
   with pgvector where it is installed (pgvector.py), else in this process's memory (memory.py).
 - By caption text (text.py): the query's words in the current caption or any of its translations.
 
+Only photos that match well are found: by image, those above the cut-off of the CLIP that embedded them
+(`image_relevance`: an absolute floor and a margin below the best photo); by text, those holding a query word.
 The two rankings are merged by reciprocal rank fusion (fusion.py). Only what `user` may see is searched (the
 photos of `photo_list_visible_to`, none only in others' unlisted galleries) and every returned photo is read back
 through `photo_list_visible_to` (results.py). At most SEARCH_MAX_RESULTS photos are ranked.
@@ -13,7 +15,14 @@ from django.conf import settings
 
 from captioning.confidence import photo_ids_with_unsure_caption
 from captioning.search.fusion import fuse
-from captioning.search.image import image_ranking, image_search_backend, query_embedding, query_embeddings
+from captioning.search.image import (
+    ImageRelevance,
+    image_ranking,
+    image_relevance,
+    image_search_backend,
+    query_embedding,
+    query_embeddings,
+)
 from captioning.search.memory import EmbeddingIndex, embedding_index
 from captioning.search.memory import forget_indexes as _forget_memory_indexes
 from captioning.search.results import SearchHit, SearchResults
@@ -22,10 +31,12 @@ from captioning.selectors import UserOrAnonymous, photo_list_visible_to
 
 __all__ = [
     "EmbeddingIndex",
+    "ImageRelevance",
     "SearchHit",
     "SearchResults",
     "embedding_index",
     "forget_indexes",
+    "image_relevance",
     "image_search_backend",
     "photo_search",
     "query_embedding",
@@ -40,15 +51,19 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     query = " ".join(query.split())[:MAX_QUERY_LENGTH]
     limit = limit or settings.SEARCH_MAX_RESULTS
     if not query:
-        return SearchResults(user, query, [], image_search=False)
+        return SearchResults(user, query, [], image_search=False, image_cutoffs={})
     visible_photos = photo_list_visible_to(user)
     notes: list[str] = []
-    image_ranked, image_search = image_ranking(query, visible_photos, limit, notes)
-    text_ranked = text_ranking(visible_photos, query, limit)
-    hits = fuse(image_ranked, text_ranked, limit)
-    unsure = photo_ids_with_unsure_caption(hit.photo_id for hit in hits)
+    image = image_ranking(query, visible_photos, limit, notes)
+    text = text_ranking(visible_photos, query, limit)
+    hits = fuse(image.ranked, text.ranked, limit)
+    # The caption-word SQL said which of its photos have a guessed caption; only photos found by image alone
+    # are asked about.
+    unsure = text.unsure
+    if image_only := [hit.photo_id for hit in hits if hit.text_match is None]:
+        unsure = unsure | photo_ids_with_unsure_caption(image_only)
     hits.sort(key=lambda hit: hit.photo_id in unsure)  # guesses after confident matches, each in fused order
-    return SearchResults(user, query, hits, image_search, notes)
+    return SearchResults(user, query, hits, image.searched, image.cutoffs, notes)
 
 
 def forget_indexes() -> None:

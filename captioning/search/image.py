@@ -5,13 +5,16 @@ photo embeddings, in PostgreSQL with pgvector where it is installed, else in thi
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 
 from captioning import engine
 from captioning.models import ModelVersion, Photo
 from captioning.search import memory, pgvector
+from mlcore.encoder import LOCAL_DIR_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +68,62 @@ def query_embedding(model_version: ModelVersion, query: str) -> np.ndarray:
     return vector
 
 
+@dataclass(frozen=True)
+class ImageRelevance:
+    """Which cosines between a query and a photo count as a match, for one CLIP: at least `floor`, and at most
+    `margin` below the best photo found (a query's best cosine moves with the query; what matches is near it)."""
+
+    floor: float
+    margin: float
+
+    def cutoff(self, best_similarity: float) -> float:
+        return max(self.floor, best_similarity - self.margin)
+
+
+# OpenAI's CLIPs (ViT-B/32): a photo that shows the query scores 0.25-0.35 against it, an unrelated one 0.1-0.2.
+OPENAI_CLIP_RELEVANCE = ImageRelevance(floor=0.21, margin=0.08)
+# A CLIP trained here (the demo's recipe, measured on 300 held-out scenes): a scene's own description scores
+# 0.83-0.91 (5th-95th percentile), another scene's 0.02 (median; 0.5 at the 95th, those sharing most of its words).
+# A short query ("a red star") is weaker, 0.37 at the median for a scene holding one: its caption's words find it.
+LOCAL_CLIP_RELEVANCE = ImageRelevance(floor=0.5, margin=0.2)
+
+
+def image_relevance(model_version: ModelVersion) -> ImageRelevance:
+    """The cut-off of `model_version`'s CLIP: the one measured for its kind of CLIP, unless SEARCH_IMAGE_FLOOR
+    or SEARCH_IMAGE_MARGIN is set."""
+    trained_here = model_version.clip_model.startswith(LOCAL_DIR_PREFIX)
+    measured = LOCAL_CLIP_RELEVANCE if trained_here else OPENAI_CLIP_RELEVANCE
+    floor, margin = settings.SEARCH_IMAGE_FLOOR, settings.SEARCH_IMAGE_MARGIN
+    return ImageRelevance(
+        floor=measured.floor if floor is None else floor, margin=measured.margin if margin is None else margin
+    )
+
+
 def image_search_backend() -> str:
     """Where photo embeddings are searched: "pgvector" or "memory" (chosen by what the database has)."""
     return "pgvector" if pgvector.in_use() else "memory"
 
 
-def image_ranking(
-    query: str, visible_photos: QuerySet[Photo], limit: int, notes: list[str]
-) -> tuple[list[tuple[int, float]], bool]:
-    """(photo id, cosine) of the best `limit` of `visible_photos` over every model version's embeddings, and
-    whether any CLIP could embed the query. Model versions sharing a CLIP share one query embedding (the active
+@dataclass
+class ImageRanking:
+    ranked: list[tuple[int, float]]  # (photo id, cosine), best first, only the photos above their CLIP's cut-off
+    searched: bool  # whether any CLIP could embed the query
+    cutoffs: dict[str, float]  # the cosine a photo needed, by the name of the model whose CLIP embedded the query
+
+
+def image_ranking(query: str, visible_photos: QuerySet[Photo], limit: int, notes: list[str]) -> ImageRanking:
+    """The best `limit` of `visible_photos` over every model version's embeddings that match the query well
+    (`image_relevance`). Model versions sharing a CLIP share one query embedding and one cut-off (the active
     model's when it is one of them)."""
     embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
     versions = list(ModelVersion.objects.filter(Exists(embedded)))
     if not versions:
-        return [], False
+        return ImageRanking([], False, {})
     nearest = pgvector.nearest if pgvector.in_use() else memory.nearest
     by_clip: dict[str, list[ModelVersion]] = {}
     for version in versions:
         by_clip.setdefault(version.clip_model or f"model {version.pk}", []).append(version)
-    found_ids, found_similarities, searched = [], [], False
+    found_ids, found_similarities, searched, cutoffs = [], [], False, {}
     for group in by_clip.values():
         embedder = next((version for version in group if version.is_active), group[0])
         try:
@@ -95,13 +134,18 @@ def image_ranking(
             continue
         searched = True
         photo_ids, similarities = nearest([version.pk for version in group], vector, visible_photos, limit)
-        found_ids.append(photo_ids)
-        found_similarities.append(similarities)
+        if similarities.size == 0:
+            continue
+        cutoffs[embedder.name] = image_relevance(embedder).cutoff(float(similarities.max()))
+        matching = similarities >= cutoffs[embedder.name]
+        found_ids.append(photo_ids[matching])
+        found_similarities.append(similarities[matching])
     if not found_ids:
-        return [], searched
+        return ImageRanking([], searched, cutoffs)
     photo_ids, similarities = np.concatenate(found_ids), np.concatenate(found_similarities)
     if similarities.size > limit:
         best = np.argpartition(-similarities, limit - 1)[:limit]
         photo_ids, similarities = photo_ids[best], similarities[best]
     order = np.lexsort((-photo_ids, -similarities))
-    return list(zip(photo_ids[order].tolist(), similarities[order].tolist(), strict=True)), searched
+    ranked = list(zip(photo_ids[order].tolist(), similarities[order].tolist(), strict=True))
+    return ImageRanking(ranked, searched, cutoffs)

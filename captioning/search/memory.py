@@ -120,7 +120,10 @@ class EmbeddingIndex:
         if photo_ids.size == 0 or query_vector.shape[0] != vectors.shape[1]:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         # One product over every row, then the visible ones: cheaper than copying the visible rows out first.
-        similarities = vectors @ query_vector
+        # einsum rather than `@`: OpenBLAS splits a matrix-vector product over threads that then spin for a
+        # while; measured at 10,000 x 512, `@` took 2 ms of this thread and 18 ms of the process's CPU, einsum
+        # 0.8 ms of both (a web process's CPU is what the other requests wait for).
+        similarities = np.einsum("ij,j->i", vectors, query_vector)
         visible = np.isin(photo_ids, visible_ids)
         if visible.all():
             return photo_ids, similarities

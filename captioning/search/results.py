@@ -22,10 +22,18 @@ class SearchResults:
     query: str
     hits: list[SearchHit]
     image_search: bool  # the CLIP part ran (it cannot without an embedded photo or a loadable model)
+    image_cutoffs: dict[str, float]  # the cosine a photo needed to be found by image, by model name
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.hits)
+
+    @property
+    def summary(self) -> str:
+        """What the page and the API say about the hits: every one matched well, by image or by words."""
+        if not self.hits:
+            return "No photos match well"
+        return f"{len(self.hits)} best match{'' if len(self.hits) == 1 else 'es'}"
 
     def count(self) -> int:
         return len(self.hits)

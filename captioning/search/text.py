@@ -1,10 +1,18 @@
 """Search by caption words: the words of the query (common words like "a" or "the" left out) in the current
 caption or in any of its stored translations, case-insensitive; more words matched ranks higher, the whole
-phrase higher still. On PostgreSQL, trigram indexes find the candidates (migration 0004)."""
+phrase higher still. On PostgreSQL, trigram indexes find the candidates (migration 0004).
+
+One SQL statement reads captions and translations together, counts and sorts in the database, and says which
+captions are guesses (search ranks them last), so only the best rows come back and nothing is asked twice. The
+match is Django's `icontains`, written out with the database's own operator and escaping (`UPPER(text) LIKE
+UPPER(...)` on PostgreSQL, which the trigram indexes serve; `LIKE ... ESCAPE` on SQLite).
+"""
 
 import re
+from dataclasses import dataclass
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db import connection
+from django.db.models import QuerySet
 
 from captioning.models import Caption, Photo, Translation
 
@@ -36,42 +44,67 @@ def query_words(query: str) -> list[str]:
     return (meaningful or words)[:MAX_QUERY_WORDS]
 
 
-def text_ranking(visible_photos: QuerySet[Photo], query: str, limit: int) -> list[tuple[int, float]]:
-    """(photo id, text score) of `visible_photos` whose current caption or one of its
-    translations holds at least one of the query's words, best first. The score is the share of the words
-    found in one text, plus 1 when it holds the whole query as written; the database counts and sorts, so only
-    the best rows come back."""
+@dataclass(frozen=True)
+class TextRanking:
+    ranked: list[tuple[int, float]]  # (photo id, text score), best first
+    unsure: set[int]  # the ranked photos whose current caption is a guess (Caption.confident False)
+
+
+def text_ranking(visible_photos: QuerySet[Photo], query: str, limit: int) -> TextRanking:
+    """The photos of `visible_photos` whose current caption or one of its translations holds at least one of the
+    query's words, best first, at most `limit`. The score is the share of the words found in one text, plus 1
+    when it holds the whole query as written (a text holding the phrase holds every word, so the database ranks
+    by words found + phrase found)."""
     words = query_words(query)
     if not words:
-        return []
-    photos = visible_photos.values("pk").order_by()
-    captions = Caption.objects.filter(is_current=True, photo__in=photos)
-    translations = Translation.objects.filter(
-        status=Translation.Status.DONE, caption__is_current=True, caption__photo__in=photos
+        return TextRanking([], set())
+    phrase = query.lower() if len(words) > 1 else None
+    text_sql, text_params = _matching_texts(visible_photos, words, phrase)
+    sql = (
+        f"SELECT photo_id, MAX(found) AS best, MAX(unsure) FROM ({text_sql}) AS texts "
+        "GROUP BY photo_id ORDER BY best DESC, photo_id DESC LIMIT %s"
     )
-    best: dict[int, float] = {}
-    for texts, photo_field in ((captions, "photo_id"), (translations, "caption__photo_id")):
-        for photo_id, score in _best_matches(texts, photo_field, words, query.lower(), limit):
-            best[photo_id] = max(score, best.get(photo_id, 0.0))
-    return sorted(best.items(), key=lambda item: (-item[1], -item[0]))[:limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*text_params, limit])
+        rows = cursor.fetchall()
+    count = len(words)
+    ranked = [(photo_id, found / count if found <= count else 2.0) for photo_id, found, _unsure in rows]
+    return TextRanking(ranked, {photo_id for photo_id, _found, unsure in rows if unsure})
 
 
-def _holds(text: str) -> Case:
-    return Case(When(text__icontains=text, then=Value(1)), default=Value(0), output_field=IntegerField())
+def _matching_texts(visible_photos: QuerySet[Photo], words: list[str], phrase: str | None) -> tuple[str, list]:
+    """SQL of (photo_id, found, unsure) for every current caption and stored translation of `visible_photos`
+    that holds a word: `found` counts the words it holds, +1 for the phrase; `unsure` is 1 for a guessed
+    caption."""
+    caption, translation = Caption._meta.db_table, Translation._meta.db_table
+    visible_sql, visible_params = visible_photos.values("pk").order_by().query.sql_with_params()
+    sources = [
+        (f"{caption} c", "c.text", ""),
+        (
+            f"{translation} t JOIN {caption} c ON c.id = t.caption_id",
+            "t.text",
+            f"AND t.status = '{Translation.Status.DONE.value}'",
+        ),
+    ]
+    parts, params = [], []
+    for source, text, condition in sources:
+        holds = [_holds(text, word) for word in words]
+        found = " + ".join(f"CASE WHEN {sql} THEN 1 ELSE 0 END" for sql, _ in holds)
+        found_params = [param for _, param in holds]
+        if phrase is not None:
+            phrase_sql, phrase_param = _holds(text, phrase)
+            found += f" + CASE WHEN {phrase_sql} THEN 1 ELSE 0 END"
+            found_params.append(phrase_param)
+        parts.append(
+            f"SELECT c.photo_id, {found} AS found, CASE WHEN c.confident THEN 0 ELSE 1 END AS unsure "
+            f"FROM {source} WHERE c.is_current {condition} AND c.photo_id IN ({visible_sql}) "
+            f"AND ({' OR '.join(sql for sql, _ in holds)})"
+        )
+        params += [*found_params, *visible_params, *(param for _, param in holds)]
+    return " UNION ALL ".join(parts), params
 
 
-def _best_matches(
-    texts: QuerySet, photo_field: str, words: list[str], phrase: str, limit: int
-) -> list[tuple[int, float]]:
-    any_word = Q()
-    for word in words:
-        any_word |= Q(text__icontains=word)
-    matched = sum((_holds(word) for word in words), Value(0))
-    whole = _holds(phrase) if len(words) > 1 else Value(0, output_field=IntegerField())
-    rows = (
-        texts.filter(any_word)
-        .annotate(matched=matched, whole=whole)
-        .order_by("-matched", "-whole", f"-{photo_field}")
-        .values_list(photo_field, "matched", "whole")[:limit]
-    )
-    return [(photo_id, count / len(words) + whole) for photo_id, count, whole in rows]
+def _holds(column: str, text: str) -> tuple[str, str]:
+    """`column` contains `text`, case-insensitive: SQL and its parameter, as Django's `icontains` writes them."""
+    column_sql = connection.ops.lookup_cast("icontains", "TextField") % column
+    return f"{column_sql} {connection.operators['icontains'] % '%s'}", f"%{connection.ops.prep_for_like_query(text)}%"

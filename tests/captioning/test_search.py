@@ -21,7 +21,7 @@ from captioning.search import (
     memory,
     photo_search,
 )
-from captioning.search.image import QueryEmbeddingCache
+from captioning.search.image import LOCAL_CLIP_RELEVANCE, ImageRelevance, QueryEmbeddingCache, image_relevance
 from captioning.services.galleries import gallery_create, gallery_member_set
 from captioning.services.photos import photo_upload
 from tests.captioning.helpers import encode, picture
@@ -85,6 +85,28 @@ def test_a_translation_finds_its_photo(alice, gallery, add_photo):
     assert found(alice, "hund") == []  # not translated yet: nothing stored to match
 
 
+def test_like_wildcards_in_a_query_match_only_themselves(alice, gallery, add_photo):
+    sale = add_photo(gallery, "a sign saying 50% off")
+    other = add_photo(gallery, "a sign saying 500 off")
+    add_photo(gallery, "a snakeXcase sign")
+    snake = add_photo(gallery, "a snake_case sign")
+
+    hits = photo_search(user=alice, query="50% off").hits
+    assert [(hit.photo_id, hit.text_match) for hit in hits] == [(sale.pk, 2.0), (other.pk, 1.0)]
+    assert found(alice, "snake_case") == [snake]
+
+
+def test_a_guess_found_by_its_translation_ranks_after_a_confident_match(alice, gallery, add_photo):
+    guess = add_photo(gallery, "a kite")
+    Caption.objects.filter(photo=guess).update(confident=False)
+    Translation.objects.create(
+        caption=guess.captions.get(), language="fr", text="un cerf-volant rouge", status=Translation.Status.DONE
+    )
+    confident = add_photo(gallery, "un cerf-volant")
+
+    assert found(alice, "cerf-volant rouge") == [confident, guess]
+
+
 def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
     photo = add_photo(gallery, "a zebra")
     Caption.objects.filter(photo=photo).update(is_current=False)
@@ -111,7 +133,7 @@ def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_phot
 
 
 def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active_model, add_photo):
-    vector = np.ones(active_model.config["clip_embedding_size"], dtype=np.float32)
+    vector = engine.captioner_for(active_model).embed_text(["anything at all"])[0].numpy()
     hidden = add_photo(gallery_create(acting_user=alice, title="Mine"), embedding=vector, model=active_model)
     visible = add_photo(gallery_create(acting_user=bob, title="Bob's"), embedding=vector, model=active_model)
 
@@ -122,9 +144,11 @@ def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active
 
 
 def test_search_sees_a_photo_through_a_second_album_once_and_only_while_it_is_there(
-    alice, bob, active_model, add_photo
+    alice, bob, active_model, add_photo, settings
 ):
     from captioning.services.photos import photo_gallery_add, photo_gallery_remove
+
+    settings.SEARCH_IMAGE_FLOOR, settings.SEARCH_IMAGE_MARGIN = -1.0, 2.0  # visibility, not relevance, is tested
 
     vector = np.ones(active_model.config["clip_embedding_size"], dtype=np.float32)
     private = gallery_create(acting_user=alice, title="Mine")
@@ -154,17 +178,95 @@ def test_image_search_ranks_by_cosine_with_the_query_embedded_by_the_photos_clip
 ):
     query = "a small red circle"
     text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
-    rng = np.random.default_rng(0)
+    relevance = image_relevance(active_model)
     close = add_photo(gallery, embedding=text_vector * 3.0, model=active_model)  # same direction, other length
-    middle = add_photo(gallery, embedding=text_vector + rng.normal(0, 0.5, text_vector.shape), model=active_model)
+    middle = add_photo(gallery, embedding=at_cosine(text_vector, 1 - relevance.margin / 2), model=active_model)
     opposite = add_photo(gallery, embedding=-text_vector, model=active_model)
 
     results = photo_search(user=alice, query=query)
 
     assert results.image_search
-    assert [hit.photo_id for hit in results.hits] == [close.pk, middle.pk, opposite.pk]
+    assert [hit.photo_id for hit in results.hits] == [close.pk, middle.pk]  # the opposite one is no match
     assert results.hits[0].image_similarity == pytest.approx(1.0, abs=1e-5)
-    assert results.hits[-1].image_similarity == pytest.approx(-1.0, abs=1e-5)
+    assert results.hits[1].image_similarity == pytest.approx(1 - relevance.margin / 2, abs=1e-5)
+    assert opposite.pk not in {hit.photo_id for hit in results.hits}
+
+
+# What counts as a match ------------------------------------------------------------------------------------
+
+
+def at_cosine(direction: np.ndarray, cosine: float, seed: int = 0) -> np.ndarray:
+    """A unit vector whose cosine with `direction` is `cosine`."""
+    unit = direction / np.linalg.norm(direction)
+    other = np.random.default_rng(seed).normal(size=unit.shape)
+    other -= other.dot(unit) * unit
+    return cosine * unit + np.sqrt(1 - cosine**2) * other / np.linalg.norm(other)
+
+
+def test_image_search_keeps_only_photos_close_to_the_best_one(alice, gallery, active_model, add_photo):
+    query = "a green triangle"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    relevance = image_relevance(active_model)
+    best_cosine = relevance.floor + relevance.margin + 0.1
+    best = add_photo(gallery, embedding=at_cosine(text_vector, best_cosine, seed=1), model=active_model)
+    near = add_photo(
+        gallery, embedding=at_cosine(text_vector, best_cosine - relevance.margin + 0.01, seed=2), model=active_model
+    )
+    add_photo(
+        gallery, embedding=at_cosine(text_vector, best_cosine - relevance.margin - 0.01, seed=3), model=active_model
+    )
+
+    results = photo_search(user=alice, query=query)
+
+    assert [hit.photo_id for hit in results.hits] == [best.pk, near.pk]
+    assert results.image_cutoffs == {active_model.name: pytest.approx(best_cosine - relevance.margin, abs=1e-6)}
+
+
+def test_nothing_below_the_models_floor_is_found_by_image(alice, gallery, active_model, add_photo):
+    query = "a blue star"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    floor = image_relevance(active_model).floor
+    for seed in range(3):
+        add_photo(gallery, embedding=at_cosine(text_vector, floor - 0.01, seed=seed), model=active_model)
+
+    results = photo_search(user=alice, query=query)
+
+    assert results.image_search and results.hits == []
+    assert results.summary == "No photos match well"
+
+
+def test_a_word_query_shows_only_the_photos_whose_captions_hold_the_words(alice, gallery, active_model, add_photo):
+    query = "lighthouse"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    floor = image_relevance(active_model).floor
+    by_words = add_photo(
+        gallery, "a lighthouse at dusk", embedding=at_cosine(text_vector, floor - 0.05, seed=1), model=active_model
+    )
+    for seed in range(2, 6):
+        add_photo(gallery, "a harbour", embedding=at_cosine(text_vector, floor - 0.05, seed=seed), model=active_model)
+    translated = add_photo(gallery, "a tower", embedding=at_cosine(text_vector, floor - 0.1), model=active_model)
+    Translation.objects.create(
+        caption=translated.captions.get(), language="fr", text="un lighthouse", status=Translation.Status.DONE
+    )
+
+    results = photo_search(user=alice, query=query)
+
+    assert {hit.photo_id for hit in results.hits} == {by_words.pk, translated.pk}
+    assert all(hit.image_similarity is None for hit in results.hits)
+    assert results.summary == "2 best matches"
+
+
+def test_the_cut_off_belongs_to_the_models_clip_and_can_be_configured(settings, active_model):
+    openai = ModelVersion(name="coco", config={"clip_model": "ViT-B/32"})
+    demo = ModelVersion(name="demo", config={"clip_model": "local-dir:clip"})
+
+    assert image_relevance(openai) == ImageRelevance(floor=0.21, margin=0.08)
+    assert image_relevance(demo) == image_relevance(active_model) == LOCAL_CLIP_RELEVANCE != image_relevance(openai)
+
+    settings.SEARCH_IMAGE_FLOOR = 0.5
+    assert image_relevance(openai) == ImageRelevance(floor=0.5, margin=0.08)
+    settings.SEARCH_IMAGE_MARGIN = 0.2
+    assert image_relevance(openai) == image_relevance(demo) == ImageRelevance(floor=0.5, margin=0.2)
 
 
 def test_a_caption_match_and_an_image_match_rank_above_either_alone(alice, gallery, active_model, add_photo):
@@ -235,8 +337,9 @@ def test_the_index_follows_new_changed_and_deleted_photos(alice, gallery, active
 
 
 def test_a_deleted_photo_is_never_shown_and_leaves_the_index_when_the_photos_are_counted_again(
-    alice, gallery, active_model, add_photo, monkeypatch
+    alice, gallery, active_model, add_photo, monkeypatch, settings
 ):
+    settings.SEARCH_IMAGE_FLOOR, settings.SEARCH_IMAGE_MARGIN = -1.0, 2.0  # every photo matches the query
     size = active_model.config["clip_embedding_size"]
     kept = add_photo(gallery, embedding=np.eye(size)[0], model=active_model)
     deleted = add_photo(gallery, embedding=np.eye(size)[1], model=active_model)
@@ -278,10 +381,12 @@ def test_every_page_has_the_search_box_and_the_results_page_shows_tiles(client, 
     assert 'name="q"' in client.get(reverse("gallery-list")).content.decode()
 
     first = client.get(reverse("search"), {"q": "green kite"}).content.decode()
-    assert "30 photos found" in first
+    assert "30 best matches, by their captions." in first
     assert first.count('class="tile ') == 24
     second = client.get(reverse("search"), {"q": "green kite", "page": 2}).content.decode()
     assert second.count('class="tile ') == 6
+    nothing = client.get(reverse("search"), {"q": "zebra"}).content.decode()
+    assert "No photos match well" in nothing and 'class="tile ' not in nothing
 
 
 def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_photo):
@@ -293,7 +398,29 @@ def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_phot
     assert data["results"][0]["id"] == str(best.uuid)
     assert data["results"][0]["text_match"] == pytest.approx(2.0)
     assert data["image_search"] is False and data["notes"] == []
+    assert data["summary"] == "2 best matches" and data["image_cutoffs"] == {}
+    assert client.get(reverse("api-search"), {"q": "zebra"}).json()["summary"] == "No photos match well"
     assert client.get(reverse("api-search")).status_code == 400  # q is required
+
+
+def test_the_page_and_the_api_say_how_many_photos_matched_and_the_cut_off(
+    client, alice, gallery, active_model, add_photo
+):
+    query = "a pink circle"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    add_photo(gallery, embedding=text_vector, model=active_model)
+    add_photo(gallery, embedding=-text_vector, model=active_model)
+    client.force_login(alice)
+
+    page = client.get(reverse("search"), {"q": query}).content.decode()
+    data = client.get(reverse("api-search"), {"q": query}).json()
+
+    assert "1 best match, by what is in them and by their captions." in page
+    assert page.count('class="tile ') == 1
+    assert data["count"] == 1 and data["summary"] == "1 best match"
+    cutoff = max(image_relevance(active_model).floor, 1 - image_relevance(active_model).margin)
+    assert data["image_cutoffs"] == {active_model.name: pytest.approx(cutoff, abs=1e-5)}
+    assert data["results"][0]["image_similarity"] >= data["image_cutoffs"][active_model.name]
 
 
 # Where images are searched ---------------------------------------------------------------------------------
