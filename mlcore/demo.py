@@ -70,8 +70,10 @@ class DemoSize:
     # Big enough that every word of the shapes world is one token, so captions stay short.
     vocab_size: int = 600
     prefix_length: int = 4
-    caption_batch_size: int = 128
-    caption_lr: float = 4e-3
+    # The same captions in twice the steps of half the size, at the same cost: the captioner reads which shape is
+    # where more reliably (seed 0: 94.0% -> 98.0% of held-out captions right, built side by side).
+    caption_batch_size: int = 64
+    caption_lr: float = 3e-3
     # Single shapes are named right nearly always; pairs, which need colour bound to shape, get more of the
     # training. The held-out images keep the even mix.
     train_pair_share: float = 0.6
