@@ -300,6 +300,11 @@ def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
 
 
+def photo_can_delete(user: UserOrAnonymous | None, photo: Photo) -> bool:
+    """Deleting takes a photo out of every gallery, its owner's own albums too: the photo's owner's alone."""
+    return _signed_in(user) and user.pk == photo.owner_id
+
+
 def photo_sees_original(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """The file as uploaded, metadata (GPS) included, is its owner's alone."""
     return _signed_in(user) and user.pk == photo.owner_id

@@ -20,7 +20,7 @@ from captioning import jobs
 from captioning.decoding import decoding_settings
 from captioning.images import UploadRefused, inspect_upload, render_derivative
 from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo, photo_file_path
-from captioning.selectors import gallery_can_upload, photo_can_manage, photo_list_addable
+from captioning.selectors import gallery_can_upload, photo_can_delete, photo_can_manage, photo_list_addable
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +201,13 @@ def _read_at_most(file: File, limit: int) -> bytes:
 
 
 def photo_delete(*, photo: Photo, acting_user: AbstractBaseUser) -> None:
-    """Deletes the photo from every gallery, with its captions and, once that is committed, its files (its owner
-    or the owner of a gallery holding it)."""
-    _require_manage(acting_user, photo)
+    """Deletes the photo from every gallery, with its captions and, once that is committed, its files: its owner's
+    alone, since it goes from their own albums too (a gallery's owner takes it out of their gallery instead)."""
+    if not photo_can_delete(acting_user, photo):
+        _require_manage(acting_user, photo)  # who may not even change it is told that
+        raise PermissionDenied(
+            "Only the photo's owner can delete it (from every gallery); remove it from your gallery instead."
+        )
     with transaction.atomic():
         photo_files_delete_on_commit(Photo.objects.filter(pk=photo.pk))
         photo.delete()

@@ -137,6 +137,7 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "language_name": language_name(language),
             "can_manage": can_manage,
             "sees_original": selectors.photo_sees_original(request.user, photo),
+            "can_delete": selectors.photo_can_delete(request.user, photo),
             "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
             "recaption_fields": (
                 _recaption_fields(tuple(selectors.model_version_list().values_list("pk", "name")))

@@ -238,3 +238,31 @@ def test_an_editor_removed_from_a_gallery_cannot_add_the_photo_they_left_there(p
     assert response.status_code == 404
     assert not GalleryMembership.objects.filter(user=stranger).exists()
     assert list(left_behind.galleries.all()) == [private_gallery]
+
+
+def test_a_gallery_owner_takes_an_editors_photo_out_of_the_gallery_but_cannot_delete_it(
+    people, private_gallery, api_client_for
+):
+    """Deleting removes a photo from every gallery, its owner's own albums too: only its owner may. The owner of a
+    gallery holding it takes it out of that gallery."""
+    editor = people["stranger"]
+    gallery_member_set(
+        gallery=private_gallery,
+        acting_user=people["owner"],
+        username=editor.username,
+        role=GalleryMembership.Role.EDITOR,
+    )
+    own_album = gallery_create(acting_user=editor, title="Mine")
+    photo = upload(editor, private_gallery, seed=7)
+    api_client_for(editor).post(photos_url(own_album), {"photos": [str(photo.uuid)]}, format="json")
+    gallery_owner = api_client_for(people["owner"])
+
+    refused = gallery_owner.delete(reverse("api-photo-detail", args=[photo.uuid]))
+
+    assert refused.status_code == 403
+    assert "remove it from your gallery" in refused.json()["error"]["message"]
+    assert Photo.objects.filter(pk=photo.pk).exists()
+    removed = gallery_owner.delete(photos_url(private_gallery), {"photos": [str(photo.uuid)]}, format="json")
+    assert removed.json()["results"] == [{"photo": str(photo.uuid), "outcome": "removed"}]
+    assert list(photo.galleries.all()) == [own_album]
+    assert api_client_for(editor).delete(reverse("api-photo-detail", args=[photo.uuid])).status_code == 204

@@ -60,6 +60,8 @@ def outcomes(response) -> dict[str, str]:
 # What each role may do to (the owner's photo, the editor's photo): the gallery's owner changes both, an editor
 # their own, a viewer sees both but changes neither, a stranger sees neither.
 MAY_CHANGE = {"owner": (True, True), "editor": (False, True), "viewer": (False, False)}
+# Deleting takes a photo out of its owner's every album: the photo's owner's alone, not the gallery owner's.
+MAY_DELETE = {"owner": (True, False), "editor": (False, True), "viewer": (False, False)}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -108,13 +110,13 @@ def test_delete_removes_what_each_role_may_delete_and_refuses_the_rest(
         assert response.json() == {"results": [], "not_found": 3}
         assert Photo.objects.count() == 2
         return
-    expected = ["deleted" if allowed else "forbidden" for allowed in MAY_CHANGE[role]]
+    expected = ["deleted" if allowed else "forbidden" for allowed in MAY_DELETE[role]]
     assert outcomes(response) == {str(owners.uuid): expected[0], str(editors.uuid): expected[1]}
     assert response.json()["not_found"] == 1
     remaining = set(Photo.objects.values_list("uuid", flat=True))
-    for photo, allowed in zip((owners, editors), MAY_CHANGE[role], strict=True):
+    for photo, allowed in zip((owners, editors), MAY_DELETE[role], strict=True):
         assert (photo.uuid in remaining) is not allowed, (role, photo.original_filename)
-    deleted = sum(MAY_CHANGE[role])
+    deleted = sum(MAY_DELETE[role])
     assert len(media_files()) == files_before - 3 * deleted  # original, display image, thumbnail
 
 
