@@ -22,7 +22,6 @@ from captioning.search import (
     photo_search,
 )
 from captioning.search.image import LOCAL_CLIP_RELEVANCE, ImageRelevance, QueryEmbeddingCache, image_relevance
-from captioning.selectors import photo_list_visible_to
 from captioning.services.galleries import gallery_create, gallery_member_set
 from captioning.services.photos import photo_upload
 from tests.captioning.helpers import encode, picture
@@ -355,28 +354,6 @@ def test_a_deleted_photo_is_never_shown_and_leaves_the_index_when_the_photos_are
     later = time.monotonic() + memory.RECOUNT_SECONDS
     monkeypatch.setattr(memory, "time", SimpleNamespace(monotonic=lambda: later))
     assert embedding_index(active_model.pk).photo_ids.tolist() == [kept.pk]
-
-
-def test_image_search_finds_the_best_visible_photos_however_far_down_the_whole_index_they_rank(
-    alice, bob, gallery, active_model, add_photo, monkeypatch, settings
-):
-    """The best candidates of the whole index are checked against what the user may see, a few at a time: bob's
-    photos rank below all of alice's private ones, and are found all the same, in order."""
-    settings.SEARCH_IMAGE_FLOOR, settings.SEARCH_IMAGE_MARGIN = -1.0, 2.0  # every photo matches the query
-    monkeypatch.setattr(memory, "MIN_CANDIDATES", 1)
-    monkeypatch.setattr(memory, "CANDIDATES_PER_RESULT", 1)
-    size = active_model.config["clip_embedding_size"]
-    query = np.eye(size)[0]
-    near, far = np.eye(size)[0] + 0.1 * np.eye(size)[1], np.eye(size)[1]
-    for _ in range(6):
-        add_photo(gallery, embedding=near, model=active_model)  # alice's private gallery
-    public = gallery_create(acting_user=bob, title="Bob's", visibility="public")
-    bobs = [add_photo(public, embedding=far + 0.1 * step * np.eye(size)[0], model=active_model) for step in range(3)]
-
-    ids, cosines = memory.nearest([active_model.pk], query / np.linalg.norm(query), photo_list_visible_to(bob), 2)
-
-    assert ids.tolist() == [bobs[2].pk, bobs[1].pk]
-    assert cosines[0] > cosines[1]
 
 
 def test_the_index_grows_past_its_first_capacity(alice, gallery, active_model, add_photo):
