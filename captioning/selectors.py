@@ -18,7 +18,21 @@ import uuid
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from captioning.models import (
@@ -164,9 +178,9 @@ def gallery_list_for_upload(acting_user: UserOrAnonymous | None) -> QuerySet[Gal
 def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> list[Gallery]:
     """The galleries holding `photo` that `acting_user` may see listed (never someone's unlisted gallery whose
     link they may not have): read from `photo_with_current_caption`'s prefetch when there is one."""
-    prefetched = getattr(photo, "visible_galleries", None)
+    prefetched = getattr(photo, "holding_galleries", None)
     if prefetched is not None:
-        return prefetched
+        return [gallery for gallery in prefetched if gallery.listed]
     return list(gallery_list_visible_to(acting_user).filter(placements__photo=photo).order_by("title", "id"))
 
 
@@ -274,16 +288,20 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
         .select_related("model_version", "created_by", "reviewed_by")
         .defer(*_UNLISTED_CAPTION_FIELDS)
     )
-    visible_galleries = (
-        gallery_list_visible_to(acting_user).select_related(None).only("public_id").order_by("title", "id")
+    # Every gallery holding each photo in one query: its owner (who may manage the photo) and whether
+    # `acting_user` may see it listed (the galleries the photo's representation names).
+    listed = Case(
+        When(_visible_gallery_q(acting_user, include_unlisted=False), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
     )
+    holding = Gallery.objects.only("public_id", "owner").annotate(listed=listed).order_by("title", "id")
     return (
         photos.select_related("owner")
         .only(*_LISTED_PHOTO_FIELDS)
         .prefetch_related(
             Prefetch("captions", queryset=captions, to_attr="current_captions"),
-            Prefetch("galleries", queryset=visible_galleries, to_attr="visible_galleries"),
-            Prefetch("galleries", queryset=Gallery.objects.only("owner"), to_attr="holding_galleries"),
+            Prefetch("galleries", queryset=holding, to_attr="holding_galleries"),
         )
     )
 
