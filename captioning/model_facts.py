@@ -5,7 +5,10 @@ from dataclasses import dataclass
 
 from captioning.models import Caption, ModelVersion
 
-CLIPCAP_ORIGIN = "clipcap-import:"  # mlcore.model.CLIPCAP_ORIGIN; importing mlcore here would load torch
+# mlcore's own names for these (mlcore.model.CLIPCAP_ORIGIN, mlcore.encoder.LOCAL_DIR_PREFIX): importing mlcore
+# from the web or before a worker forks would load torch (tests/test_model_facts.py checks they agree).
+CLIPCAP_ORIGIN = "clipcap-import:"
+LOCAL_CLIP_PREFIX = "local-dir:"  # a CLIP trained here, kept in a folder
 DEMO_NOTE = (
     "This is the offline demo model. It knows only coloured shapes (circles, squares, triangles and stars) on plain "
     "backgrounds: it was built on this machine from drawn pictures, never from photos. For an ordinary photo it "

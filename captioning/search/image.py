@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 
 from captioning import engine
+from captioning.model_facts import LOCAL_CLIP_PREFIX
 from captioning.models import ModelVersion, Photo
 from captioning.search import memory, pgvector
-from mlcore.encoder import LOCAL_DIR_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ LOCAL_CLIP_RELEVANCE = ImageRelevance(floor=0.5, margin=0.2)
 def image_relevance(model_version: ModelVersion) -> ImageRelevance:
     """The cut-off of `model_version`'s CLIP: the one measured for its kind of CLIP, unless SEARCH_IMAGE_FLOOR
     or SEARCH_IMAGE_MARGIN is set."""
-    trained_here = model_version.clip_model.startswith(LOCAL_DIR_PREFIX)
+    trained_here = model_version.clip_model.startswith(LOCAL_CLIP_PREFIX)
     measured = LOCAL_CLIP_RELEVANCE if trained_here else OPENAI_CLIP_RELEVANCE
     floor, margin = settings.SEARCH_IMAGE_FLOOR, settings.SEARCH_IMAGE_MARGIN
     return ImageRelevance(
