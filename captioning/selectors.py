@@ -74,11 +74,7 @@ def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) ->
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
     condition = Q(pk__in=GalleryPhoto.objects.filter(gallery__in=visible_galleries).values("photo_id"))
     if _signed_in(user):
-        # A subquery of its own (found by the owner index), not a condition on every photo of the outer query:
-        # "or yours in none" written inline made PostgreSQL test each photo of the library (7.3 -> 4.6 ms at
-        # 10,000 photos).
-        unheld = Photo.objects.filter(owner=user).exclude(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"))))
-        condition |= Q(pk__in=unheld.values("pk"))
+        condition |= Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
     return condition
 
 
