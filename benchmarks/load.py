@@ -158,9 +158,9 @@ def prepare_data(photos: int, reuse: bool, model_dir: Path) -> dict:
     else:
         call_command("flush", interactive=False, verbosity=0)
         started = time.perf_counter()
-        world = fill(photos, dimension=512)
+        fill(photos, dimension=512, seed=0)
         print(f"filled {photos:,} photos in {time.perf_counter() - started:.0f} s")
-        me = world["me"]
+        me = User.objects.get(username="user0")
     me.set_password(PASSWORD)
     me.save(update_fields=["password"])
     checkpoint = model_dir / "checkpoint"
