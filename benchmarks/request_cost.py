@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="endpoints to measure (load.py's names)")
     parser.add_argument("--reuse-data", action="store_true", help="keep the photos an earlier run filled in")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print each endpoint's top N functions")
+    parser.add_argument(
+        "--sort", choices=("tottime", "cumulative"), default="tottime", help="order of --profile's functions"
+    )
     parser.add_argument("--sql", action="store_true", help="print the SQL of each endpoint's first request")
     args = parser.parse_args()
 
@@ -100,7 +103,7 @@ def main() -> None:
             if args.sql:
                 report += "".join(f"\n{float(query['time']) * 1000:.1f} ms  {query['sql']}\n" for query in queries)
             if args.profile:
-                stats.sort_stats("tottime").print_stats(args.profile)
+                stats.sort_stats(args.sort).print_stats(args.profile)
                 report += stats.stream.getvalue()
             if report:
                 reports.append((endpoint.label, report))

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.core.management import call_command
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def create_cache_table(using: str = "default", **kwargs) -> None:
@@ -15,4 +15,11 @@ class CaptioningConfig(AppConfig):
     verbose_name = "Captioning"
 
     def ready(self) -> None:
+        from captioning.models import Translation
+        from captioning.translators import forget_stored_languages
+
         post_migrate.connect(create_cache_table, sender=self)
+        for signal in (post_save, post_delete):
+            signal.connect(
+                forget_stored_languages, sender=Translation, dispatch_uid=f"forget_stored_languages_{signal}"
+            )

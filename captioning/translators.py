@@ -6,6 +6,8 @@ Each translation makes its requests through a session of its own whose every req
 and no other code's requests are touched.
 """
 
+import threading
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -116,10 +118,34 @@ def available_languages() -> list[tuple[str, str]]:
     if translation_provider():
         codes = translatable_languages()
     else:
-        from captioning.selectors import translation_languages_stored
-
-        codes = [code for code in translation_languages_stored() if code != SOURCE_LANGUAGE]
+        codes = [code for code in _stored_languages() if code != SOURCE_LANGUAGE]
     return [(code, language_name(code)) for code in [SOURCE_LANGUAGE, *codes]]
+
+
+# The languages of the stored translations, read at most every STORED_LANGUAGES_SECONDS per process: every page
+# shows the picker, and the query behind it reads every finished translation (9 ms of PostgreSQL per page at 2,000
+# translations, growing with them). Without a provider no new language can appear, and this process's own writes
+# forget the copy at once (forget_stored_languages, connected to Translation's saves and deletes).
+STORED_LANGUAGES_SECONDS = 30.0
+_stored_languages_copy: tuple[float, list[str]] | None = None
+_stored_languages_lock = threading.Lock()
+
+
+def _stored_languages() -> list[str]:
+    global _stored_languages_copy
+    with _stored_languages_lock:
+        copy = _stored_languages_copy
+        if copy is None or time.monotonic() - copy[0] > STORED_LANGUAGES_SECONDS:
+            from captioning.selectors import translation_languages_stored
+
+            copy = _stored_languages_copy = (time.monotonic(), translation_languages_stored())
+        return copy[1]
+
+
+def forget_stored_languages(**_signal_arguments: object) -> None:
+    global _stored_languages_copy
+    with _stored_languages_lock:
+        _stored_languages_copy = None
 
 
 class SessionWithDeadline(requests.Session):

@@ -49,7 +49,10 @@ def empty_cache(request):
     request.getfixturevalue("db")  # the test database, set up as the test asked (transactional or not)
     from django.core.cache import cache
 
+    from captioning.translators import forget_stored_languages
+
     cache.clear()
+    forget_stored_languages()  # the process's copy of the stored translations' languages: a rollback sends no signal
 
 
 @pytest.fixture(scope="session")

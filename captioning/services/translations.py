@@ -14,6 +14,7 @@ from captioning.models import Caption, Translation
 from captioning.translators import (
     SOURCE_LANGUAGE,
     TranslationFailed,
+    forget_stored_languages,
     language_name,
     translatable_languages,
     translate,
@@ -93,6 +94,7 @@ def translation_perform(*, translation_id: int) -> Translation | None:
             error_message="",
             updated_at=timezone.now(),
         )
+        forget_stored_languages()
     translation.refresh_from_db()
     return translation
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from captioning import translators
@@ -237,6 +239,33 @@ def test_without_a_service_the_picker_offers_only_stored_translations_by_name(cl
     assert "ein Hund" in page
     assert ">Deutsch</a>" in page and ">de</a>" not in page  # the translations list names languages too
     assert no_service.requests == []
+
+
+def test_without_a_service_the_stored_languages_are_read_once_a_while_not_on_every_page(
+    client, alice, no_service, caption, monkeypatch
+):
+    Translation.objects.create(caption=caption, language="de", text="ein Hund", status=Translation.Status.DONE)
+    client.force_login(alice)
+    page_url = reverse("photo-detail", args=[caption.photo.uuid])
+    client.get(page_url)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(page_url).content.decode()
+    assert "Deutsch" in page
+    assert not [query for query in queries if "DISTINCT" in query["sql"] and "captioning_translation" in query["sql"]]
+
+    # Another process (the worker) finishes a French translation: no signal reaches this one, which sees it
+    # once its copy is older than STORED_LANGUAGES_SECONDS.
+    def picker() -> str:
+        page = client.get(page_url).content.decode()
+        return page[page.index("data-language-picker") :].split("</form>")[0]
+
+    french = Translation.objects.create(caption=caption, language="fr", status=Translation.Status.PENDING)
+    client.get(page_url)
+    Translation.objects.filter(pk=french.pk).update(status=Translation.Status.DONE, text="un chien")
+    assert "Deutsch" in picker() and "Français" not in picker()
+    monkeypatch.setattr(translators, "STORED_LANGUAGES_SECONDS", 0.0)
+    assert "Français" in picker()
 
 
 def test_with_a_service_the_picker_offers_the_languages_it_translates_into(client, fake_google, settings):
