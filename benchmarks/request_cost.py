@@ -4,6 +4,8 @@ wrk's requests per second move with everything else the machine runs; what a req
 For each endpoint of benchmarks/load.py this sends --requests requests through Django's test client, with the
 production settings load.py's gunicorn runs, and prints:
 - CPU ms per request of this process (the Python side: what caps a sync gunicorn worker);
+- CPU ms per request of its PostgreSQL server process (read from /proc: PostgreSQL on this machine), which shares
+  the cores with the web workers;
 - wall ms per request (CPU plus waiting for PostgreSQL);
 - SQL queries per request and Python function calls per request (cProfile; both exact on any machine);
 - with --profile N, the N functions with the most time of their own, per endpoint;
@@ -16,6 +18,7 @@ production settings load.py's gunicorn runs, and prints:
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import tempfile
@@ -28,16 +31,36 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.load import endpoints, open_data  # noqa: E402  (the same data and endpoints)
 
 
-def measure(client, paths: list[str], headers: dict[str, str], requests: int) -> tuple[float, float]:
-    """(CPU ms, wall ms) per request over `requests` requests, after one of each path to warm caches up."""
+def measure(client, paths: list[str], headers: dict[str, str], requests: int) -> tuple[float, float, float]:
+    """(CPU ms, PostgreSQL's CPU ms, wall ms) per request over `requests` requests, after one of each path to warm
+    caches up."""
     for path in paths:
         answer = client.get(path, **headers)
         if answer.status_code != 200:
             raise SystemExit(f"{path} answered {answer.status_code}")
-    cpu, wall = time.process_time(), time.perf_counter()
+    database_cpu, cpu, wall = database_cpu_seconds(), time.process_time(), time.perf_counter()
     for number in range(requests):
         client.get(paths[number % len(paths)], **headers)
-    return (time.process_time() - cpu) * 1000 / requests, (time.perf_counter() - wall) * 1000 / requests
+    return (
+        (time.process_time() - cpu) * 1000 / requests,
+        (database_cpu_seconds() - database_cpu) * 1000 / requests,
+        (time.perf_counter() - wall) * 1000 / requests,
+    )
+
+
+def database_cpu_seconds() -> float:
+    """User + system CPU seconds of the PostgreSQL process serving this connection (NaN where /proc cannot show
+    it: a server on another machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def captured_queries(client, path: str, headers: dict[str, str]) -> list[dict]:
@@ -86,19 +109,24 @@ def main() -> None:
         signed_in.force_login(user)
         auth = {"none": {}, "session": {}, "token": {"HTTP_AUTHORIZATION": f"Token {token.key}"}}
 
-        print("| endpoint | CPU ms/request | wall ms/request | SQL queries | Python calls/request |")
-        print("| --- | --- | --- | --- | --- |")
+        print(
+            "| endpoint | CPU ms/request | PostgreSQL CPU ms/request | wall ms/request | SQL queries | Python calls/request |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
         reports = []
         for endpoint in endpoints(data):
             if endpoint.key == "static" or (args.only and endpoint.key not in args.only):
                 continue
             client = signed_in if endpoint.auth == "session" else anonymous
             headers = auth[endpoint.auth]
-            cpu_ms, wall_ms = measure(client, endpoint.paths, headers, args.requests)
+            cpu_ms, database_ms, wall_ms = measure(client, endpoint.paths, headers, args.requests)
             queries = captured_queries(client, endpoint.paths[0], headers)
             stats = profile(client, endpoint.paths, headers, max(10, args.requests // 5))
             calls = stats.total_calls / max(10, args.requests // 5)
-            print(f"| {endpoint.label} | {cpu_ms:.1f} | {wall_ms:.1f} | {len(queries)} | {calls:,.0f} |", flush=True)
+            print(
+                f"| {endpoint.label} | {cpu_ms:.1f} | {database_ms:.1f} | {wall_ms:.1f} | {len(queries)} | {calls:,.0f} |",
+                flush=True,
+            )
             report = ""
             if args.sql:
                 report += "".join(f"\n{float(query['time']) * 1000:.1f} ms  {query['sql']}\n" for query in queries)

