@@ -120,6 +120,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         )
     }
 
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # PostgreSQL's default random_page_cost (4) assumes spinning disks: on SSDs it preferred reading every photo
+    # to looking 200 up by their primary key (a gallery's page: 15 ms instead of 0.5 at 10,000 photos). 1.1 is the
+    # usual SSD setting; empty leaves the server's own (a connection pooler may refuse startup options).
+    random_page_cost = env_str("POSTGRES_RANDOM_PAGE_COST", "1.1")
+    if random_page_cost:
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c random_page_cost={float(random_page_cost)}".strip()
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
