@@ -72,7 +72,7 @@ def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) 
 def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
     """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
-    condition = Q(pk__in=GalleryPhoto.objects.filter(gallery__in=visible_galleries).values("photo_id"))
+    condition = Q(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__in=visible_galleries)))
     if _signed_in(user):
         condition |= Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
     return condition
