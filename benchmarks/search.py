@@ -12,8 +12,8 @@ Reported for each size:
 - in memory (SQLite, or PostgreSQL without pgvector): the first search of a process, which loads the embedding
   matrix; warm searches, p50 and p95 over varied queries, for a signed-in user and an anonymous visitor, split
   into the image part and the caption part (SQL); a search right after 100 photos were embedded;
-- with pgvector (--pgserver, or a DATABASE_URL with the extension): the HNSW index's build time, the same warm
-  searches, and recall@24 of the image part against exact search over the same visible photos;
+- with pgvector (--pgserver, or a DATABASE_URL with the extension): the IVFFlat index's build time, the same
+  warm searches, and recall@24 of the image part against exact search over the same visible photos;
 - the memory of a web process (resident, and its peak) after searching with each, beside one that only loaded
   Django, and the CLIP text tower's time to embed one query (ViT-B/32, random weights, CPU).
 
@@ -22,8 +22,8 @@ captions: the hard case, many rows match) and one in five also names a rare word
 The query embedding inside the searches is fixed per query: the text tower is timed on its own.
 
 Each size has a database of its own (clippro_search_bench_<size>). Photos are written by COPY in batches, so a
-million take about 2 GB of this process at most (the exact search behind recall@24 holds the matrix); the HNSW
-graph is built in memory (maintenance_work_mem about 3 KB a photo) by the leader and a worker per other core.
+million take about 2 GB of this process at most (the exact search behind recall@24 holds the matrix); the IVFFlat
+index's k-means and the assignment of rows to its lists run in the leader and a worker per other core.
 With --data-dir the databases are kept, and --reuse-data measures again without filling.
 
     python benchmarks/search.py                                  # SQLite in a temporary folder: in memory only
@@ -370,26 +370,16 @@ def recall_at_24(world: dict, user, count: int) -> tuple[float, float]:
     from captioning.selectors import photo_list_visible_to
 
     visible_photos = photo_list_visible_to(user)
+    candidates = photo_list_visible_to(user)  # as search asks pgvector
     rng, subjects, versions = world["rng"], world["subjects"], [world["model"].pk]
     recalls, ranked = [], []
     for vector in near(subjects[rng.integers(0, len(subjects), count)], QUERY_COSINE, rng):
         exact_ids, exact_similarities = memory.nearest(versions, vector, visible_photos, 24)
         exact = set(exact_ids[np.lexsort((-exact_ids, -exact_similarities))][:24].tolist())
-        found_ids, _ = pgvector.nearest(versions, vector, visible_photos, settings.SEARCH_MAX_RESULTS)
+        found_ids, _ = pgvector.nearest(versions, vector, candidates, settings.SEARCH_MAX_RESULTS)
         ranked.append(len(found_ids))
         recalls.append(len(exact & set(found_ids[:24].tolist())) / max(1, len(exact)))
     return statistics.mean(recalls), statistics.mean(ranked)
-
-
-def hnsw_index_sql(dimension: int) -> tuple[str, str]:
-    from captioning.search import pgvector
-
-    name = f"{pgvector.TABLE}_hnsw_{dimension}"
-    create = (
-        f"CREATE INDEX {name} ON {pgvector.TABLE} USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
-        f"WHERE dimensions = {dimension}"
-    )
-    return f"DROP INDEX IF EXISTS {name}", create
 
 
 def process_memory(backend: str, user_id: int) -> str:
@@ -478,7 +468,7 @@ def filled_size() -> int | None:
 
 
 def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) -> None:
-    """Fills the current database with `size` photos and builds the HNSW index, saying how long each took."""
+    """Fills the current database with `size` photos and builds the IVFFlat index, saying how long each took."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -487,10 +477,10 @@ def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) ->
     call_command("flush", interactive=False, verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FILLED_TABLE}")
-    drop_index, create_index = hnsw_index_sql(dimension)
     if with_pgvector:  # a bulk load: vectors written at the end, then the index built once
         with connection.cursor() as cursor:
-            cursor.execute(drop_index)
+            for dimensions in pgvector.INDEXED_DIMENSIONS:
+                cursor.execute(f"DROP INDEX IF EXISTS {pgvector.index_name(dimensions)}")
             cursor.execute(f"ALTER TABLE captioning_photo DISABLE TRIGGER {SYNC_TRIGGER}")
     started = time.perf_counter()
     fill(size, dimension, seed)
@@ -502,23 +492,15 @@ def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) ->
             cursor.execute(f"ALTER TABLE captioning_photo ENABLE TRIGGER {SYNC_TRIGGER}")
             cursor.execute(f"VACUUM ANALYZE {pgvector.TABLE}")
         print(f"vector table filled in {time.perf_counter() - started:.0f} s", flush=True)
-        # The graph is built in memory while it fits in maintenance_work_mem (about 3 KB a 512-d photo), by
-        # the leader and a worker per other core; past that, pgvector inserts into the index on disk, far slower.
-        memory_mb = max(64, size * (dimension * 4 + 1200) // 2**20)
         workers = max(0, (os.cpu_count() or 1) - 1)
-        connection.ensure_connection()
-        connection.connection.add_notice_handler(lambda notice: print(f"  PostgreSQL: {notice.message_primary}"))
         started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
+        with connection.cursor() as cursor:  # k-means and the lists' assignment, by the leader and a worker per core
             cursor.execute(f"SET max_parallel_maintenance_workers = {workers}")
-            cursor.execute(create_index)
-            cursor.execute("RESET maintenance_work_mem")
+            lists = pgvector.vector_indexes_build()[dimension]
             cursor.execute("RESET max_parallel_maintenance_workers")
         print(
-            f"HNSW index built in {time.perf_counter() - started:.0f} s "
-            f"(maintenance_work_mem {memory_mb} MB, {workers} parallel worker(s); "
-            f"load average {os.getloadavg()[0]:.1f})",
+            f"IVFFlat index ({lists} lists) built in {time.perf_counter() - started:.0f} s "
+            f"({workers} parallel worker(s); load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     with connection.cursor() as cursor:
@@ -536,7 +518,7 @@ def main() -> None:
     parser.add_argument(
         "--shared-buffers",
         default="2GB",
-        help="pgserver's shared_buffers: PostgreSQL's own cache, where the HNSW graph should fit (2.6 GB a million photos)",
+        help="pgserver's shared_buffers: PostgreSQL's own cache, where the vectors should fit (2.1 GB a million photos)",
     )
     parser.add_argument(
         "--data-dir", help="keep the databases (and pgserver's data folder) here, not in a temporary folder"

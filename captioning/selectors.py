@@ -70,7 +70,9 @@ def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) 
 
 
 def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
-    """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
+    """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it). "Held by" is
+    asked of each photo (EXISTS over its own placements), so PostgreSQL tests only the photos a query reads (a
+    photo page, a search's candidates) instead of first listing every photo of every gallery the user may see."""
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
     condition = Q(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__in=visible_galleries)))
     if _signed_in(user):
@@ -186,7 +188,8 @@ def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> l
 
 def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
-    return Photo.objects.filter(_visible_photo_q(user, include_unlisted=include_unlisted)).select_related("owner")
+    condition = _visible_photo_q(user, include_unlisted=include_unlisted)
+    return Photo.objects.filter(condition).select_related("owner")
 
 
 def photo_list_addable(acting_user: UserOrAnonymous | None) -> QuerySet[Photo]:

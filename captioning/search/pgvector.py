@@ -2,27 +2,43 @@
 0009_search_pgvector_if_available creates it there and nowhere else).
 
 A trigger on the photos keeps `captioning_photo_clip_vector` (photo, model version, vector) equal to
-their embedding bytes, whoever writes them, so nothing in Python maintains it. Each CLIP size the migration
-knows (INDEXED_DIMENSIONS) has an HNSW index (cosine); other sizes are searched exactly, as are visible sets of
-at most EXACT_SEARCH_MAX_ROWS photos, where filtering an approximate answer would lose too many. The visibility
-filter is part of the SQL, so nothing outside it is read. pgvector 0.6 filters the index's candidates after the
-index scan, so HNSW_CANDIDATES are asked for: with a filter that keeps a quarter of the photos, about 250 come
-back (SEARCH_MAX_RESULTS is 500); recall@24 is measured by benchmarks/search.py."""
+their embedding bytes, whoever writes them, so nothing in Python maintains it. Each CLIP size the migrations
+know (INDEXED_DIMENSIONS) has an IVFFlat index (cosine; migration 0014); other sizes are searched exactly.
+
+pgvector 0.6 filters an index's candidates after the scan. An IVFFlat scan reads every row of the lists nearest
+the query (ivfflat.probes of them) and returns them nearest first, so the visibility filter, tested on each
+candidate in SQL, loses nothing of what those lists hold (HNSW stopped at hnsw.ef_search candidates, 1,000 at
+most, and recall@24 fell to 0.83 at a million photos). A search reads about ROWS_READ rows; when those held
+fewer visible photos than asked for, ROWS_READ_AGAIN, and then it searches the visible photos exactly (a user
+who sees few photos). The lists are found by k-means over the rows there are when the index is built:
+`vector_indexes_build` (manage.py search_vector_index_build) builds them again as the photos grow.
+recall@24 is measured by benchmarks/search.py."""
 
 import math
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 from captioning.models import Photo, embedding_from_bytes
 
 TABLE = "captioning_photo_clip_vector"
-# The CLIP sizes with an HNSW index: ViT-B/32, ViT-B/16 and RN101 (512), RN50x4 (640), ViT-L/14 and RN50x16
-# (768), RN50 and ViT-H/14 (1024). The same list is in the migration, which created them.
+# The CLIP sizes with an index: ViT-B/32, ViT-B/16 and RN101 (512), RN50x4 (640), ViT-L/14 and RN50x16
+# (768), RN50 and ViT-H/14 (1024). The same list is in migrations 0009 and 0014, which created them.
 INDEXED_DIMENSIONS = (512, 640, 768, 1024)
-HNSW_CANDIDATES = 1000  # hnsw.ef_search: pgvector's maximum
-EXACT_SEARCH_MAX_ROWS = 20_000
+# About how many rows a search reads from the index's lists (ivfflat.probes = this / rows a list), and how many
+# more a second read takes when those held fewer visible photos than asked for: recall@24 at 100,000 and
+# 1,000,000 photos in benchmarks/search.py.
+ROWS_READ = 10_000
+ROWS_READ_AGAIN = 40_000
+# Many short lists: a text query lies far from the photos it names (cosine ~0.3), and a list's centre is the
+# mean of the photos it holds, so with several subjects in a list the query no longer finds its centre among the
+# nearest (benchmarks/search.py, 100,000 photos: 316 lists reading 10,000 rows found 0.71 of the exact top 24,
+# 2,000 lists 0.99). k-means needs about 200 bytes x lists^2 of maintenance_work_mem (1.3 GB in all at 2,000 lists).
+ROWS_PER_LIST = 50
+MAX_LISTS = 2000
+
 
 _in_use: dict[str, bool] = {}
 
@@ -39,47 +55,110 @@ def in_use() -> bool:
     return _in_use[database]
 
 
+def index_name(dimensions: int) -> str:
+    return f"{TABLE}_ivfflat_{dimensions}"
+
+
+def list_count(rows: int) -> int:
+    """How many lists an IVFFlat index over `rows` vectors gets: a list per ROWS_PER_LIST rows, at most
+    MAX_LISTS."""
+    return max(1, min(rows // ROWS_PER_LIST, MAX_LISTS))
+
+
 def nearest(
     model_version_ids: list[int], query_vector: np.ndarray, visible_photos: QuerySet[Photo], limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(photo ids, cosines) of the `limit` photos of `visible_photos` closest to `query_vector` among those the
-    model versions embedded: by the HNSW index, or exactly when few photos are visible."""
+    model versions embedded: by the IVFFlat index, or exactly when the lists it reads hold fewer visible photos
+    than that (few photos are visible, or the index is small)."""
     dimensions = int(query_vector.shape[0])
     vector = "[" + ",".join(map(str, query_vector.tolist())) + "]"
-    # The selector's own SQL, as a subquery: the visibility rule is written once (captioning.selectors).
-    visible_sql, visible_params = visible_photos.values("pk").order_by().query.sql_with_params()
-    where = f"model_version_id = ANY(%s) AND dimensions = {dimensions} AND photo_id IN ({visible_sql})"
-    filter_params = [model_version_ids, *visible_params]
+    model_filter = f"model_version_id = ANY(%s) AND dimensions = {dimensions}"
     with transaction.atomic(), connection.cursor() as cursor:
-        exact = dimensions not in INDEXED_DIMENSIONS or _at_most(cursor, where, filter_params, EXACT_SEARCH_MAX_ROWS)
-        if exact:
-            # Not the indexed expression (the column cast to its size), so the planner cannot use the index.
-            distance = "embedding <=> %s::vector"
-            order = f"{distance}, photo_id DESC"
-        else:
-            distance = order = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
-            # With sorting ruled out, the only plan left is the index's order (on small tables the planner
-            # would sort). hnsw.ef_search may stay: only this module scans the HNSW indexes.
-            cursor.execute(
-                "SELECT current_setting('enable_sort'), set_config('hnsw.ef_search', %s, true), "
-                "set_config('enable_sort', 'off', true)",
-                [str(HNSW_CANDIDATES)],
-            )
-            enable_sort = cursor.fetchone()[0]
-        cursor.execute(
-            f"SELECT photo_id, {distance} FROM {TABLE} WHERE {where} ORDER BY {order} LIMIT %s",
-            [vector, *filter_params, vector, limit],
-        )
-        rows = [(photo_id, 1.0 - distance) for photo_id, distance in cursor.fetchall() if not math.isnan(distance)]
-        if not exact:
+        rows = []
+        if dimensions in INDEXED_DIMENSIONS:
+            # Each candidate the index returns is tested against the selector's own SQL, given that one photo
+            # (the visibility rule is written once, in captioning.selectors); an IVFFlat scan returns every row
+            # of the lists it reads, nearest first, so the filter loses nothing of them.
+            candidate = visible_photos.filter(pk=RawSQL(f"{TABLE}.photo_id", [])).values("pk").order_by()
+            candidate_sql, candidate_params = candidate.query.sql_with_params()
+            distance = f"embedding::vector({dimensions}) <=> %s::vector({dimensions})"
+            cursor.execute("SELECT current_setting('enable_sort')")
+            enable_sort, probes_read = cursor.fetchone()[0], None
+            for rows_read in (ROWS_READ, ROWS_READ_AGAIN):
+                probes = _read_about(cursor, dimensions, rows_read)
+                if probes is None or probes == probes_read:
+                    break  # no index, or the first read read every list
+                probes_read = probes
+                cursor.execute(
+                    f"SELECT photo_id, {distance} FROM {TABLE} WHERE {model_filter} AND EXISTS ({candidate_sql}) "
+                    f"ORDER BY {distance} LIMIT %s",
+                    [vector, model_version_ids, *candidate_params, vector, limit],
+                )
+                rows = cursor.fetchall()
+                if len(rows) == limit:
+                    break
             cursor.execute("SELECT set_config('enable_sort', %s, true)", [enable_sort])
+        if len(rows) < limit:
+            # Not the indexed expression (the column cast to its size), so the planner cannot use the index.
+            visible_sql, visible_params = visible_photos.values("pk").order_by().query.sql_with_params()
+            cursor.execute(
+                f"SELECT photo_id, embedding <=> %s::vector FROM {TABLE} WHERE {model_filter} "
+                f"AND photo_id IN ({visible_sql}) ORDER BY 2, photo_id DESC LIMIT %s",
+                [vector, model_version_ids, *visible_params, limit],
+            )
+            rows = cursor.fetchall()
+    rows = [(photo_id, 1.0 - distance) for photo_id, distance in rows if not math.isnan(distance)]
     return np.array([row[0] for row in rows], dtype=np.int64), np.array([row[1] for row in rows], dtype=np.float32)
 
 
-def _at_most(cursor, where: str, params: list, count: int) -> bool:
-    """Whether at most `count` rows match `where`: counts no further than that."""
-    cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS rows", [*params, count + 1])
-    return cursor.fetchone()[0] <= count
+def _read_about(cursor, dimensions: int, rows: int) -> int | None:
+    """Sets ivfflat.probes so that the index of `dimensions` reads about `rows` rows (from its list count and
+    size as PostgreSQL last counted them; every list before it counted any), and turns sorting off for the
+    transaction, so that the planner has no plan left but the index's order (on small tables it would sort).
+    Returns the probes, or None where there is no index."""
+    cursor.execute(
+        "SELECT set_config('ivfflat.probes', probes::text, true), set_config('enable_sort', 'off', true) FROM ("
+        "  SELECT least(lists, greatest(1, ceil(%s::float8 * lists / greatest(reltuples, 1))))::integer AS probes"
+        "  FROM (SELECT option_value::integer AS lists, index.reltuples"
+        "    FROM pg_class AS index, pg_options_to_table(index.reloptions)"
+        "    WHERE index.relname = %s AND option_name = 'lists') AS sizes) AS chosen",
+        [rows, index_name(dimensions)],
+    )
+    found = cursor.fetchone()
+    return None if found is None else int(found[0])
+
+
+def index_sql(dimensions: int, lists: int) -> str:
+    return (
+        f"CREATE INDEX {index_name(dimensions)} ON {TABLE} "
+        f"USING ivfflat ((embedding::vector({dimensions})) vector_cosine_ops) WITH (lists = {lists}) "
+        f"WHERE dimensions = {dimensions}"
+    )
+
+
+def build_memory_mb(lists: int, dimensions: int) -> int:
+    """maintenance_work_mem for an IVFFlat build: pgvector refuses to start one whose k-means does not fit (its
+    sample of 50 rows a list, the centres, and Elkan's bound of each sample row to each centre)."""
+    samples = 50 * lists
+    needed = samples * (dimensions * 4 + 8) + samples * lists * 4 + lists * lists * 4 + 3 * lists * dimensions * 4
+    return 64 + math.ceil(needed * 1.2 / 2**20)
+
+
+def vector_indexes_build(database=connection) -> dict[int, int]:
+    """(Re)builds the IVFFlat index of each indexed CLIP size, its lists sized for the rows it has now (the
+    lists are found by k-means over those rows: build again when the photos have grown several times over, or
+    their embeddings changed model). Returns the list count by size."""
+    built = {}
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
+        for dimensions in INDEXED_DIMENSIONS:
+            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE dimensions = {dimensions}")
+            lists = list_count(cursor.fetchone()[0])
+            cursor.execute(f"DROP INDEX IF EXISTS {index_name(dimensions)}")
+            cursor.execute(f"SET LOCAL maintenance_work_mem = '{build_memory_mb(lists, dimensions)}MB'")
+            cursor.execute(index_sql(dimensions, lists))
+            built[dimensions] = lists
+    return built
 
 
 def vector_table_fill(database=connection, chunk_size: int = 5000) -> int:

@@ -1,6 +1,6 @@
 """Image search inside PostgreSQL with pgvector: the vector table follows the photos' embedding bytes exactly,
-the HNSW index answers large visible sets (and finds what exact search finds), exact search answers small
-ones, nothing outside the visible galleries ever comes back, and the admin says which backend runs."""
+the IVFFlat index answers large visible sets (and finds what exact search finds), exact search answers those
+too small for the lists it reads, nothing outside the visible galleries ever comes back, and the admin says which backend runs."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from captioning.models import Gallery, GalleryPhoto, ModelVersion, Photo
 from captioning.search import image_search_backend, pgvector
+from captioning.selectors import photo_list_visible_to
 from captioning.services.galleries import gallery_create
 
 pytestmark = pytest.mark.django_db
@@ -50,10 +51,32 @@ def model() -> ModelVersion:
     return ModelVersion.objects.create(name="vit-b-32", checkpoint_path="/nowhere", config={"clip_model": "ViT-B/32"})
 
 
-def hnsw_scans() -> int:
+def index_scans() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [f"{pgvector.TABLE}_hnsw_{DIMENSIONS}"])
+        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [pgvector.index_name(DIMENSIONS)])
         return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def index_of_lists(monkeypatch):
+    """Builds the IVFFlat indexes again, 20 lists, over the photos added so far; a search reads `lists_read` of
+    them, then twice as many."""
+
+    def build(lists_read: int) -> int:
+        monkeypatch.setattr(pgvector, "list_count", lambda rows: 20)
+        monkeypatch.setattr(pgvector, "ROWS_READ", 50 * lists_read)
+        monkeypatch.setattr(pgvector, "ROWS_READ_AGAIN", 100 * lists_read)
+        return pgvector.vector_indexes_build()[DIMENSIONS]
+
+    return build
+
+
+def clustered(rng: np.random.Generator, subjects: np.ndarray, count: int, cosine: float) -> np.ndarray:
+    """Unit vectors at about `cosine` from randomly chosen `subjects` (as CLIP embeddings of photos of a few
+    subjects are, and a text query is to the photos it names)."""
+    chosen = subjects[rng.integers(0, len(subjects), count)]
+    noisy = chosen + rng.normal(0, np.sqrt((1 / cosine**2 - 1) / DIMENSIONS), chosen.shape)
+    return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_this_database_searches_images_with_pgvector():
@@ -107,48 +130,45 @@ def test_a_bulk_fill_writes_the_same_vectors_as_the_trigger(gallery, model):
         assert sorted(cursor.fetchall()) == [(8, model.pk, 5), (16, model.pk, 30)]
 
 
-def test_small_visible_sets_are_searched_exactly(alice, bob, model):
+def test_a_visible_set_too_small_for_the_lists_read_is_searched_exactly(alice, bob, model, index_of_lists):
     rng = np.random.default_rng(0)
+    subjects = clustered(rng, np.eye(DIMENSIONS, dtype=np.float32), 20, 0.05)
     mine = gallery_create(acting_user=alice, title="Mine")
     hidden = gallery_create(acting_user=bob, title="Bob's")
-    visible_vectors = rng.standard_normal((50, DIMENSIONS), dtype=np.float32)
+    visible_vectors = clustered(rng, subjects, 30, 0.75)
     visible = add_photos(mine, visible_vectors, model)
-    add_photos(hidden, rng.standard_normal((300, DIMENSIONS), dtype=np.float32), model)
-    query = rng.standard_normal(DIMENSIONS).astype(np.float32)
-    query /= np.linalg.norm(query)
-    scans = hnsw_scans()
+    add_photos(hidden, clustered(rng, subjects, 970, 0.75), model)
+    assert index_of_lists(lists_read=4) == 20
+    query = clustered(rng, subjects, 1, 0.3)[0]
+    scans = index_scans()
 
-    photo_ids, similarities = pgvector.nearest([model.pk], query, Photo.objects.filter(galleries=mine), limit=10)
+    photo_ids, similarities = pgvector.nearest([model.pk], query, Photo.objects.filter(galleries=mine), limit=24)
 
-    assert hnsw_scans() == scans
-    expected = visible_vectors @ query / np.linalg.norm(visible_vectors, axis=1)
-    best = np.argsort(-expected)[:10]
-    assert photo_ids.tolist() == [visible[row].pk for row in best]
+    assert index_scans() == scans + 2  # its 4 lists, then 8, held fewer than 24 of the 30 visible photos
+    expected = visible_vectors @ query
+    best = np.argsort(-expected)[:24]
+    assert set(photo_ids.tolist()) == {visible[row].pk for row in best}
     assert np.allclose(similarities, expected[best], atol=1e-5)
 
 
-def test_large_visible_sets_use_the_hnsw_index_with_the_visibility_filter_in_sql(alice, bob, model, monkeypatch):
+def test_large_visible_sets_use_the_index_with_the_visibility_filter_in_sql(alice, bob, model, index_of_lists):
     rng = np.random.default_rng(1)
+    subjects = clustered(rng, np.eye(DIMENSIONS, dtype=np.float32), 20, 0.05)
     public = gallery_create(acting_user=bob, title="Public", visibility="public")
     private = gallery_create(acting_user=bob, title="Private")
-    public_vectors = rng.standard_normal((500, DIMENSIONS), dtype=np.float32)
+    public_vectors = clustered(rng, subjects, 500, 0.75)
     public_photos = add_photos(public, public_vectors, model)
-    add_photos(private, rng.standard_normal((500, DIMENSIONS), dtype=np.float32), model)
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {pgvector.TABLE}")
-    monkeypatch.setattr(pgvector, "EXACT_SEARCH_MAX_ROWS", 100)
-    normalised = public_vectors / np.linalg.norm(public_vectors, axis=1, keepdims=True)
+    add_photos(private, clustered(rng, subjects, 500, 0.75), model)
+    assert index_of_lists(lists_read=8) == 20  # k-means samples at random: some subjects share a list
     recalls = []
-    for _ in range(10):
-        query = rng.standard_normal(DIMENSIONS).astype(np.float32)
-        query /= np.linalg.norm(query)
-        scans = hnsw_scans()
+    for query in clustered(rng, subjects, 10, 0.3):
+        scans = index_scans()
 
-        photo_ids, _ = pgvector.nearest([model.pk], query, Photo.objects.filter(galleries=public), limit=24)
+        photo_ids, _ = pgvector.nearest([model.pk], query, photo_list_visible_to(alice), limit=24)
 
-        assert hnsw_scans() == scans + 1
+        assert index_scans() == scans + 1
         assert set(photo_ids.tolist()) <= {photo.pk for photo in public_photos}
-        exact = {public_photos[row].pk for row in np.argsort(-(normalised @ query))[:24]}
+        exact = {public_photos[row].pk for row in np.argsort(-(public_vectors @ query))[:24]}
         recalls.append(len(exact & set(photo_ids.tolist())) / 24)
     assert np.mean(recalls) >= 0.95
 
