@@ -49,3 +49,15 @@ def test_the_gallery_list_reads_as_many_queries_for_many_galleries_as_for_one(pe
     for number in range(4):
         gallery_create(acting_user=people["stranger"], title=f"Public {number}", visibility="public")
     assert _queries(client, "/api/galleries/") == one
+
+
+def test_a_page_shorter_than_the_page_size_is_counted_without_a_count_query(people, private_gallery, api_client_for):
+    client = api_client_for(people["viewer"])
+    _captioned_photos(people, private_gallery, range(1, 4))
+    for path, counted in [("/api/photos/?page_size=3", True), ("/api/photos/?page_size=4", False)]:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).json()["count"] == 3
+        assert any("COUNT(" in query["sql"] for query in queries) == counted, path
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/galleries/").json()["count"] == 1
+    assert not any("COUNT(" in query["sql"] for query in queries)
