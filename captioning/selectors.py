@@ -24,6 +24,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    FilteredRelation,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -290,12 +291,7 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
     )
     # Every gallery holding each photo in one query: its owner (who may manage the photo) and whether
     # `acting_user` may see it listed (the galleries the photo's representation names).
-    listed = Case(
-        When(_visible_gallery_q(acting_user, include_unlisted=False), then=Value(True)),
-        default=Value(False),
-        output_field=BooleanField(),
-    )
-    holding = Gallery.objects.only("public_id", "owner").annotate(listed=listed).order_by("title", "id")
+    holding = Gallery.objects.only("public_id", "owner").annotate(listed=_listed(acting_user)).order_by("title", "id")
     return (
         photos.select_related("owner")
         .only(*_LISTED_PHOTO_FIELDS)
@@ -306,16 +302,98 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
     )
 
 
+# The API's photo list reads its page as rows (dicts) rather than Photo instances: a model instance per photo, per
+# caption, per caption's model and author and per gallery holding it was most of that list's Python calls.
+PHOTO_ROW_FIELDS = (
+    "id",
+    "uuid",
+    "owner_id",
+    "owner__username",
+    "original_filename",
+    "status",
+    "error_message",
+    "attempts",
+    "width",
+    "height",
+    "format",
+    "byte_size",
+    "taken_at",
+    "created_at",
+    "updated_at",
+)
+CAPTION_ROW_FIELDS = (
+    "id",
+    "text",
+    "source",
+    "model_version__name",
+    "decoding",
+    "score",
+    "clip_score",
+    "familiarity",
+    "confident",
+    "is_current",
+    "created_by__username",
+    "created_at",
+    "review_state",
+    "reviewed_by__username",
+    "reviewed_at",
+)
+_CURRENT_CAPTION_FIELDS = {field: f"current_caption__{field}" for field in CAPTION_ROW_FIELDS}
+
+
+def photo_rows(photos: QuerySet[Photo]) -> QuerySet:
+    """`photos` as rows of PHOTO_ROW_FIELDS with their current caption's fields joined (a photo has one current
+    caption at most), for `photo_rows_with_details` once a page of them is read."""
+    current_caption = FilteredRelation("captions", condition=Q(captions__is_current=True))
+    return photos.annotate(current_caption=current_caption).values(*PHOTO_ROW_FIELDS, *_CURRENT_CAPTION_FIELDS.values())
+
+
+def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
+    """`rows` of `photo_rows`, each given what `photo_with_current_caption` reads for a photo, in one query for
+    any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
+    public_ids of the galleries holding it that `acting_user` may see listed, by title: `gallery_list_holding`)
+    and `can_manage` (`photo_can_manage`)."""
+    rows = list(rows)
+    photo_ids = [row["id"] for row in rows]
+    holding: dict[int, list[tuple[str, int, bool]]] = {photo_id: [] for photo_id in photo_ids}
+    for photo_id, public_id, owner_id, listed in (
+        Gallery.objects.filter(placements__photo_id__in=photo_ids)
+        .annotate(listed=_listed(acting_user))
+        .order_by("title", "id")
+        .values_list("placements__photo_id", "public_id", "owner_id", "listed")
+    ):
+        holding[photo_id].append((public_id, owner_id, listed))
+    for row in rows:
+        galleries = holding[row["id"]]
+        row["caption"] = (
+            None
+            if row["current_caption__id"] is None
+            else {field: row[joined] for field, joined in _CURRENT_CAPTION_FIELDS.items()}
+        )
+        row["galleries"] = [public_id for public_id, _owner_id, listed in galleries if listed]
+        row["can_manage"] = _manages(acting_user, row["owner_id"], [owner_id for _public_id, owner_id, _ in galleries])
+    return rows
+
+
+def _listed(acting_user: UserOrAnonymous | None) -> Case:
+    """On galleries: whether `acting_user` may see each listed (someone's unlisted gallery is never named)."""
+    return Case(
+        When(_visible_gallery_q(acting_user, include_unlisted=False), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+def _manages(user: UserOrAnonymous | None, photo_owner_id: int, holding_owner_ids: Iterable[int]) -> bool:
+    return _signed_in(user) and (user.pk == photo_owner_id or user.pk in holding_owner_ids)
+
+
 def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """Edit its caption, re-caption, retry, delete: the photo's owner and the owners of galleries holding it."""
-    if not _signed_in(user):
-        return False
-    if user.pk == photo.owner_id:
-        return True
     holding = getattr(photo, "holding_galleries", None)
-    if holding is not None:
-        return any(gallery.owner_id == user.pk for gallery in holding)
-    return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
+    if holding is None and _signed_in(user) and user.pk != photo.owner_id:
+        return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
+    return _manages(user, photo.owner_id, [gallery.owner_id for gallery in holding or []])
 
 
 def photo_can_delete(user: UserOrAnonymous | None, photo: Photo) -> bool:
