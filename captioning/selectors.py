@@ -12,10 +12,12 @@ The original file, with its metadata, is for the photo's owner only; everyone el
 metadata.
 """
 
+import functools
 import logging
+import operator
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import (
@@ -72,11 +74,16 @@ def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) 
 
 def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
     """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
+    return functools.reduce(operator.or_, _visible_photo_parts(user, include_unlisted=include_unlisted))
+
+
+def _visible_photo_parts(user: UserOrAnonymous | None, *, include_unlisted: bool) -> list[Q]:
+    """`_visible_photo_q`'s parts, which no photo meets both of (one is held by a gallery, the other by none)."""
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
-    condition = Q(pk__in=GalleryPhoto.objects.filter(gallery__in=visible_galleries).values("photo_id"))
+    parts = [Q(pk__in=GalleryPhoto.objects.filter(gallery__in=visible_galleries).values("photo_id"))]
     if _signed_in(user):
-        condition |= Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
-    return condition
+        parts.append(Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"))))
+    return parts
 
 
 def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
@@ -205,11 +212,34 @@ def photo_list_for_viewer(
     or, given a gallery's id, that gallery's photos if they may open it (someone's unlisted gallery too: they
     have its link). `gallery_public_id` is validated input: None for no gallery. Anything else that is not a
     gallery id is refused here rather than read as "no gallery", which would list every unlisted gallery."""
+    include_unlisted, in_gallery = _photo_list_gallery(gallery_public_id)
+    return photo_list_visible_to(acting_user, include_unlisted=include_unlisted).filter(in_gallery)
+
+
+def photo_count_for_viewer(
+    *,
+    acting_user: UserOrAnonymous | None,
+    gallery_public_id: str | None = None,
+    narrow: Callable[[QuerySet[Photo]], QuerySet[Photo]] = lambda photos: photos,
+) -> int:
+    """`narrow(photo_list_for_viewer(...)).count()`, in one statement that counts the visibility rule's parts
+    apart and adds them up (UNION ALL): PostgreSQL then finds each part's photos by a join or an index, where the
+    rule's OR had it test every photo against both."""
+    include_unlisted, in_gallery = _photo_list_gallery(gallery_public_id)
+    parts = [
+        narrow(Photo.objects.filter(part, in_gallery)).order_by().values("pk")
+        for part in _visible_photo_parts(acting_user, include_unlisted=include_unlisted)
+    ]
+    return (parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]).count()
+
+
+def _photo_list_gallery(gallery_public_id: str | None) -> tuple[bool, Q]:
+    """(include_unlisted, the condition) of a photo list in one gallery, or in none (None)."""
     if gallery_public_id is None:
-        return photo_list_visible_to(acting_user)
+        return False, Q()
     if not re.fullmatch(GALLERY_PUBLIC_ID_PATTERN, gallery_public_id):
         raise ValueError(f"Not a gallery id: {gallery_public_id!r}; validate the input first.")
-    return photo_list_visible_to(acting_user, include_unlisted=True).filter(galleries__public_id=gallery_public_id)
+    return True, Q(galleries__public_id=gallery_public_id)
 
 
 def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID | str) -> Photo:

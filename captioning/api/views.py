@@ -4,6 +4,8 @@ Visibility is the pages' rule (captioning.selectors): what a client may not see 
 may not change answers 403, and an anonymous client asked to sign in gets 401.
 """
 
+import functools
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
@@ -254,10 +256,13 @@ class PhotoListApi(generics.GenericAPIView):
     @extend_schema(responses=api.PhotoSerializer(many=True))
     def get(self, request):
         photos = self.filter_queryset(self.get_queryset())
-        # Counted as photos (the rows' query joins tables a count does not need) and read as rows.
-        page = self.paginator.paginate_queryset(
-            photos, request, view=self, count=photos.count, read=selectors.photo_rows
+        count = functools.partial(
+            selectors.photo_count_for_viewer,
+            acting_user=request.user,
+            gallery_public_id=photo_filter_gallery(self.filters),
+            narrow=functools.partial(photo_filter_narrow, self.filters),
         )
+        page = self.paginator.paginate_queryset(photos, request, view=self, count=count, read=selectors.photo_rows)
         rows = selectors.photo_rows_with_details(page, acting_user=request.user)
         return self.get_paginated_response(api.photo_rows_representation(rows))
 

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from captioning.models import Caption, ModelVersion
+from captioning.models import Caption, GalleryPhoto, ModelVersion
 from captioning.services.galleries import gallery_create
 from tests.api.conftest import caption, upload
 
@@ -61,3 +61,25 @@ def test_a_page_shorter_than_the_page_size_is_counted_without_a_count_query(peop
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/api/galleries/").json()["count"] == 1
     assert not any("COUNT(" in query["sql"] for query in queries)
+
+
+def test_the_photo_lists_count_adds_up_to_what_its_pages_hold(people, private_gallery, api_client_for):
+    _captioned_photos(people, private_gallery, range(1, 6))
+    library_only = upload(people["owner"], private_gallery, seed=9, name="mine.jpg")
+    GalleryPhoto.objects.filter(photo=library_only).delete()
+    public = gallery_create(acting_user=people["stranger"], title="Public", visibility="public")
+    upload(people["stranger"], public, seed=10, name="theirs.jpg")
+    queries = [
+        "",
+        "?text=dog",
+        f"?gallery={private_gallery.public_id}",
+        "?status=queued",
+        f"?gallery={public.public_id}",
+    ]
+    for user in ("owner", "viewer", "stranger", "anonymous"):
+        client = api_client_for(people[user])
+        for query in queries:
+            separator = "&" if query else "?"
+            page = client.get(f"/api/photos/{query}{separator}page_size=2").json()
+            every = client.get(f"/api/photos/{query}{separator}page_size=200").json()
+            assert page["count"] == len(every["results"]), (user, query)
