@@ -20,7 +20,7 @@ class PhotoLinks:
     def __init__(self) -> None:
         self._parts: dict[str, tuple[str, str]] = {}
 
-    def url(self, name: str, photo_uuid: uuid.UUID) -> str:
+    def url(self, name: str, photo_uuid: uuid.UUID | str) -> str:
         parts = self._parts.get(name)
         if parts is None:
             before, after = reverse(name, kwargs={"photo_uuid": _PLACEHOLDER}).split(str(_PLACEHOLDER))

@@ -12,10 +12,12 @@ The original file, with its metadata, is for the photo's owner only; everyone el
 metadata.
 """
 
+import functools
 import logging
+import operator
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import (
@@ -24,6 +26,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    FilteredRelation,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -70,14 +73,20 @@ def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) 
 
 
 def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
-    """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it). "Held by" is
-    asked of each photo (EXISTS over its own placements), so PostgreSQL tests only the photos a query reads (a
-    photo page, a search's candidates) instead of first listing every photo of every gallery the user may see."""
+    """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
+    return functools.reduce(operator.or_, _visible_photo_parts(user, include_unlisted=include_unlisted))
+
+
+def _visible_photo_parts(user: UserOrAnonymous | None, *, include_unlisted: bool) -> list[Q]:
+    """`_visible_photo_q`'s parts, which no photo meets both of (one is held by a gallery, the other by none).
+    "Held by" is asked of each photo (EXISTS over its own placements), so PostgreSQL tests only the photos a query
+    reads (a photo page, a search's candidates) instead of first listing every photo of every gallery the user
+    may see."""
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
-    condition = Q(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__in=visible_galleries)))
+    parts = [Q(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__in=visible_galleries)))]
     if _signed_in(user):
-        condition |= Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
-    return condition
+        parts.append(Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"))))
+    return parts
 
 
 def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
@@ -207,11 +216,34 @@ def photo_list_for_viewer(
     or, given a gallery's id, that gallery's photos if they may open it (someone's unlisted gallery too: they
     have its link). `gallery_public_id` is validated input: None for no gallery. Anything else that is not a
     gallery id is refused here rather than read as "no gallery", which would list every unlisted gallery."""
+    include_unlisted, in_gallery = _photo_list_gallery(gallery_public_id)
+    return photo_list_visible_to(acting_user, include_unlisted=include_unlisted).filter(in_gallery)
+
+
+def photo_count_for_viewer(
+    *,
+    acting_user: UserOrAnonymous | None,
+    gallery_public_id: str | None = None,
+    narrow: Callable[[QuerySet[Photo]], QuerySet[Photo]] = lambda photos: photos,
+) -> int:
+    """`narrow(photo_list_for_viewer(...)).count()`, in one statement that counts the visibility rule's parts
+    apart and adds them up (UNION ALL): PostgreSQL then finds each part's photos by a join or an index, where the
+    rule's OR had it test every photo against both."""
+    include_unlisted, in_gallery = _photo_list_gallery(gallery_public_id)
+    parts = [
+        narrow(Photo.objects.filter(part, in_gallery)).order_by().values("pk")
+        for part in _visible_photo_parts(acting_user, include_unlisted=include_unlisted)
+    ]
+    return (parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]).count()
+
+
+def _photo_list_gallery(gallery_public_id: str | None) -> tuple[bool, Q]:
+    """(include_unlisted, the condition) of a photo list in one gallery, or in none (None)."""
     if gallery_public_id is None:
-        return photo_list_visible_to(acting_user)
+        return False, Q()
     if not re.fullmatch(GALLERY_PUBLIC_ID_PATTERN, gallery_public_id):
         raise ValueError(f"Not a gallery id: {gallery_public_id!r}; validate the input first.")
-    return photo_list_visible_to(acting_user, include_unlisted=True).filter(galleries__public_id=gallery_public_id)
+    return True, Q(galleries__public_id=gallery_public_id)
 
 
 def photo_get_for_viewer(*, user: UserOrAnonymous | None, photo_uuid: uuid.UUID | str) -> Photo:
@@ -293,12 +325,7 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
     )
     # Every gallery holding each photo in one query: its owner (who may manage the photo) and whether
     # `acting_user` may see it listed (the galleries the photo's representation names).
-    listed = Case(
-        When(_visible_gallery_q(acting_user, include_unlisted=False), then=Value(True)),
-        default=Value(False),
-        output_field=BooleanField(),
-    )
-    holding = Gallery.objects.only("public_id", "owner").annotate(listed=listed).order_by("title", "id")
+    holding = Gallery.objects.only("public_id", "owner").annotate(listed=_listed(acting_user)).order_by("title", "id")
     return (
         photos.select_related("owner")
         .only(*_LISTED_PHOTO_FIELDS)
@@ -309,16 +336,98 @@ def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAn
     )
 
 
+# The API's photo list reads its page as rows (dicts) rather than Photo instances: a model instance per photo, per
+# caption, per caption's model and author and per gallery holding it was most of that list's Python calls.
+PHOTO_ROW_FIELDS = (
+    "id",
+    "uuid",
+    "owner_id",
+    "owner__username",
+    "original_filename",
+    "status",
+    "error_message",
+    "attempts",
+    "width",
+    "height",
+    "format",
+    "byte_size",
+    "taken_at",
+    "created_at",
+    "updated_at",
+)
+CAPTION_ROW_FIELDS = (
+    "id",
+    "text",
+    "source",
+    "model_version__name",
+    "decoding",
+    "score",
+    "clip_score",
+    "familiarity",
+    "confident",
+    "is_current",
+    "created_by__username",
+    "created_at",
+    "review_state",
+    "reviewed_by__username",
+    "reviewed_at",
+)
+_CURRENT_CAPTION_FIELDS = {field: f"current_caption__{field}" for field in CAPTION_ROW_FIELDS}
+
+
+def photo_rows(photos: QuerySet[Photo]) -> QuerySet:
+    """`photos` as rows of PHOTO_ROW_FIELDS with their current caption's fields joined (a photo has one current
+    caption at most), for `photo_rows_with_details` once a page of them is read."""
+    current_caption = FilteredRelation("captions", condition=Q(captions__is_current=True))
+    return photos.annotate(current_caption=current_caption).values(*PHOTO_ROW_FIELDS, *_CURRENT_CAPTION_FIELDS.values())
+
+
+def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
+    """`rows` of `photo_rows`, each given what `photo_with_current_caption` reads for a photo, in one query for
+    any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
+    public_ids of the galleries holding it that `acting_user` may see listed, by title: `gallery_list_holding`)
+    and `can_manage` (`photo_can_manage`)."""
+    rows = list(rows)
+    photo_ids = [row["id"] for row in rows]
+    holding: dict[int, list[tuple[str, int, bool]]] = {photo_id: [] for photo_id in photo_ids}
+    for photo_id, public_id, owner_id, listed in (
+        Gallery.objects.filter(placements__photo_id__in=photo_ids)
+        .annotate(listed=_listed(acting_user))
+        .order_by("title", "id")
+        .values_list("placements__photo_id", "public_id", "owner_id", "listed")
+    ):
+        holding[photo_id].append((public_id, owner_id, listed))
+    for row in rows:
+        galleries = holding[row["id"]]
+        row["caption"] = (
+            None
+            if row["current_caption__id"] is None
+            else {field: row[joined] for field, joined in _CURRENT_CAPTION_FIELDS.items()}
+        )
+        row["galleries"] = [public_id for public_id, _owner_id, listed in galleries if listed]
+        row["can_manage"] = _manages(acting_user, row["owner_id"], [owner_id for _public_id, owner_id, _ in galleries])
+    return rows
+
+
+def _listed(acting_user: UserOrAnonymous | None) -> Case:
+    """On galleries: whether `acting_user` may see each listed (someone's unlisted gallery is never named)."""
+    return Case(
+        When(_visible_gallery_q(acting_user, include_unlisted=False), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+def _manages(user: UserOrAnonymous | None, photo_owner_id: int, holding_owner_ids: Iterable[int]) -> bool:
+    return _signed_in(user) and (user.pk == photo_owner_id or user.pk in holding_owner_ids)
+
+
 def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """Edit its caption, re-caption, retry, delete: the photo's owner and the owners of galleries holding it."""
-    if not _signed_in(user):
-        return False
-    if user.pk == photo.owner_id:
-        return True
     holding = getattr(photo, "holding_galleries", None)
-    if holding is not None:
-        return any(gallery.owner_id == user.pk for gallery in holding)
-    return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
+    if holding is None and _signed_in(user) and user.pk != photo.owner_id:
+        return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
+    return _manages(user, photo.owner_id, [gallery.owner_id for gallery in holding or []])
 
 
 def photo_can_delete(user: UserOrAnonymous | None, photo: Photo) -> bool:

@@ -209,7 +209,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "captioning.api.pagination.ApiPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["captioning.api.filters.ApiFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": [
         "captioning.api.throttling.AnonymousRateThrottle",
         "captioning.api.throttling.UserRateThrottle",

@@ -3,7 +3,8 @@ one filter that decides what a selector returns (`gallery`) reaches it validated
 
 import django_filters
 from django.core.validators import RegexValidator
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
 from captioning.models import GALLERY_PUBLIC_ID_PATTERN, Caption, Gallery, Photo
@@ -51,16 +52,40 @@ class PhotoFilter(django_filters.FilterSet):
         return queryset.filter(Exists(captions))
 
 
-def photo_filters(request) -> PhotoFilter:
+def _names_a_filter(request, filterset_class: type[django_filters.FilterSet]) -> bool:
+    return any(name in request.query_params for name in filterset_class.base_filters)
+
+
+class ApiFilterBackend(DjangoFilterBackend):
+    """DjangoFilterBackend, but a query string that names none of the view's filters builds no FilterSet: one
+    that narrows nothing cost the gallery list a sixth of its Python calls."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not _names_a_filter(request, filterset_class):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def photo_filters(request) -> PhotoFilter | None:
     """PhotoFilter on the request's query string, validated (400 otherwise). Its cleaned `gallery` (the last one
     sent, stripped; None when absent or blank: `photo_filter_gallery`) decides what the photo list's selector
-    returns, and the same FilterSet then narrows those photos (`filter_queryset`), so whether an unlisted gallery
-    is listed and which photos the filter narrows to are read from one value."""
+    returns, and the same FilterSet then narrows those photos (`photo_filter_narrow`), so whether an unlisted
+    gallery is listed and which photos the filter narrows to are read from one value. None when the query string
+    names no filter: building a FilterSet that narrows nothing was a tenth of the photo list's Python calls."""
+    if not _names_a_filter(request, PhotoFilter):
+        return None
     filters = PhotoFilter(request.query_params, queryset=Photo.objects.none(), request=request)
     if not filters.is_valid():
         raise ValidationError(filters.errors)
     return filters
 
 
-def photo_filter_gallery(filters: PhotoFilter) -> str | None:
+def photo_filter_gallery(filters: PhotoFilter | None) -> str | None:
+    if filters is None:
+        return None
     return filters.form.cleaned_data.get("gallery") or None
+
+
+def photo_filter_narrow(filters: PhotoFilter | None, photos: QuerySet[Photo]) -> QuerySet[Photo]:
+    return photos if filters is None else filters.filter_queryset(photos)

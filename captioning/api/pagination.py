@@ -1,5 +1,53 @@
-from rest_framework.exceptions import ValidationError
+from collections.abc import Callable
+
+from django.core.paginator import EmptyPage, InvalidPage, PageNotAnInteger, Paginator
+from django.db.models import QuerySet
+from django.utils.functional import cached_property
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+
+
+class ListPaginator(Paginator):
+    """Django's Paginator, but a page is read before the list is counted: a page shorter than the page size (the
+    gallery list, most often) tells the count without a COUNT query. `count` counts some cheaper way than the page's
+    query would (which may join tables only the page's rows need); `read` says how the list is read (as rows, say)."""
+
+    def __init__(
+        self,
+        object_list,
+        per_page: int,
+        *,
+        count: Callable[[], int] | None = None,
+        read: Callable[[QuerySet], QuerySet] | None = None,
+    ) -> None:
+        super().__init__(object_list, per_page)
+        self._count, self._read = count, read
+
+    @cached_property
+    def count(self) -> int:
+        return self._count() if self._count is not None else super().count
+
+    def page(self, number):
+        number = _page_number(number, self.error_messages)
+        bottom = (number - 1) * self.per_page
+        readable = self._read(self.object_list) if self._read is not None else self.object_list
+        rows = list(readable[bottom : bottom + self.per_page])
+        if 0 < len(rows) < self.per_page or (bottom == 0 and not rows):
+            self.count = bottom + len(rows)
+        return self._get_page(rows, self.validate_number(number), self)
+
+
+def _page_number(number, error_messages: dict) -> int:
+    """The first checks of Paginator.validate_number, those that need no count."""
+    try:
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError
+        number = int(number)
+    except (TypeError, ValueError):
+        raise PageNotAnInteger(error_messages["invalid_page"]) from None
+    if number < 1:
+        raise EmptyPage(error_messages["min_page"])
+    return number
 
 
 class ApiPagination(PageNumberPagination):
@@ -8,6 +56,23 @@ class ApiPagination(PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 200
+    django_paginator_class = ListPaginator
+
+    def paginate_queryset(self, queryset, request, view=None, *, count=None, read=None):
+        """DRF's PageNumberPagination.paginate_queryset, with ListPaginator's `count` and `read`."""
+        self.request = request
+        page_size = self.get_page_size(request)
+        if not page_size:
+            return None
+        paginator = self.django_paginator_class(queryset, page_size, count=count, read=read)
+        page_number = self.get_page_number(request, paginator)
+        try:
+            self.page = paginator.page(page_number)
+        except InvalidPage as error:
+            raise NotFound(self.invalid_page_message.format(page_number=page_number, message=str(error))) from None
+        if paginator.num_pages > 1 and self.template is not None:
+            self.display_page_controls = True  # the browsable API's page links
+        return list(self.page)
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

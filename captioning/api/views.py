@@ -4,6 +4,8 @@ Visibility is the pages' rule (captioning.selectors): what a client may not see 
 may not change answers 403, and an anonymous client asked to sign in gets 401.
 """
 
+import functools
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
@@ -22,7 +24,13 @@ from rest_framework.views import APIView
 
 from captioning import search, selectors
 from captioning.api import serializers as api
-from captioning.api.filters import GalleryFilter, PhotoFilter, photo_filter_gallery, photo_filters
+from captioning.api.filters import (
+    GalleryFilter,
+    PhotoFilter,
+    photo_filter_gallery,
+    photo_filter_narrow,
+    photo_filters,
+)
 from captioning.api.pagination import ApiPagination
 from captioning.api.throttling import SignInLockedOut, SignInRateThrottle, UploadRateThrottle
 from captioning.downloads import photo_zip_stream
@@ -239,18 +247,24 @@ class PhotoListApi(generics.GenericAPIView):
         photos = selectors.photo_list_for_viewer(
             acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.filters)
         )
-        return selectors.photo_with_current_caption(photos, acting_user=self.request.user).order_by(
-            "-created_at", "-id"
-        )
+        return photos.order_by("-created_at", "-id")
 
     def filter_queryset(self, queryset):
         # The FilterSet that chose the selector's photos narrows them: one FilterSet per request, not two.
-        return self.filters.filter_queryset(queryset)
+        return photo_filter_narrow(self.filters, queryset)
 
     @extend_schema(responses=api.PhotoSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(api.PhotoSerializer(page, many=True, context={"request": request}).data)
+        photos = self.filter_queryset(self.get_queryset())
+        count = functools.partial(
+            selectors.photo_count_for_viewer,
+            acting_user=request.user,
+            gallery_public_id=photo_filter_gallery(self.filters),
+            narrow=functools.partial(photo_filter_narrow, self.filters),
+        )
+        page = self.paginator.paginate_queryset(photos, request, view=self, count=count, read=selectors.photo_rows)
+        rows = selectors.photo_rows_with_details(page, acting_user=request.user)
+        return self.get_paginated_response(api.photo_rows_representation(rows))
 
     @extend_schema(
         request={"multipart/form-data": api.UploadInputSerializer},

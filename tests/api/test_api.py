@@ -289,6 +289,17 @@ def test_pages_of_photos(people, private_gallery, api_client_for):
     assert client.get(reverse("api-photo-list") + "?page=9").status_code == 404
 
 
+def test_pages_count_the_photos_whether_a_page_is_full_short_or_past_the_end(people, private_gallery, api_client_for):
+    for seed in range(4):
+        upload(people["owner"], private_gallery, seed=seed + 10)
+    client = api_client_for(people["owner"])
+    for query, results in [("page_size=2&page=2", 2), ("page_size=3&page=2", 1), ("page_size=5", 4), ("page=last", 4)]:
+        page = client.get(reverse("api-photo-list") + f"?{query}").json()
+        assert (page["count"], len(page["results"]), page["next"]) == (4, results, None), query
+    for query in ("page_size=2&page=3", "page=0", "page=two"):
+        assert client.get(reverse("api-photo-list") + f"?{query}").status_code == 404, query
+
+
 def test_photo_detail_shows_the_current_caption_and_urls(people, private_photo, api_client_for):
     data = api_client_for(people["viewer"]).get(reverse("api-photo-detail", args=[private_photo.uuid])).json()
     assert data["caption"]["text"] == "a zebra standing on a sandy beach"

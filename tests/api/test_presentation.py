@@ -3,6 +3,7 @@ DRF's generic serializer code writes from the same declared fields, for every ki
 
 import datetime
 
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
@@ -14,8 +15,9 @@ from captioning.api.serializers import (
     PhotoSerializer,
     SearchHitSerializer,
     caption_representation,
+    photo_rows_representation,
 )
-from captioning.models import Caption, Gallery, ModelVersion, Photo
+from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo
 from captioning.search import SearchHit
 from captioning.services.galleries import gallery_create
 from tests.api.conftest import caption, upload
@@ -59,6 +61,29 @@ def test_photos_are_presented_as_drfs_generic_serializer_presents_them(people, p
             generic = serializers.ModelSerializer.to_representation(presenter, photo)
             assert presenter.to_representation(photo) == dict(generic)
     assert {photo.status for photo in photos} == {Photo.Status.CAPTIONED, Photo.Status.FAILED}
+
+
+def test_the_photo_list_presents_its_rows_as_the_serializer_presents_each_photo(people, private_gallery):
+    owner, viewer = people["owner"], people["viewer"]
+    photos = _varied_photos(people, private_gallery)
+    # Held by two galleries, one of them someone else's; held by an unlisted one; held by none (its owner's alone).
+    public = gallery_create(acting_user=viewer, title="Also here", visibility=Gallery.Visibility.PUBLIC)
+    GalleryPhoto.objects.create(gallery=public, photo=photos[0], added_by=owner)
+    unlisted = gallery_create(acting_user=owner, title="By link", visibility=Gallery.Visibility.UNLISTED)
+    GalleryPhoto.objects.create(gallery=unlisted, photo=photos[1], added_by=owner)
+    GalleryPhoto.objects.filter(photo=photos[3]).delete()
+    request = APIRequestFactory().get("/api/photos/")
+    presented = []
+    for user in (owner, viewer, people["stranger"], AnonymousUser()):
+        request.user = user
+        visible = selectors.photo_list_visible_to(user).order_by("pk")
+        rows = selectors.photo_rows_with_details(selectors.photo_rows(visible), acting_user=user)
+        expected = [dict(PhotoSerializer(photo, context={"request": request}).data) for photo in visible]
+        assert photo_rows_representation(rows) == expected
+        presented += expected
+    assert {len(photo["galleries"]) for photo in presented} == {0, 1, 2}
+    assert {photo["can_manage"] for photo in presented} == {True, False}
+    assert None in {photo["caption"] and photo["caption"]["created_by"] for photo in presented}
 
 
 def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, private_gallery):

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from captioning.models import Caption, ModelVersion
+from captioning.models import Caption, GalleryPhoto, ModelVersion
 from captioning.services.galleries import gallery_create
 from tests.api.conftest import caption, upload
 
@@ -49,3 +49,37 @@ def test_the_gallery_list_reads_as_many_queries_for_many_galleries_as_for_one(pe
     for number in range(4):
         gallery_create(acting_user=people["stranger"], title=f"Public {number}", visibility="public")
     assert _queries(client, "/api/galleries/") == one
+
+
+def test_a_page_shorter_than_the_page_size_is_counted_without_a_count_query(people, private_gallery, api_client_for):
+    client = api_client_for(people["viewer"])
+    _captioned_photos(people, private_gallery, range(1, 4))
+    for path, counted in [("/api/photos/?page_size=3", True), ("/api/photos/?page_size=4", False)]:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).json()["count"] == 3
+        assert any("COUNT(" in query["sql"] for query in queries) == counted, path
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/galleries/").json()["count"] == 1
+    assert not any("COUNT(" in query["sql"] for query in queries)
+
+
+def test_the_photo_lists_count_adds_up_to_what_its_pages_hold(people, private_gallery, api_client_for):
+    _captioned_photos(people, private_gallery, range(1, 6))
+    library_only = upload(people["owner"], private_gallery, seed=9, name="mine.jpg")
+    GalleryPhoto.objects.filter(photo=library_only).delete()
+    public = gallery_create(acting_user=people["stranger"], title="Public", visibility="public")
+    upload(people["stranger"], public, seed=10, name="theirs.jpg")
+    queries = [
+        "",
+        "?text=dog",
+        f"?gallery={private_gallery.public_id}",
+        "?status=queued",
+        f"?gallery={public.public_id}",
+    ]
+    for user in ("owner", "viewer", "stranger", "anonymous"):
+        client = api_client_for(people[user])
+        for query in queries:
+            separator = "&" if query else "?"
+            page = client.get(f"/api/photos/{query}{separator}page_size=2").json()
+            every = client.get(f"/api/photos/{query}{separator}page_size=200").json()
+            assert page["count"] == len(every["results"]), (user, query)
