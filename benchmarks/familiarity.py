@@ -2,7 +2,8 @@
 
 Draws shape images the build never drew (a split of their own), embeds them and the real photos in
 tests/fixtures/photos (and random crops of those, for more real-photo variety), and prints for each signal
-(familiarity, the model's own beam score, and their sum in standard units):
+(familiarity, the model's own beam score, the CLIPScore of its caption in its own CLIP, and familiarity's sum with
+each of those in standard units):
 - the share of held-out shapes above the threshold and how many real photos fall below it;
 - AUROC: the chance that a random held-out shape scores above a random real photo (1.0: perfect separation);
 - the margin between the least familiar shape and the most familiar photo.
@@ -22,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mlcore import Captioner, DecodingOptions, load_image
+from mlcore.clipscore import caption_clip_scores
 from mlcore.familiarity import DEFAULT_CALIBRATION_QUANTILE
 from mlcore.shapes import make_shape_samples
 
@@ -76,23 +78,32 @@ def main() -> None:
     crops = photo_crops(photos, args.crops_per_photo, args.seed)
 
     groups = {"shapes": [sample.render() for sample in samples], "photos": photos, "crops": crops}
-    familiarity, beam = {}, {}
+    familiarity, beam, clip = {}, {}, {}
     for name, images in groups.items():
         embeddings = captioner.embed(images)
         familiarity[name] = reference.familiarity(embeddings)
         results = captioner.caption_embeddings(embeddings, DecodingOptions())
         beam[name] = torch.tensor([result.score for result in results])
+        clip[name] = torch.tensor(
+            caption_clip_scores(captioner, embeddings, [result.text for result in results]).per_item
+        )
         if name == "photos":
-            for path, value, result in zip(photo_files, familiarity[name].tolist(), results, strict=True):
-                print(f"  {path.name:<34} familiarity {value:.4f}  score {result.score:7.3f}  {result.text!r}")
+            for path, value, result, clip_value in zip(
+                photo_files, familiarity[name].tolist(), results, clip[name].tolist(), strict=True
+            ):
+                print(
+                    f"  {path.name:<34} familiarity {value:.4f}  score {result.score:7.3f}  "
+                    f"CLIPScore {clip_value:.3f}  {result.text!r}"
+                )
 
-    # The sum of both in standard units of the held-out shapes: does the model's own score add anything?
+    # Sums in standard units of the held-out shapes: do the model's own scores add anything to familiarity?
     def standard(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mean, spread = values["shapes"].mean(), values["shapes"].std()
         return {name: (value - mean) / spread for name, value in values.items()}
 
-    familiarity_units, beam_units = standard(familiarity), standard(beam)
-    combined = {name: familiarity_units[name] + beam_units[name] for name in groups}
+    familiarity_units = standard(familiarity)
+    with_beam = {name: familiarity_units[name] + standard(beam)[name] for name in groups}
+    with_clip = {name: familiarity_units[name] + standard(clip)[name] for name in groups}
 
     print(f"\n{len(samples)} held-out shapes, {len(photos)} photos, {len(crops)} crops of them")
     print(
@@ -104,7 +115,13 @@ def main() -> None:
     report(
         "familiarity (stored)", familiarity["shapes"], familiarity["photos"], familiarity["crops"], reference.threshold
     )
-    for name, values in (("beam score", beam), ("familiarity + beam", combined)):
+    signals = (
+        ("beam score", beam),
+        ("familiarity + beam", with_beam),
+        ("CLIPScore", clip),
+        ("familiarity + CLIPScore", with_clip),
+    )
+    for name, values in signals:
         threshold = float(torch.quantile(values["shapes"], DEFAULT_CALIBRATION_QUANTILE))
         report(name, values["shapes"], values["photos"], values["crops"], threshold)
     print(f"stored calibration: {reference.calibration}")

@@ -10,6 +10,7 @@ Beam search follows ClipCap's `generate_beam` exactly, so both pick the same bes
 - a beam that has emitted the stop token stays in the beam and is "extended" at zero cost without
   growing, so it competes with its final score;
 - an image is finished when all its beams have stopped, or after `max_length` tokens.
+`beam_candidates` keeps every final beam, best first, for a caller that re-ranks them (mlcore.captioner).
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +38,9 @@ class DecodingOptions:
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
+    # Pick among beam search's final beams the one the model's own CLIP finds closest to the image (mlcore.captioner).
+    # None: the model's own choice (CaptionerConfig.clip_rerank).
+    clip_rerank: bool | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in ("beam", "greedy", "sample"):
@@ -80,19 +84,28 @@ def generate(
 ) -> list[GeneratedTokens]:
     """Continues each prefix ([N, prefix_length, width]) into one caption. `int8`: GPT-2's linear layers
     as int8 matmuls, for CPUs (see mlcore.decoder)."""
+    return [candidates[0] for candidates in generate_candidates(gpt, prefixes, stop_token_id, options, int8)]
+
+
+def generate_candidates(
+    gpt: GPT2LMHeadModel, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions, int8: bool = False
+) -> list[list[GeneratedTokens]]:
+    """Each prefix's candidate captions, best first: beam search's final beams, or greedy decoding's or
+    sampling's one caption."""
     if prefixes.shape[0] == 0:
         return []
     if options.max_length is None:
         options = replace(options, max_length=DEFAULT_MAX_LENGTH)
     decoder = IncrementalGPT2(gpt, int8=int8)
     if options.strategy == "beam":
-        return beam_search(decoder, prefixes, stop_token_id, options)
-    return sample_or_greedy(decoder, prefixes, stop_token_id, options)
+        return beam_candidates(decoder, prefixes, stop_token_id, options)
+    return [[generated] for generated in sample_or_greedy(decoder, prefixes, stop_token_id, options)]
 
 
-def beam_search(
+def beam_candidates(
     decoder: IncrementalGPT2, prefixes: torch.Tensor, stop_token_id: int, options: DecodingOptions
-) -> list[GeneratedTokens]:
+) -> list[list[GeneratedTokens]]:
+    """Every final beam of each image, best first (ties keep the beam order)."""
     alpha = options.length_normalization
     beams = min(options.beam_size, decoder.gpt.config.vocab_size)
     features, state = decoder.prefill(prefixes, beams)
@@ -103,12 +116,12 @@ def beam_search(
 
     # Rows of the running batch map to these images; finished images leave the batch.
     running_images = torch.arange(prefixes.shape[0], device=prefixes.device)
-    results: dict[int, GeneratedTokens] = {}
+    results: dict[int, list[GeneratedTokens]] = {}
 
     for _ in range(1, options.max_length):
         finished = stopped.all(dim=-1)
         if finished.any():
-            _record_best(results, running_images[finished], tokens[finished], sums[finished], lengths[finished], alpha)
+            _record_beams(results, running_images[finished], tokens[finished], sums[finished], lengths[finished], alpha)
             keep = ~finished
             if not keep.any():
                 break
@@ -145,7 +158,7 @@ def beam_search(
         state.reorder_rows((row_offsets + source_beams).reshape(-1))
 
     else:
-        _record_best(results, running_images, tokens, sums, lengths, alpha)
+        _record_beams(results, running_images, tokens, sums, lengths, alpha)
     return [results[index] for index in range(prefixes.shape[0])]
 
 
@@ -155,20 +168,21 @@ def _stopped_row(top_log_probs: torch.Tensor) -> torch.Tensor:
     return row
 
 
-def _record_best(
-    results: dict[int, GeneratedTokens],
+def _record_beams(
+    results: dict[int, list[GeneratedTokens]],
     image_indices: torch.Tensor,
     tokens: torch.Tensor,
     sums: torch.Tensor,
     lengths: torch.Tensor,
     alpha: float,
 ) -> None:
-    final_scores = sums / lengths**alpha
-    best = final_scores.argmax(dim=-1)
+    final_scores = sums / lengths**alpha  # [images, beams]
+    order = final_scores.argsort(dim=-1, descending=True, stable=True)
     for row, image in enumerate(image_indices.tolist()):
-        beam = int(best[row])
-        length = int(lengths[row, beam])
-        results[image] = GeneratedTokens(tokens[row, beam, :length].tolist(), float(final_scores[row, beam]))
+        results[image] = [
+            GeneratedTokens(tokens[row, beam, : int(lengths[row, beam])].tolist(), float(final_scores[row, beam]))
+            for beam in order[row].tolist()
+        ]
 
 
 def sample_or_greedy(

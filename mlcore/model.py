@@ -42,6 +42,9 @@ class CaptionerConfig:
     format_version: int = CONFIG_FORMAT_VERSION
     # New tokens per caption unless the caller asks otherwise.
     max_length: int = DEFAULT_MAX_LENGTH
+    # Beam search's final beams re-ranked by this model's CLIP unless the caller asks otherwise (needs the CLIP's
+    # text tower; the demo model opts in, imported weights do not).
+    clip_rerank: bool = False
 
     @property
     def prefix_length(self) -> int:

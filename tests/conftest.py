@@ -89,6 +89,7 @@ def make_captioner_config(
     clip_embedding_size: int = 24,
     normalize_prefix: bool = False,
     stop_token: str = "<|endoftext|>",
+    clip_rerank: bool = False,
 ) -> CaptionerConfig:
     gpt = load_gpt2(gpt2_dir)
     return CaptionerConfig(
@@ -109,6 +110,7 @@ def make_captioner_config(
         train_gpt2=train_gpt2,
         normalize_prefix=normalize_prefix,
         stop_token=stop_token,
+        clip_rerank=clip_rerank,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
@@ -110,6 +111,24 @@ def test_caption_int8_setting_picks_int8_matmuls_on_a_cpu(active_model, add_phot
     assert engine.captioner_for(active_model).int8 is int8
     photo.refresh_from_db()
     assert photo.status == Photo.Status.CAPTIONED
+
+
+def test_a_model_that_reranks_by_clip_gets_its_reranked_captions_in_a_batch(add_photo, save_random_checkpoint):
+    checkpoint = save_random_checkpoint("reranks", mapper_type="transformer", train_gpt2=True, clip_rerank=True)
+    model_version_register(name="reranks", checkpoint_path=checkpoint, activate=True)
+    photos = [add_photo(seed) for seed in range(5)]
+
+    assert photo_caption_batch(limit=10).captioned == 5
+
+    captioner = Captioner.load(checkpoint, device="cpu")
+    embeddings = []
+    for photo in photos:
+        photo.refresh_from_db()
+        embeddings.append(torch.from_numpy(photo.embedding_vector().copy()))
+    reranked = captioner.caption_embeddings(torch.stack(embeddings), clip_rerank=True)
+    likeliest = captioner.caption_embeddings(torch.stack(embeddings), clip_rerank=False)
+    assert [current_captions(photo)[0].text for photo in photos] == [result.text for result in reranked]
+    assert [result.text for result in reranked] != [result.text for result in likeliest]
 
 
 # What `manage.py qcluster` has imported when it forks its workers, and the tasks those run. Checked in a fresh

@@ -45,6 +45,7 @@ def test_demo_checkpoint_is_self_contained_and_captions_new_images(small_demo, t
     out, _ = small_demo
     moved = shutil.copytree(out, tmp_path / "elsewhere")  # its CLIP travels inside it, named relatively
     captioner = Captioner.load(moved, device="cpu")
+    assert captioner.decoding_options().clip_rerank  # its beams re-ranked by its own CLIP
     # A split the build never drew, so these images are new to it.
     samples = make_shape_samples(40, seed=0, split="unseen")
     results = captioner.caption([sample.render() for sample in samples])

@@ -1,9 +1,11 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mlcore import Captioner, DecodingOptions
 from mlcore.checkpoint import load_checkpoint
+from mlcore.generate import generate_candidates
 
 IMAGES = [Image.new("RGB", (48, 32), colour) for colour in ("red", "green", "blue", "white", "black", "yellow", "grey")]
 
@@ -45,6 +47,38 @@ def test_decoding_overrides_apply_on_top_of_given_options(captioner):
     base = DecodingOptions(strategy="sample", seed=3, max_length=4)
     results = captioner.caption_embeddings(captioner.embed(IMAGES[:2]), base, max_length=2)
     assert all(len(result.token_ids) <= 2 for result in results)
+
+
+def test_clip_rerank_picks_the_final_beam_whose_text_is_closest_to_the_image(captioner):
+    embeddings = captioner.embed(IMAGES)
+    options = DecodingOptions(beam_size=4, max_length=8)
+    with torch.inference_mode():
+        prefixes = captioner.model.prefix_embeddings(embeddings)
+        candidates = generate_candidates(
+            captioner.model.gpt, prefixes, captioner.stop_token_id, captioner.decoding_options(options)
+        )
+    likeliest = captioner.caption_embeddings(embeddings, options)
+    reranked = captioner.caption_embeddings(embeddings, options, clip_rerank=True, batch_size=3)
+    for embedding, image_candidates, result in zip(embeddings, candidates, reranked, strict=True):
+        texts = [captioner.decode(candidate.token_ids) for candidate in image_candidates]
+        similarities = F.cosine_similarity(captioner.embed_text(texts), embedding.unsqueeze(0))
+        assert result.token_ids == image_candidates[int(similarities.argmax())].token_ids
+    assert [r.token_ids for r in likeliest] == [candidates[0].token_ids for candidates in candidates]
+    assert [r.token_ids for r in reranked] != [r.token_ids for r in likeliest]
+
+
+def test_a_checkpoint_that_opts_in_reranks_by_clip_unless_the_caller_says_otherwise(save_random_checkpoint):
+    opted_in = Captioner.load(
+        save_random_checkpoint("opted-in", mapper_type="transformer", train_gpt2=True, clip_rerank=True), device="cpu"
+    )
+    assert opted_in.decoding_options().clip_rerank is True
+    assert opted_in.decoding_options(DecodingOptions(beam_size=3)).clip_rerank is True
+    assert opted_in.decoding_options(DecodingOptions(clip_rerank=False)).clip_rerank is False
+    embeddings = opted_in.embed(IMAGES)
+    by_default = [r.token_ids for r in opted_in.caption_embeddings(embeddings)]
+    assert by_default == [r.token_ids for r in opted_in.caption_embeddings(embeddings, clip_rerank=True)]
+    assert by_default != [r.token_ids for r in opted_in.caption_embeddings(embeddings, clip_rerank=False)]
+    assert Captioner.load(save_random_checkpoint("default"), device="cpu").decoding_options().clip_rerank is False
 
 
 def test_int8_decoding_is_refused_off_the_cpu(save_random_checkpoint):

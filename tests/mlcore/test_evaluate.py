@@ -197,6 +197,20 @@ def test_evaluating_on_image_files_skips_unreadable_ones_and_scores_the_rest(sav
     assert [item.caption for item in report.predictions] == [result.text for result in expected]
 
 
+def test_a_model_that_reranks_by_clip_is_evaluated_on_its_reranked_captions(save_random_checkpoint):
+    directory = save_random_checkpoint(mapper_type="transformer", train_gpt2=True, clip_rerank=True)
+    captioner = Captioner.load(directory, device="cpu")
+    dataset = reference_set(captioner.config.clip_model, images=7)
+
+    report = evaluate_captioner(captioner, dataset, DecodingOptions(beam_size=4, max_length=8), spice=False)
+
+    assert report.settings["decoding"]["clip_rerank"] is True
+    reranked = captioner.caption_embeddings(dataset.embeddings, beam_size=4, max_length=8, clip_rerank=True)
+    likeliest = captioner.caption_embeddings(dataset.embeddings, beam_size=4, max_length=8, clip_rerank=False)
+    assert [item.caption for item in report.predictions] == [result.text for result in reranked]
+    assert [result.text for result in reranked] != [result.text for result in likeliest]
+
+
 def test_embeddings_from_another_clip_are_flagged_in_the_report(save_random_checkpoint):
     captioner = Captioner.load(save_random_checkpoint(), device="cpu")
 

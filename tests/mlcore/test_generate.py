@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mlcore.generate import DecodingOptions, generate
+from mlcore.generate import DecodingOptions, generate, generate_candidates
 from mlcore.model import ClipCaptionModel
 from tests.conftest import make_captioner_config, make_random_model
 from tests.mlcore.clipcap_reference import reference_beam_search
@@ -36,6 +36,24 @@ def test_batched_beam_search_returns_the_reference_best_caption(tiny_clip_dir, t
             )
             assert caption.token_ids == expected_tokens
             assert caption.score == pytest.approx(expected_score, rel=1e-9)
+
+
+def test_beam_candidates_are_every_final_beam_best_first_and_the_first_is_the_caption(tiny_clip_dir, tiny_gpt2_dir):
+    model = random_model(tiny_clip_dir, tiny_gpt2_dir, seed=6)
+    options = DecodingOptions(beam_size=4, max_length=12)
+    with torch.inference_mode():
+        prefixes = model.prefix_embeddings(torch.randn(5, 24, dtype=torch.float64))
+        stop_token_id = most_common_token(generate(model.gpt, prefixes, -1, options))
+        captions = generate(model.gpt, prefixes, stop_token_id, options)
+        candidates = generate_candidates(model.gpt, prefixes, stop_token_id, options)
+        greedy = generate_candidates(model.gpt, prefixes, stop_token_id, replace(options, strategy="greedy"))
+    for caption, image_candidates in zip(captions, candidates, strict=True):
+        assert len(image_candidates) == 4
+        assert image_candidates[0] == caption
+        scores = [candidate.score for candidate in image_candidates]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(candidate.token_ids) for candidate in image_candidates}) == 4
+    assert [len(image_candidates) for image_candidates in greedy] == [1] * 5
 
 
 def test_beam_search_stops_at_the_stop_token_and_reports_it(tiny_clip_dir, tiny_gpt2_dir):
