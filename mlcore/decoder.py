@@ -26,6 +26,9 @@ TANH_GELUS = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"}
 # Output-layer columns per matmul when only the best tokens are needed: 8192 x 320 rows of fp32 logits
 # fit in a CPU's cache, where the whole [rows, 50257] would go through memory twice more.
 VOCAB_CHUNK = 8192
+# A chunk's best tokens lie in its `count` groups of this many columns with the highest maxima: ranking the
+# groups' maxima and then those groups' columns costs half of one topk over the chunk (exact, same values).
+TOP_K_GROUP = 128
 
 
 @dataclass
@@ -81,6 +84,18 @@ def _reordered_with(cache: torch.Tensor, rows: torch.Tensor | None, new: torch.T
     torch.index_select(cache, 0, rows, out=grown[:, :, :-1])
     grown[:, :, -1:] = new
     return grown
+
+
+def top_k(logits: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`logits.topk(count, dim=-1)` of [rows, columns], best first, through the best groups of columns."""
+    rows, columns = logits.shape
+    if columns % TOP_K_GROUP or count * TOP_K_GROUP >= columns:
+        return logits.topk(count, dim=-1)
+    groups = logits.view(rows, columns // TOP_K_GROUP, TOP_K_GROUP)
+    best_groups = groups.amax(dim=-1).topk(count, dim=-1).indices  # [rows, count]
+    candidates = groups.gather(1, best_groups.unsqueeze(-1).expand(-1, -1, TOP_K_GROUP)).view(rows, -1)
+    values, picks = candidates.topk(count, dim=-1)
+    return values, best_groups.gather(1, picks // TOP_K_GROUP) * TOP_K_GROUP + picks % TOP_K_GROUP
 
 
 class IncrementalGPT2:
@@ -154,7 +169,7 @@ class IncrementalGPT2:
             if temperature != 1.0:
                 logits = logits / temperature
             normalizers.append(torch.logsumexp(logits, dim=-1))
-            chunk_values, chunk_tokens = logits.topk(min(count, logits.shape[-1]), dim=-1)
+            chunk_values, chunk_tokens = top_k(logits, min(count, logits.shape[-1]))
             values.append(chunk_values)
             tokens.append(chunk_tokens + start)
         normalizer = torch.logsumexp(torch.stack(normalizers, dim=-1), dim=-1, keepdim=True)

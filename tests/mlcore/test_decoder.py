@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from mlcore import decoder as decoder_module
-from mlcore.decoder import IncrementalGPT2
+from mlcore.decoder import TOP_K_GROUP, IncrementalGPT2, top_k
 from mlcore.model import load_gpt2
 
 
@@ -107,3 +107,15 @@ def test_int8_weights_are_packed_again_after_the_model_changes(tiny_gpt2_dir):
         gpt.lm_head.weight.mul_(-1.0)  # as an optimizer step would, in place
     error, spread = int8_logits_error(gpt, seed=1)
     assert error < 0.1 * spread  # stale packed weights would give the negated logits
+
+
+def test_top_k_through_groups_of_columns_equals_topk():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 64 * TOP_K_GROUP)
+    logits[0, 3 * TOP_K_GROUP : 3 * TOP_K_GROUP + 7] += 10  # a row's best tokens all in one group
+    logits[1, ::TOP_K_GROUP] += 10  # each in its own group
+    for count in (1, 5, 7):
+        values, tokens = top_k(logits, count)
+        expected_values, expected_tokens = logits.topk(count, dim=-1)
+        assert torch.equal(values, expected_values)
+        assert torch.equal(tokens, expected_tokens)

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mlcore.encoder import ClipEncoder
-from mlcore.int8 import Int8Linear, Int8SelfAttention, quantize_image_tower
+from mlcore.int8 import ROW_BLOCK, Int8Linear, Int8SelfAttention, quantize_image_tower
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -86,3 +86,15 @@ def test_int8_linear_quantizes_each_row_on_its_own():
         error = relative_error(together[[0, 1, 3]], linear(rows[[0, 1, 3]]))
     torch.testing.assert_close(together[[0, 1, 3]], alone[[0, 1, 3]], rtol=0, atol=0)
     assert error < 0.03
+
+
+def test_int8_linear_gives_every_row_of_a_long_call_its_own_result():
+    # Calls longer than ROW_BLOCK (CLIP's 50 tokens x 64 images) are computed block by block.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    rows = torch.randn(2 * ROW_BLOCK + 5, 64)
+    layer = Int8Linear(linear)
+    with torch.inference_mode():
+        together = layer(rows)
+        in_small_calls = torch.cat([layer(rows[start : start + 7]) for start in range(0, rows.shape[0], 7)])
+    torch.testing.assert_close(together, in_small_calls, rtol=0, atol=0)
