@@ -82,9 +82,9 @@ class DemoSize:
 DEMO_SIZES: dict[str, DemoSize] = {
     # Measured: more distinct images seen fewer times beat more epochs over fewer images, for the same time
     # (12,000 images, 8 CLIP epochs, a 128-wide GPT-2 for 2 epochs: 87.5%; 32,000, 3, 96-wide for 1: 99%).
-    # Two captioner epochs: pairs read right more often (with CLIP re-ranking, seeds 0-2: 98.0/95.5/99.5% -> 99.5/98.5/
-    # 100%) for ~130 s more CPU time measured under load (an estimated minute more of the build on 2 quiet cores).
-    "full": DemoSize(train_images=32000, val_images=200, clip_epochs=3, caption_epochs=2),
+    # Two captioner epochs read pairs right more often (with CLIP re-ranking, seeds 0-2: 98.0/95.5/99.5% -> 99.5/98.5/
+    # 100%), but the build then took 5 min 44 s on 2 quiet Zen 4 cores, over the 5 minutes it may take; one: 3 min 57 s.
+    "full": DemoSize(train_images=32000, val_images=200, clip_epochs=3, caption_epochs=1),
     "small": DemoSize(train_images=20000, val_images=100, clip_epochs=3, caption_epochs=1),
 }
 
