@@ -6,6 +6,8 @@ from django.utils.functional import cached_property
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+LARGEST_OFFSET = 2**63 - 1  # PostgreSQL's bigint and SQLite's integer
+
 
 class ListPaginator(Paginator):
     """Django's Paginator, but a page is read before the list is counted: a page shorter than the page size (the
@@ -30,6 +32,8 @@ class ListPaginator(Paginator):
     def page(self, number):
         number = _page_number(number, self.error_messages)
         bottom = (number - 1) * self.per_page
+        if bottom + self.per_page > LARGEST_OFFSET:  # no list is that long, and no database takes such an offset
+            raise EmptyPage(self.error_messages["no_results"])
         readable = self._read(self.object_list) if self._read is not None else self.object_list
         rows = list(readable[bottom : bottom + self.per_page])
         if 0 < len(rows) < self.per_page or (bottom == 0 and not rows):

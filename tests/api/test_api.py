@@ -300,6 +300,18 @@ def test_pages_count_the_photos_whether_a_page_is_full_short_or_past_the_end(peo
         assert client.get(reverse("api-photo-list") + f"?{query}").status_code == 404, query
 
 
+def test_a_page_number_past_any_database_offset_is_not_found(people, private_gallery, api_client_for):
+    """Found by the schema fuzzer: the page is read before the list is counted, and an offset past 2^63 made
+    PostgreSQL (bigint out of range) and SQLite (int too large) fail the request with a 500."""
+    upload(people["owner"], private_gallery, seed=30)
+    client = api_client_for(people["owner"])
+    for name in ("api-photo-list", "api-gallery-list"):
+        for page in (2**63 // 69, 49123048702433814977678671872):
+            answer = client.get(reverse(name) + f"?page_size=69&page={page}")
+            assert answer.status_code == 404, (name, page)
+            assert answer.json()["error"]["code"] == "not_found"
+
+
 def test_photo_detail_shows_the_current_caption_and_urls(people, private_photo, api_client_for):
     data = api_client_for(people["viewer"]).get(reverse("api-photo-detail", args=[private_photo.uuid])).json()
     assert data["caption"]["text"] == "a zebra standing on a sandy beach"

@@ -119,6 +119,7 @@ def test_sampling_flags_reach_the_decoder_and_the_report(tmp_path, checkpoint, e
         "temperature": 0.7,
         "top_k": 5,
         "seed": 3,
+        "clip_rerank": False,  # the checkpoint's own choice, resolved
     }
     assert len(report["predictions"]) == len(REFERENCES)
 
