@@ -370,13 +370,12 @@ def recall_at_24(world: dict, user, count: int) -> tuple[float, float]:
     from captioning.selectors import photo_list_visible_to
 
     visible_photos = photo_list_visible_to(user)
-    candidates = photo_list_visible_to(user)  # as search asks pgvector
     rng, subjects, versions = world["rng"], world["subjects"], [world["model"].pk]
     recalls, ranked = [], []
     for vector in near(subjects[rng.integers(0, len(subjects), count)], QUERY_COSINE, rng):
         exact_ids, exact_similarities = memory.nearest(versions, vector, visible_photos, 24)
         exact = set(exact_ids[np.lexsort((-exact_ids, -exact_similarities))][:24].tolist())
-        found_ids, _ = pgvector.nearest(versions, vector, candidates, settings.SEARCH_MAX_RESULTS)
+        found_ids, _ = pgvector.nearest(versions, vector, visible_photos, settings.SEARCH_MAX_RESULTS)
         ranked.append(len(found_ids))
         recalls.append(len(exact & set(found_ids[:24].tolist())) / max(1, len(exact)))
     return statistics.mean(recalls), statistics.mean(ranked)

@@ -19,7 +19,7 @@ class CaptioningConfig(AppConfig):
         from captioning.translators import forget_stored_languages
 
         post_migrate.connect(create_cache_table, sender=self)
-        for signal in (post_save, post_delete):
-            signal.connect(
-                forget_stored_languages, sender=Translation, dispatch_uid=f"forget_stored_languages_{signal}"
-            )
+        post_save.connect(forget_stored_languages, sender=Translation, dispatch_uid="forget_stored_languages_on_save")
+        post_delete.connect(
+            forget_stored_languages, sender=Translation, dispatch_uid="forget_stored_languages_on_delete"
+        )

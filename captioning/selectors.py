@@ -197,8 +197,7 @@ def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> l
 
 def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
-    condition = _visible_photo_q(user, include_unlisted=include_unlisted)
-    return Photo.objects.filter(condition).select_related("owner")
+    return Photo.objects.filter(_visible_photo_q(user, include_unlisted=include_unlisted)).select_related("owner")
 
 
 def photo_list_addable(acting_user: UserOrAnonymous | None) -> QuerySet[Photo]:
