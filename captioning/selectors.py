@@ -25,8 +25,10 @@ from django.db.models import (
     Case,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     FilteredRelation,
+    Func,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -48,6 +50,7 @@ from captioning.models import (
     Photo,
     Translation,
 )
+from captioning.statements import stand_in_ids, stand_in_user, stand_in_values, statement
 
 # Whoever is asking: a signed-in user or an anonymous visitor (request.user).
 UserOrAnonymous = AbstractBaseUser | AnonymousUser
@@ -85,8 +88,13 @@ def _visible_photo_parts(user: UserOrAnonymous | None, *, include_unlisted: bool
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
     parts = [Q(Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__in=visible_galleries)))]
     if _signed_in(user):
-        parts.append(Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"))))
+        parts.append(_library_only_q(user))
     return parts
+
+
+def _library_only_q(user: AbstractBaseUser) -> Q:
+    """`user`'s own photos that no gallery holds."""
+    return Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
 
 
 def gallery_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Gallery]:
@@ -223,17 +231,52 @@ def photo_count_for_viewer(
     *,
     acting_user: UserOrAnonymous | None,
     gallery_public_id: str | None = None,
-    narrow: Callable[[QuerySet[Photo]], QuerySet[Photo]] = lambda photos: photos,
+    narrow: Callable[[QuerySet[Photo]], QuerySet[Photo]] | None = None,
 ) -> int:
     """`narrow(photo_list_for_viewer(...)).count()`, in one statement that counts the visibility rule's parts
     apart and adds them up (UNION ALL): PostgreSQL then finds each part's photos by a join or an index, where the
-    rule's OR had it test every photo against both."""
+    rule's OR had it test every photo against both. Without a gallery or `narrow`, the photos held by a visible
+    gallery are counted from the placements alone (`_photo_count_visible`)."""
+    if gallery_public_id is None and narrow is None:
+        return _photo_count_visible(acting_user)
     include_unlisted, in_gallery = _photo_list_gallery(gallery_public_id)
+    narrow = narrow or (lambda photos: photos)
     parts = [
         narrow(Photo.objects.filter(part, in_gallery)).order_by().values("pk")
         for part in _visible_photo_parts(acting_user, include_unlisted=include_unlisted)
     ]
     return (parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]).count()
+
+
+def _photo_count_visible(acting_user: UserOrAnonymous | None) -> int:
+    """How many photos `acting_user` may see, others' unlisted galleries left out, from a statement compiled once
+    per process (captioning.statements): `_photo_count_visible_query`."""
+    signed_in = _signed_in(acting_user)
+    count = statement(("photo count", signed_in), lambda: _photo_count_visible_query(_stand_in(signed_in)))
+    return count.rows(stand_in_values(user=acting_user))[0]["count"]
+
+
+def _photo_count_visible_query(user: UserOrAnonymous) -> QuerySet:
+    """One row: the distinct photos of the placements in galleries `user` may see (an index, never the photos
+    themselves; a photo in two of them counts once), plus `user`'s own photos held by no gallery. Testing each
+    photo against the rule read all 10,000 of them: PostgreSQL's time for the count 8.8 -> 2.7 ms (fastest of 60,
+    EXPLAIN ANALYZE, 10,000 photos)."""
+    visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=False))
+    count = Func(F("photo_id"), function="COUNT", template="%(function)s(DISTINCT %(expressions)s)")
+    if _signed_in(user):
+        library = (
+            Photo.objects.filter(_library_only_q(user))
+            .order_by()
+            .annotate(count=Func(F("pk"), function="COUNT"))
+            .values("count")
+        )
+        count = count + Subquery(library, output_field=IntegerField())
+    held = GalleryPhoto.objects.filter(gallery__in=visible_galleries).order_by()
+    return held.annotate(count=ExpressionWrapper(count, output_field=IntegerField())).values("count")
+
+
+def _stand_in(signed_in: bool) -> UserOrAnonymous:
+    return stand_in_user() if signed_in else AnonymousUser()
 
 
 def _photo_list_gallery(gallery_public_id: str | None) -> tuple[bool, Q]:
@@ -372,6 +415,7 @@ CAPTION_ROW_FIELDS = (
     "reviewed_at",
 )
 _CURRENT_CAPTION_FIELDS = {field: f"current_caption__{field}" for field in CAPTION_ROW_FIELDS}
+PHOTO_LIST_ORDER = ("-created_at", "-id")  # newest first
 
 
 def photo_rows(photos: QuerySet[Photo]) -> QuerySet:
@@ -379,6 +423,30 @@ def photo_rows(photos: QuerySet[Photo]) -> QuerySet:
     caption at most), for `photo_rows_with_details` once a page of them is read."""
     current_caption = FilteredRelation("captions", condition=Q(captions__is_current=True))
     return photos.annotate(current_caption=current_caption).values(*PHOTO_ROW_FIELDS, *_CURRENT_CAPTION_FIELDS.values())
+
+
+def photo_rows_for_viewer(
+    *,
+    acting_user: UserOrAnonymous | None,
+    gallery_public_id: str | None = None,
+    narrow: Callable[[QuerySet[Photo]], QuerySet[Photo]] | None = None,
+    offset: int,
+    limit: int,
+) -> list[dict]:
+    """`limit` photos from `offset` of `narrow(photo_list_for_viewer(...))`, newest first, as `photo_rows`. The
+    list as most clients read it, without a gallery or `narrow`, from a statement compiled once per process
+    (captioning.statements): building and compiling its query cost more than reading its rows."""
+    if gallery_public_id is None and narrow is None:
+        signed_in = _signed_in(acting_user)
+        page = statement(
+            ("photo rows", signed_in),
+            lambda: photo_rows(photo_list_for_viewer(acting_user=_stand_in(signed_in)).order_by(*PHOTO_LIST_ORDER)),
+        )
+        return page.rows(stand_in_values(user=acting_user), limit=limit, offset=offset)
+    photos = photo_list_for_viewer(acting_user=acting_user, gallery_public_id=gallery_public_id)
+    if narrow is not None:
+        photos = narrow(photos)
+    return list(photo_rows(photos.order_by(*PHOTO_LIST_ORDER))[offset : offset + limit])
 
 
 def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
@@ -389,13 +457,16 @@ def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymou
     rows = list(rows)
     photo_ids = [row["id"] for row in rows]
     holding: dict[int, list[tuple[str, int, bool]]] = {photo_id: [] for photo_id in photo_ids}
-    for photo_id, public_id, owner_id, listed in (
-        Gallery.objects.filter(placements__photo_id__in=photo_ids)
-        .annotate(listed=_listed(acting_user))
-        .order_by("title", "id")
-        .values_list("placements__photo_id", "public_id", "owner_id", "listed")
-    ):
-        holding[photo_id].append((public_id, owner_id, listed))
+    if photo_ids:
+        signed_in = _signed_in(acting_user)
+        holdings = statement(
+            ("photo holdings", signed_in, len(photo_ids)),
+            lambda: _galleries_holding(stand_in_ids(len(photo_ids)), _stand_in(signed_in)),
+        )
+        for gallery in holdings.rows(stand_in_values(user=acting_user, ids=photo_ids)):
+            holding[gallery["placements__photo_id"]].append(
+                (gallery["public_id"], gallery["owner_id"], gallery["listed"])
+            )
     for row in rows:
         galleries = holding[row["id"]]
         row["caption"] = (
@@ -406,6 +477,16 @@ def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymou
         row["galleries"] = [public_id for public_id, _owner_id, listed in galleries if listed]
         row["can_manage"] = _manages(acting_user, row["owner_id"], [owner_id for _public_id, owner_id, _ in galleries])
     return rows
+
+
+def _galleries_holding(photo_ids: list[int], acting_user: UserOrAnonymous | None) -> QuerySet:
+    """A row for each gallery holding each of `photo_ids`, by title: whether `acting_user` may see it listed."""
+    return (
+        Gallery.objects.filter(placements__photo_id__in=photo_ids)
+        .annotate(listed=_listed(acting_user))
+        .order_by("title", "id")
+        .values("placements__photo_id", "public_id", "owner_id", "listed")
+    )
 
 
 def _listed(acting_user: UserOrAnonymous | None) -> Case:

@@ -1,7 +1,6 @@
 from collections.abc import Callable
 
 from django.core.paginator import EmptyPage, InvalidPage, PageNotAnInteger, Paginator
-from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -20,10 +19,10 @@ class ListPaginator(Paginator):
         per_page: int,
         *,
         count: Callable[[], int] | None = None,
-        read: Callable[[QuerySet], QuerySet] | None = None,
+        read_page: Callable[..., list] | None = None,
     ) -> None:
         super().__init__(object_list, per_page)
-        self._count, self._read = count, read
+        self._count, self._read_page = count, read_page
 
     @cached_property
     def count(self) -> int:
@@ -34,8 +33,10 @@ class ListPaginator(Paginator):
         bottom = (number - 1) * self.per_page
         if bottom + self.per_page > LARGEST_OFFSET:  # no list is that long, and no database takes such an offset
             raise EmptyPage(self.error_messages["no_results"])
-        readable = self._read(self.object_list) if self._read is not None else self.object_list
-        rows = list(readable[bottom : bottom + self.per_page])
+        if self._read_page is not None:
+            rows = self._read_page(offset=bottom, limit=self.per_page)
+        else:
+            rows = list(self.object_list[bottom : bottom + self.per_page])
         if 0 < len(rows) < self.per_page or (bottom == 0 and not rows):
             self.count = bottom + len(rows)
         return self._get_page(rows, self.validate_number(number), self)
@@ -62,13 +63,13 @@ class ApiPagination(PageNumberPagination):
     max_page_size = 200
     django_paginator_class = ListPaginator
 
-    def paginate_queryset(self, queryset, request, view=None, *, count=None, read=None):
-        """DRF's PageNumberPagination.paginate_queryset, with ListPaginator's `count` and `read`."""
+    def paginate_queryset(self, queryset, request, view=None, *, count=None, read_page=None):
+        """DRF's PageNumberPagination.paginate_queryset, with ListPaginator's `count` and `read_page`."""
         self.request = request
         page_size = self.get_page_size(request)
         if not page_size:
             return None
-        paginator = self.django_paginator_class(queryset, page_size, count=count, read=read)
+        paginator = self.django_paginator_class(queryset, page_size, count=count, read_page=read_page)
         page_number = self.get_page_number(request, paginator)
         try:
             self.page = paginator.page(page_number)

@@ -247,7 +247,7 @@ class PhotoListApi(generics.GenericAPIView):
         photos = selectors.photo_list_for_viewer(
             acting_user=self.request.user, gallery_public_id=photo_filter_gallery(self.filters)
         )
-        return photos.order_by("-created_at", "-id")
+        return photos.order_by(*selectors.PHOTO_LIST_ORDER)
 
     def filter_queryset(self, queryset):
         # The FilterSet that chose the selector's photos narrows them: one FilterSet per request, not two.
@@ -255,14 +255,19 @@ class PhotoListApi(generics.GenericAPIView):
 
     @extend_schema(responses=api.PhotoSerializer(many=True))
     def get(self, request):
-        photos = self.filter_queryset(self.get_queryset())
-        count = functools.partial(
-            selectors.photo_count_for_viewer,
-            acting_user=request.user,
-            gallery_public_id=photo_filter_gallery(self.filters),
-            narrow=functools.partial(photo_filter_narrow, self.filters),
+        self.filters = photo_filters(request)
+        which = {
+            "acting_user": request.user,
+            "gallery_public_id": photo_filter_gallery(self.filters),
+            "narrow": None if self.filters is None else functools.partial(photo_filter_narrow, self.filters),
+        }
+        page = self.paginator.paginate_queryset(
+            None,
+            request,
+            view=self,
+            count=functools.partial(selectors.photo_count_for_viewer, **which),
+            read_page=functools.partial(selectors.photo_rows_for_viewer, **which),
         )
-        page = self.paginator.paginate_queryset(photos, request, view=self, count=count, read=selectors.photo_rows)
         rows = selectors.photo_rows_with_details(page, acting_user=request.user)
         return self.get_paginated_response(api.photo_rows_representation(rows))
 

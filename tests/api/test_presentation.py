@@ -63,18 +63,23 @@ def test_photos_are_presented_as_drfs_generic_serializer_presents_them(people, p
     assert {photo.status for photo in photos} == {Photo.Status.CAPTIONED, Photo.Status.FAILED}
 
 
-def test_the_photo_list_presents_its_rows_as_the_serializer_presents_each_photo(people, private_gallery):
+def _photos_in_every_kind_of_gallery(people, private_gallery) -> None:
+    """Held by two galleries, one of them someone else's; held by an unlisted one; held by none (its owner's
+    alone)."""
     owner, viewer = people["owner"], people["viewer"]
     photos = _varied_photos(people, private_gallery)
-    # Held by two galleries, one of them someone else's; held by an unlisted one; held by none (its owner's alone).
     public = gallery_create(acting_user=viewer, title="Also here", visibility=Gallery.Visibility.PUBLIC)
     GalleryPhoto.objects.create(gallery=public, photo=photos[0], added_by=owner)
     unlisted = gallery_create(acting_user=owner, title="By link", visibility=Gallery.Visibility.UNLISTED)
     GalleryPhoto.objects.create(gallery=unlisted, photo=photos[1], added_by=owner)
     GalleryPhoto.objects.filter(photo=photos[3]).delete()
+
+
+def test_the_photo_list_presents_its_rows_as_the_serializer_presents_each_photo(people, private_gallery):
+    _photos_in_every_kind_of_gallery(people, private_gallery)
     request = APIRequestFactory().get("/api/photos/")
     presented = []
-    for user in (owner, viewer, people["stranger"], AnonymousUser()):
+    for user in (people["owner"], people["viewer"], people["stranger"], AnonymousUser()):
         request.user = user
         visible = selectors.photo_list_visible_to(user).order_by("pk")
         rows = selectors.photo_rows_with_details(selectors.photo_rows(visible), acting_user=user)
@@ -84,6 +89,21 @@ def test_the_photo_list_presents_its_rows_as_the_serializer_presents_each_photo(
     assert {len(photo["galleries"]) for photo in presented} == {0, 1, 2}
     assert {photo["can_manage"] for photo in presented} == {True, False}
     assert None in {photo["caption"] and photo["caption"]["created_by"] for photo in presented}
+
+
+def test_the_photo_list_read_through_statements_compiled_once_is_what_its_querysets_read(people, private_gallery):
+    """captioning.statements compiles the list's SQL once, for a stand-in user: each user still gets their own
+    rows and count."""
+    _photos_in_every_kind_of_gallery(people, private_gallery)
+    counts = []
+    for user in (people["owner"], people["viewer"], people["stranger"], AnonymousUser()):
+        newest_first = selectors.photo_list_for_viewer(acting_user=user).order_by(*selectors.PHOTO_LIST_ORDER)
+        expected = list(selectors.photo_rows(newest_first))
+        assert selectors.photo_rows_for_viewer(acting_user=user, offset=0, limit=50) == expected
+        assert selectors.photo_rows_for_viewer(acting_user=user, offset=1, limit=2) == expected[1:3]
+        assert selectors.photo_count_for_viewer(acting_user=user) == newest_first.count() == len(expected)
+        counts.append(len(expected))
+    assert counts == [4, 3, 1, 1]
 
 
 def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, private_gallery):

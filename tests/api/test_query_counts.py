@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from captioning.models import Caption, GalleryPhoto, ModelVersion
 from captioning.services.galleries import gallery_create
+from captioning.services.photos import photo_gallery_add
 from tests.api.conftest import caption, upload
 
 
@@ -69,6 +70,10 @@ def test_the_photo_lists_count_adds_up_to_what_its_pages_hold(people, private_ga
     GalleryPhoto.objects.filter(photo=library_only).delete()
     public = gallery_create(acting_user=people["stranger"], title="Public", visibility="public")
     upload(people["stranger"], public, seed=10, name="theirs.jpg")
+    # Held by two galleries the viewer may see (counted once), one of them public.
+    album = gallery_create(acting_user=people["owner"], title="Album", visibility="public")
+    in_two = GalleryPhoto.objects.filter(gallery=private_gallery).first().photo
+    photo_gallery_add(gallery=album, photo_uuids=[in_two.uuid], acting_user=people["owner"])
     queries = [
         "",
         "?text=dog",
