@@ -95,7 +95,12 @@ class Gallery(models.Model):
         return self.title
 
     def get_absolute_url(self) -> str:
-        return reverse("gallery-detail", kwargs={"public_id": self.public_id, "slug": self.slug or "-"})
+        return gallery_url(self.public_id, self.slug)
+
+
+def gallery_url(public_id: str, slug: str) -> str:
+    """A gallery's page (Gallery.get_absolute_url), for a gallery read as a row."""
+    return reverse("gallery-detail", kwargs={"public_id": public_id, "slug": slug or "-"})
 
 
 class GalleryMembership(models.Model):

@@ -126,6 +126,51 @@ def gallery_list_with_covers(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
     return galleries.annotate(cover_uuid=Coalesce(chosen, Subquery(first_photo)))
 
 
+GALLERY_LIST_ORDER = ("-updated_at", "-id")  # the most recently changed first
+GALLERY_ROW_FIELDS = (
+    "id",
+    "public_id",
+    "title",
+    "slug",
+    "description",
+    "visibility",
+    "owner_id",
+    "owner__username",
+    "created_at",
+)
+
+
+def gallery_rows_for_viewer(
+    *,
+    acting_user: UserOrAnonymous | None,
+    narrow: Callable[[QuerySet[Gallery]], QuerySet[Gallery]] | None = None,
+    offset: int,
+    limit: int,
+) -> list[dict]:
+    """`limit` galleries from `offset` of `narrow(gallery_list_visible_to(acting_user))`, the most recently changed
+    first, as rows of GALLERY_ROW_FIELDS and their `cover_uuid` (`gallery_list_with_covers`). Without `narrow`
+    (the list as most clients read it) from a statement compiled once per process (captioning.statements)."""
+    if narrow is None:
+        signed_in = _signed_in(acting_user)
+        page = statement(
+            ("gallery rows", signed_in), lambda: _gallery_rows(gallery_list_visible_to(_stand_in(signed_in)))
+        )
+        return page.rows(stand_in_values(user=acting_user), limit=limit, offset=offset)
+    return list(_gallery_rows(narrow(gallery_list_visible_to(acting_user)))[offset : offset + limit])
+
+
+def _gallery_rows(galleries: QuerySet[Gallery]) -> QuerySet:
+    ordered = galleries.order_by(*GALLERY_LIST_ORDER)
+    return gallery_list_with_covers(ordered).values(*GALLERY_ROW_FIELDS, "cover_uuid")
+
+
+def gallery_count_for_viewer(
+    *, acting_user: UserOrAnonymous | None, narrow: Callable[[QuerySet[Gallery]], QuerySet[Gallery]] | None = None
+) -> int:
+    galleries = gallery_list_visible_to(acting_user)
+    return (galleries if narrow is None else narrow(galleries)).count()
+
+
 def gallery_cover_uuid(gallery: Gallery) -> uuid.UUID | None:
     """The uuid of `gallery`'s cover (as `gallery_list_with_covers` chooses it), for a gallery read without it."""
     return gallery_list_with_covers(Gallery.objects.filter(pk=gallery.pk)).values_list("cover_uuid", flat=True).first()
@@ -165,12 +210,22 @@ def gallery_role(user: UserOrAnonymous | None, gallery: Gallery) -> str | None:
 
 def gallery_roles(user: UserOrAnonymous | None, galleries: Iterable[Gallery]) -> dict[int, str]:
     """gallery id -> `user`'s role, for a page of galleries at once (absent: no role)."""
-    if not _signed_in(user):
+    return gallery_roles_by_id(user, {gallery.pk: gallery.owner_id for gallery in galleries})
+
+
+def gallery_roles_by_id(user: UserOrAnonymous | None, owner_ids: dict[int, int]) -> dict[int, str]:
+    """`gallery_roles` of galleries given as their id -> their owner's id (rows of `gallery_rows_for_viewer`)."""
+    if not _signed_in(user) or not owner_ids:
         return {}
-    galleries = list(galleries)
-    roles = {gallery.pk: OWNER for gallery in galleries if gallery.owner_id == user.pk}
-    memberships = GalleryMembership.objects.filter(user=user, gallery__in=[gallery.pk for gallery in galleries])
-    roles.update(dict(memberships.values_list("gallery_id", "role")))
+    roles = {gallery_id: OWNER for gallery_id, owner_id in owner_ids.items() if owner_id == user.pk}
+    memberships = statement(
+        ("gallery roles", len(owner_ids)),
+        lambda: GalleryMembership.objects.filter(user=stand_in_user(), gallery__in=stand_in_ids(len(owner_ids))).values(
+            "gallery_id", "role"
+        ),
+    )
+    for membership in memberships.rows(stand_in_values(user=user, ids=list(owner_ids))):
+        roles[membership["gallery_id"]] = membership["role"]
     return roles
 
 

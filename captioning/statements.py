@@ -1,4 +1,4 @@
-"""Querysets compiled to SQL once per process, then run with each request's values.
+"""Querysets compiled to SQL once per server thread, then run with each request's values.
 
 Building a queryset (its Q trees, subqueries and joins) and compiling it cost the API's photo list more Python time
 than reading and presenting its 50 rows. A `Statement` is a queryset built once for a stand-in user, whose id no

@@ -52,7 +52,7 @@ class PhotoFilter(django_filters.FilterSet):
         return queryset.filter(Exists(captions))
 
 
-def _names_a_filter(request, filterset_class: type[django_filters.FilterSet]) -> bool:
+def names_a_filter(request, filterset_class: type[django_filters.FilterSet]) -> bool:
     return any(name in request.query_params for name in filterset_class.base_filters)
 
 
@@ -62,7 +62,7 @@ class ApiFilterBackend(DjangoFilterBackend):
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is not None and not _names_a_filter(request, filterset_class):
+        if filterset_class is not None and not names_a_filter(request, filterset_class):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
@@ -73,7 +73,7 @@ def photo_filters(request) -> PhotoFilter | None:
     returns, and the same FilterSet then narrows those photos (`photo_filter_narrow`), so whether an unlisted
     gallery is listed and which photos the filter narrows to are read from one value. None when the query string
     names no filter: building a FilterSet that narrows nothing was a tenth of the photo list's Python calls."""
-    if not _names_a_filter(request, PhotoFilter):
+    if not names_a_filter(request, PhotoFilter):
         return None
     filters = PhotoFilter(request.query_params, queryset=Photo.objects.none(), request=request)
     if not filters.is_valid():

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from captioning import selectors
 from captioning.decoding import NUMBER_LIMITS, STRATEGIES
 from captioning.links import PhotoLinks
-from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation
+from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation, gallery_url
 
 # Output --------------------------------------------------------------------------------------------------
 
@@ -81,26 +81,46 @@ class GallerySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(GalleryCoverSerializer(allow_null=True))
     def get_cover(self, gallery: Gallery) -> dict | None:
-        # A list's galleries come with it (selectors.gallery_list_with_covers); one gallery is asked for it.
-        cover_uuid = gallery.cover_uuid if hasattr(gallery, "cover_uuid") else selectors.gallery_cover_uuid(gallery)
-        if cover_uuid is None:
-            return None
-        links = self.__dict__.setdefault("_links", PhotoLinks())
-        return {"id": str(cover_uuid), "thumbnail": links.url("photo-thumbnail", cover_uuid)}
+        return _cover(self._cover_uuid(gallery), self.__dict__.setdefault("_links", PhotoLinks()))
 
     def to_representation(self, gallery: Gallery) -> dict:
-        return {
-            "public_id": str(gallery.public_id),
-            "title": str(gallery.title),
-            "slug": str(gallery.slug),
-            "description": str(gallery.description),
-            "visibility": str(gallery.visibility),
-            "owner": str(gallery.owner.username),
-            "role": self.get_role(gallery),
-            "url": str(gallery.get_absolute_url()),
-            "cover": self.get_cover(gallery),
-            "created_at": _datetime(gallery.created_at),
-        }
+        row = {**_row(gallery, selectors.GALLERY_ROW_FIELDS), "cover_uuid": self._cover_uuid(gallery)}
+        links = self.__dict__.setdefault("_links", PhotoLinks())
+        return gallery_row_representation(row, self.get_role(gallery), links)
+
+    @staticmethod
+    def _cover_uuid(gallery: Gallery):
+        # A list's galleries come with their covers (selectors.gallery_list_with_covers); one gallery is asked.
+        return gallery.cover_uuid if hasattr(gallery, "cover_uuid") else selectors.gallery_cover_uuid(gallery)
+
+
+def gallery_rows_representation(rows: Iterable[dict], roles: dict[int, str]) -> list[dict]:
+    """GallerySerializer(many=True).data from rows of selectors.gallery_rows_for_viewer and the viewer's `roles`
+    (selectors.gallery_roles_by_id): the API's gallery list."""
+    links = PhotoLinks()
+    return [gallery_row_representation(row, roles.get(row["id"]), links) for row in rows]
+
+
+def gallery_row_representation(row: dict, role: str | None, links: PhotoLinks) -> dict:
+    """GallerySerializer's fields from a row of selectors.GALLERY_ROW_FIELDS and its `cover_uuid`."""
+    return {
+        "public_id": str(row["public_id"]),
+        "title": str(row["title"]),
+        "slug": str(row["slug"]),
+        "description": str(row["description"]),
+        "visibility": str(row["visibility"]),
+        "owner": str(row["owner__username"]),
+        "role": role,
+        "url": gallery_url(row["public_id"], row["slug"]),
+        "cover": _cover(row["cover_uuid"], links),
+        "created_at": _datetime(row["created_at"]),
+    }
+
+
+def _cover(cover_uuid, links: PhotoLinks) -> dict | None:
+    return (
+        None if cover_uuid is None else {"id": str(cover_uuid), "thumbnail": links.url("photo-thumbnail", cover_uuid)}
+    )
 
 
 class MemberSerializer(serializers.ModelSerializer):

@@ -27,6 +27,7 @@ from captioning.api import serializers as api
 from captioning.api.filters import (
     GalleryFilter,
     PhotoFilter,
+    names_a_filter,
     photo_filter_gallery,
     photo_filter_narrow,
     photo_filters,
@@ -143,15 +144,22 @@ class GalleryListApi(generics.GenericAPIView):
     filterset_class = GalleryFilter
 
     def get_queryset(self):
-        galleries = selectors.gallery_list_visible_to(self.request.user).order_by("-updated_at", "-id")
+        galleries = selectors.gallery_list_visible_to(self.request.user).order_by(*selectors.GALLERY_LIST_ORDER)
         return selectors.gallery_list_with_covers(galleries)
 
     @extend_schema(responses=api.GallerySerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        roles = selectors.gallery_roles(request.user, page)
-        data = api.GallerySerializer(page, many=True, context={"request": request, "roles": roles}).data
-        return self.get_paginated_response(data)
+        narrow = self.filter_queryset if names_a_filter(request, GalleryFilter) else None
+        which = {"acting_user": request.user, "narrow": narrow}
+        rows = self.paginator.paginate_queryset(
+            None,
+            request,
+            view=self,
+            count=functools.partial(selectors.gallery_count_for_viewer, **which),
+            read_page=functools.partial(selectors.gallery_rows_for_viewer, **which),
+        )
+        roles = selectors.gallery_roles_by_id(request.user, {row["id"]: row["owner_id"] for row in rows})
+        return self.get_paginated_response(api.gallery_rows_representation(rows, roles))
 
     @extend_schema(request=api.GalleryInputSerializer, responses={201: api.GallerySerializer})
     def post(self, request):

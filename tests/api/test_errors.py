@@ -27,10 +27,10 @@ def test_a_bug_in_an_api_view_answers_a_json_500_without_a_traceback(
 ):
     settings.DEBUG = debug
 
-    def broken(user):
+    def broken(**arguments):
         raise RuntimeError("secret internals: /srv/clippro/settings.py line 12")
 
-    monkeypatch.setattr(selectors, "gallery_list_visible_to", broken)
+    monkeypatch.setattr(selectors, "gallery_rows_for_viewer", broken)
     client = api_client_for(people["owner"])
     client.raise_request_exception = False
 

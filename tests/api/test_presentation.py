@@ -15,6 +15,7 @@ from captioning.api.serializers import (
     PhotoSerializer,
     SearchHitSerializer,
     caption_representation,
+    gallery_rows_representation,
     photo_rows_representation,
 )
 from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo
@@ -136,3 +137,25 @@ def test_galleries_are_presented_as_drfs_generic_serializer_presents_them(people
                 assert presenter.to_representation(gallery) == dict(generic)
     assert {gallery.visibility for gallery in galleries} == set(Gallery.Visibility.values)
     assert "été-à-zürich" in {gallery.slug for gallery in galleries}
+
+
+def test_the_gallery_list_presents_its_rows_as_the_serializer_presents_each_gallery(people, private_gallery):
+    owner, viewer = people["owner"], people["viewer"]
+    upload(owner, private_gallery, seed=1, name="cover.jpg")
+    gallery_create(acting_user=viewer, title="Été à Zürich", description="Lakes\nand hills", visibility="public")
+    gallery_create(acting_user=owner, title="By link", visibility=Gallery.Visibility.UNLISTED)
+    request = APIRequestFactory().get("/api/galleries/")
+    presented = []
+    for user in (owner, viewer, people["stranger"], AnonymousUser()):
+        request.user = user
+        rows = selectors.gallery_rows_for_viewer(acting_user=user, offset=0, limit=50)
+        roles = selectors.gallery_roles_by_id(user, {row["id"]: row["owner_id"] for row in rows})
+        visible = selectors.gallery_list_visible_to(user).order_by(*selectors.GALLERY_LIST_ORDER)
+        galleries = selectors.gallery_list_with_covers(visible)
+        expected = [dict(GallerySerializer(gallery, context={"request": request}).data) for gallery in galleries]
+        assert gallery_rows_representation(rows, roles) == expected
+        assert selectors.gallery_rows_for_viewer(acting_user=user, offset=1, limit=1) == rows[1:2]
+        presented += expected
+    assert {gallery["role"] for gallery in presented} == {"owner", "viewer", None}
+    assert {gallery["cover"] is None for gallery in presented} == {True, False}
+    assert len(presented) == 3 + 2 + 1 + 1
