@@ -75,9 +75,10 @@ def _visible_gallery_q(user: UserOrAnonymous | None, *, include_unlisted: bool) 
     return condition
 
 
-def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool) -> Q:
+def _visible_photo_q(user: UserOrAnonymous | None, *, include_unlisted: bool, galleries_listed_once: bool = False) -> Q:
     """Held by a gallery `user` may open, or `user`'s own and held by none (their library keeps it)."""
-    return functools.reduce(operator.or_, _visible_photo_parts(user, include_unlisted=include_unlisted))
+    parts = _visible_photo_parts(user, include_unlisted=include_unlisted, galleries_listed_once=galleries_listed_once)
+    return functools.reduce(operator.or_, parts)
 
 
 class _EqualsAny(Func):
@@ -92,15 +93,15 @@ class _EqualsAny(Func):
         return f"{column_sql} = ANY({array_sql})", [*column_params, *array_params]
 
 
-def _visible_photo_parts(user: UserOrAnonymous | None, *, include_unlisted: bool) -> list[Q]:
+def _visible_photo_parts(
+    user: UserOrAnonymous | None, *, include_unlisted: bool, galleries_listed_once: bool = False
+) -> list[Q]:
     """`_visible_photo_q`'s parts, which no photo meets both of (one is held by a gallery, the other by none).
     "Held by" is asked of each photo (EXISTS over its own placements), so PostgreSQL tests only the photos a query
     reads (a photo page, a search's candidates) instead of first listing every photo of every gallery the user
-    may see."""
+    may see. `galleries_listed_once`: see `photo_list_visible_to`."""
     visible_galleries = Gallery.objects.filter(_visible_gallery_q(user, include_unlisted=include_unlisted))
-    if connection.vendor == "postgresql":
-        # Listed once per statement (an array), so each photo tested costs one look-up in its placements; as a
-        # subquery, PostgreSQL joined the galleries again for every photo (a search's candidates: 30 -> 7 us each).
+    if galleries_listed_once and connection.vendor == "postgresql":
         in_visible_gallery = _EqualsAny(F("gallery_id"), ArraySubquery(visible_galleries.values("pk")))
     else:
         in_visible_gallery = Q(gallery__in=visible_galleries)
@@ -216,9 +217,18 @@ def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> l
     return list(gallery_list_visible_to(acting_user).filter(placements__photo=photo).order_by("title", "id"))
 
 
-def photo_list_visible_to(user: UserOrAnonymous | None, *, include_unlisted: bool = False) -> QuerySet[Photo]:
-    """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API."""
-    return Photo.objects.filter(_visible_photo_q(user, include_unlisted=include_unlisted)).select_related("owner")
+def photo_list_visible_to(
+    user: UserOrAnonymous | None, *, include_unlisted: bool = False, galleries_listed_once: bool = False
+) -> QuerySet[Photo]:
+    """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API.
+
+    `galleries_listed_once`, for a statement that tests many photos one by one (search's caption candidates):
+    PostgreSQL lists the galleries `user` may open once (an array), so each photo costs one look-up in its
+    placements, where it joined the galleries again for each photo (30 -> 7 us a photo for a signed-in user).
+    Not the default: pgvector's image search with it took 4.9 s instead of 0.1 s in one run at 100,000 photos
+    (benchmarks/search.py), not understood yet."""
+    visible = _visible_photo_q(user, include_unlisted=include_unlisted, galleries_listed_once=galleries_listed_once)
+    return Photo.objects.filter(visible).select_related("owner")
 
 
 def photo_id_list_visible_to(user: UserOrAnonymous | None) -> QuerySet:
