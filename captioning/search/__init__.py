@@ -52,10 +52,9 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
     limit = limit or settings.SEARCH_MAX_RESULTS
     if not query:
         return SearchResults(user, query, [], image_search=False, image_cutoffs={})
-    visible_photos = photo_list_visible_to(user)
     notes: list[str] = []
-    image = image_ranking(query, visible_photos, limit, notes)
-    text = text_ranking(visible_photos, query, limit)
+    image = image_ranking(query, user, limit, notes)
+    text = text_ranking(photo_list_visible_to(user, galleries_listed_once=True), query, limit)
     hits = fuse(image.ranked, text.ranked, limit)
     # The caption-word SQL said which of its photos have a guessed caption; only photos found by image alone
     # are asked about.

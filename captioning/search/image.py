@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef
 
 from captioning import engine
 from captioning.model_facts import LOCAL_CLIP_PREFIX
 from captioning.models import ModelVersion, Photo
 from captioning.search import memory, pgvector
+from captioning.selectors import UserOrAnonymous, photo_id_list_visible_to, photo_list_visible_to
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +112,18 @@ class ImageRanking:
     cutoffs: dict[str, float]  # the cosine a photo needed, by the name of the model whose CLIP embedded the query
 
 
-def image_ranking(query: str, visible_photos: QuerySet[Photo], limit: int, notes: list[str]) -> ImageRanking:
-    """The best `limit` of `visible_photos` over every model version's embeddings that match the query well
+def image_ranking(query: str, user: UserOrAnonymous | None, limit: int, notes: list[str]) -> ImageRanking:
+    """The best `limit` of the photos `user` may see over every model version's embeddings that match the query well
     (`image_relevance`). Model versions sharing a CLIP share one query embedding and one cut-off (the active
     model's when it is one of them)."""
     embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
     versions = list(ModelVersion.objects.filter(Exists(embedded)))
     if not versions:
         return ImageRanking([], False, {})
-    nearest = pgvector.nearest if pgvector.in_use() else memory.nearest
+    if pgvector.in_use():
+        nearest, visible_photos = pgvector.nearest, photo_list_visible_to(user)
+    else:
+        nearest, visible_photos = memory.nearest, photo_id_list_visible_to(user)
     by_clip: dict[str, list[ModelVersion]] = {}
     for version in versions:
         by_clip.setdefault(version.clip_model or f"model {version.pk}", []).append(version)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 from captioning.models import Caption, Photo, Translation
 
@@ -54,30 +55,40 @@ def text_ranking(visible_photos: QuerySet[Photo], query: str, limit: int) -> Tex
     """The photos of `visible_photos` whose current caption or one of its translations holds at least one of the
     query's words, best first, at most `limit`. The score is the share of the words found in one text, plus 1
     when it holds the whole query as written (a text holding the phrase holds every word, so the database ranks
-    by words found + phrase found)."""
+    by words found + phrase found).
+
+    The matching texts are ranked first, every photo's, and visibility is then asked of each candidate in that
+    order (the selector's own SQL, given that one photo) until `limit` are found: a common word's many candidates
+    are not each tested, and no user's whole visible set is worked out."""
     words = query_words(query)
     if not words:
         return TextRanking([], set())
     phrase = query.lower() if len(words) > 1 else None
-    text_sql, text_params = _matching_texts(visible_photos, words, phrase)
+    text_sql, text_params = _matching_texts(words, phrase)
+    candidate = visible_photos.filter(pk=RawSQL("candidates.photo_id", [])).values("pk").order_by()
+    visible_sql, visible_params = candidate.query.sql_with_params()
+    # The fence keeps the visibility test out of the ranking subquery (PostgreSQL and SQLite would otherwise
+    # move it down to every text row); the outer ORDER BY is the subquery's, so nothing is sorted again and the
+    # LIMIT stops the tests.
+    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1"
     sql = (
-        f"SELECT photo_id, MAX(found) AS best, MAX(unsure) FROM ({text_sql}) AS texts "
-        "GROUP BY photo_id ORDER BY best DESC, photo_id DESC LIMIT %s"
+        "SELECT photo_id, best, unsure FROM ("
+        f"SELECT photo_id, MAX(found) AS best, MAX(unsure) AS unsure FROM ({text_sql}) AS texts "
+        f"GROUP BY photo_id ORDER BY best DESC, photo_id DESC {fence}) AS candidates "
+        f"WHERE EXISTS ({visible_sql}) ORDER BY best DESC, photo_id DESC LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*text_params, limit])
+        cursor.execute(sql, [*text_params, *visible_params, limit])
         rows = cursor.fetchall()
     count = len(words)
     ranked = [(photo_id, found / count if found <= count else 2.0) for photo_id, found, _unsure in rows]
     return TextRanking(ranked, {photo_id for photo_id, _found, unsure in rows if unsure})
 
 
-def _matching_texts(visible_photos: QuerySet[Photo], words: list[str], phrase: str | None) -> tuple[str, list]:
-    """SQL of (photo_id, found, unsure) for every current caption and stored translation of `visible_photos`
-    that holds a word: `found` counts the words it holds, +1 for the phrase; `unsure` is 1 for a guessed
-    caption."""
+def _matching_texts(words: list[str], phrase: str | None) -> tuple[str, list]:
+    """SQL of (photo_id, found, unsure) for every current caption and stored translation that holds a word:
+    `found` counts the words it holds, +1 for the phrase; `unsure` is 1 for a guessed caption."""
     caption, translation = Caption._meta.db_table, Translation._meta.db_table
-    visible_sql, visible_params = visible_photos.values("pk").order_by().query.sql_with_params()
     sources = [
         (f"{caption} c", "c.text", ""),
         (
@@ -97,10 +108,9 @@ def _matching_texts(visible_photos: QuerySet[Photo], words: list[str], phrase: s
             found_params.append(phrase_param)
         parts.append(
             f"SELECT c.photo_id, {found} AS found, CASE WHEN c.confident THEN 0 ELSE 1 END AS unsure "
-            f"FROM {source} WHERE c.is_current {condition} AND c.photo_id IN ({visible_sql}) "
-            f"AND ({' OR '.join(sql for sql, _ in holds)})"
+            f"FROM {source} WHERE c.is_current {condition} AND ({' OR '.join(sql for sql, _ in holds)})"
         )
-        params += [*found_params, *visible_params, *(param for _, param in holds)]
+        params += [*found_params, *(param for _, param in holds)]
     return " UNION ALL ".join(parts), params
 
 

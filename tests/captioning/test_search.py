@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import reverse
 
 from captioning import engine
-from captioning.models import Caption, Gallery, ModelVersion, Photo, Translation
+from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo, Translation
 from captioning.search import (
     EmbeddingIndex,
     embedding_index,
@@ -22,6 +22,7 @@ from captioning.search import (
     photo_search,
 )
 from captioning.search.image import LOCAL_CLIP_RELEVANCE, ImageRelevance, QueryEmbeddingCache, image_relevance
+from captioning.selectors import photo_id_list_visible_to, photo_list_visible_to
 from captioning.services.galleries import gallery_create, gallery_member_set
 from captioning.services.photos import photo_upload
 from tests.captioning.helpers import encode, picture
@@ -130,6 +131,32 @@ def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_phot
     assert set(found(bob, "kite")) == {photos["Public"], photos["Shared"]}
     assert set(found(make_user("carol"), "kite")) == {photos["Public"]}
     assert set(found(None, "kite")) == {photos["Public"]}
+
+
+def test_better_matches_the_user_may_not_see_leave_room_for_those_they_may(alice, bob, gallery, add_photo):
+    hidden = gallery_create(acting_user=bob, title="Bob's", visibility="private")
+    for _ in range(3):
+        add_photo(hidden, "a red kite")  # the whole phrase: each ranks above the photo alice may see
+    mine = add_photo(gallery, "a kite")
+
+    assert [hit.photo_id for hit in photo_search(user=alice, query="red kite", limit=1).hits] == [mine.pk]
+
+
+def test_the_ids_the_image_index_is_masked_with_are_the_visible_photos(alice, bob, make_user, add_photo):
+    galleries = [
+        gallery_create(acting_user=alice, title=visibility, visibility=visibility)
+        for visibility in ("private", "unlisted", "public")
+    ]
+    gallery_member_set(gallery=galleries[0], acting_user=alice, username="bob", role="viewer")
+    for gallery in galleries:
+        add_photo(gallery)
+    in_no_gallery = add_photo(galleries[1])
+    GalleryPhoto.objects.filter(photo=in_no_gallery).delete()  # alice's library keeps it, for her alone
+
+    for user in (alice, bob, make_user("carol"), None):
+        expected = sorted(photo_list_visible_to(user).values_list("pk", flat=True))
+        assert sorted(photo_id_list_visible_to(user)) == expected
+    assert in_no_gallery.pk in photo_id_list_visible_to(alice)
 
 
 def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active_model, add_photo):
