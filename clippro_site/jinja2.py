@@ -5,8 +5,6 @@ value); Jinja2 compiles each template to Python once. The globals and filters he
 with the meaning Django's template language gives them.
 """
 
-import html
-
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -15,8 +13,7 @@ from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html
 from django.utils.timezone import template_localtime
-from jinja2 import ChainableUndefined, Environment
-from markupsafe import Markup
+from jinja2 import ChainableUndefined, Environment, Template
 
 from captioning import templating, translators
 
@@ -35,12 +32,13 @@ def time(value: object, format_name: str | None = None) -> str:
     return defaultfilters.time(template_localtime(value), format_name)
 
 
-def escape_as_django(value: object) -> object:
-    """Each value a page prints, escaped as Django's templates escape it (`'` is `&#x27;`, markupsafe writes
-    `&#39;`), so the pages send the same HTML; safe HTML (a form's field, a Markup) is left as it is."""
-    if hasattr(value, "__html__"):
-        return value
-    return Markup(html.escape(str(value)))
+class DjangoEscapedTemplate(Template):
+    """Writes `'` as Django's templates escape it, `&#x27;` (markupsafe writes `&#39;`), so the pages send the
+    same HTML. Done once on the whole page: no template of ours holds the text "&#39;", and an escaped value
+    cannot (its `&` became `&amp;`)."""
+
+    def render(self, *args: object, **kwargs: object) -> str:
+        return super().render(*args, **kwargs).replace("&#39;", "&#x27;")
 
 
 def csrf(request: HttpRequest) -> dict:
@@ -61,8 +59,8 @@ def environment(**options: object) -> Environment:
     options["undefined"] = ChainableUndefined
     # Django's templates keep the newline a template (an included tile) ends with.
     options["keep_trailing_newline"] = True
-    options["finalize"] = escape_as_django
     env = Environment(**options)
+    env.template_class = DjangoEscapedTemplate
     env.globals.update(
         url=url,
         static=staticfiles_storage.url,
