@@ -16,6 +16,7 @@ from django.utils.timezone import template_localtime
 from jinja2 import ChainableUndefined, Environment, Template
 
 from captioning import templating, translators
+from captioning.links import PhotoLinks
 
 
 def url(name: str, *args: object) -> str:
@@ -64,6 +65,7 @@ def environment(**options: object) -> Environment:
     env.globals.update(
         url=url,
         static=staticfiles_storage.url,
+        photo_links=PhotoLinks,
         selection_tools=templating.selection_tools,
     )
     env.filters.update(
