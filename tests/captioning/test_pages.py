@@ -167,6 +167,19 @@ def test_the_retry_button_counts_the_failed_photos_of_every_page(client, alice, 
     assert "Retry 2 failed" in client.get(gallery.get_absolute_url()).content.decode()
 
 
+def test_the_grid_names_each_photos_status_as_the_photo_page_does(client, alice, gallery):
+    from captioning.models import Photo
+
+    photos = _photos_without_files(gallery, 2)
+    Photo.objects.filter(pk=photos[0].pk).update(status=Photo.Status.PROCESSING)
+    client.force_login(alice)
+
+    polled = client.get(reverse("gallery-status", args=[gallery.public_id])).json()["photos"]
+    expected = {str(photo.uuid): photo.get_status_display() for photo in Photo.objects.filter(galleries=gallery)}
+    assert {photo["id"]: photo["status_label"] for photo in polled} == expected
+    assert "data-status>Captioning</span>" in client.get(gallery.get_absolute_url()).content.decode()
+
+
 def _queries(client, path: str) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
