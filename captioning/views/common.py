@@ -18,6 +18,8 @@ from captioning.translators import (
 )
 
 LANGUAGE_SESSION_KEY = "caption_language"
+# Photo.get_status_display() rebuilds the choices' dict for each photo of a grid.
+_STATUS_LABELS = {value: str(label) for value, label in Photo.Status.choices}
 
 
 def caption_language(request: HttpRequest) -> str:
@@ -90,7 +92,7 @@ def photo_summary(
         "image": links.url("photo-image", photo.uuid),
         "name": photo.original_filename,
         "status": photo.status,
-        "status_label": photo.get_status_display(),
+        "status_label": _STATUS_LABELS.get(photo.status, photo.status),
         "error": photo.error_message,
         "caption": caption.text if caption else None,
         "unsure": caption_unsure_notice(caption),

@@ -16,8 +16,9 @@ def test_sign_up_logs_in_and_shows_the_empty_gallery_list(client):
         follow=True,
     )
     assert get_user_model().objects.filter(username="zoe").exists()
-    assert response.context["user"].username == "zoe"
-    assert "You have no galleries yet." in response.content.decode()
+    html = response.content.decode()
+    assert '<span class="site-user__name">zoe</span>' in html
+    assert "You have no galleries yet." in html
 
 
 def test_sign_up_refuses_a_weak_password(client):
@@ -164,6 +165,19 @@ def test_the_retry_button_counts_the_failed_photos_of_every_page(client, alice, 
     Photo.objects.filter(pk__in=[photo.pk for photo in oldest]).update(status=Photo.Status.FAILED)
     client.force_login(alice)
     assert "Retry 2 failed" in client.get(gallery.get_absolute_url()).content.decode()
+
+
+def test_the_grid_names_each_photos_status_as_the_photo_page_does(client, alice, gallery):
+    from captioning.models import Photo
+
+    photos = _photos_without_files(gallery, 2)
+    Photo.objects.filter(pk=photos[0].pk).update(status=Photo.Status.PROCESSING)
+    client.force_login(alice)
+
+    polled = client.get(reverse("gallery-status", args=[gallery.public_id])).json()["photos"]
+    expected = {str(photo.uuid): photo.get_status_display() for photo in Photo.objects.filter(galleries=gallery)}
+    assert {photo["id"]: photo["status_label"] for photo in polled} == expected
+    assert "data-status>Captioning</span>" in client.get(gallery.get_absolute_url()).content.decode()
 
 
 def _queries(client, path: str) -> int:
