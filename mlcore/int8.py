@@ -4,8 +4,15 @@ Weights are quantized once, symmetrically per output channel; activations per ca
 symmetrically to 8 bits, so that a row's result never depends on the other rows of the call: an image
 captions and embeds the same alone as in any batch. (fbgemm's dynamic int8 linear layer, used before,
 takes one scale for the whole call: a large row coarsened every other row's rounding.) The integer
-matmul (`torch._int_mm`, oneDNN's kernels) sums exactly, and the scales are applied to its int32 output
-elementwise. Results differ from fp32 by rounding: captions can change where two candidates are nearly tied.
+matmul sums exactly, and the scales are applied to its int32 output elementwise. Results differ from fp32 by
+rounding: captions can change where two candidates are nearly tied.
+
+The integer matmul is oneDNN's, through one of two entry points that give the same results bit for bit:
+- on CPUs with AMX (Intel Xeons that list amx_int8), oneDNN's quantized linear op, whose u8 x s8 kernel runs on
+  the AMX tiles: the int8 rows are shifted by 128 into uint8 and oneDNN takes the 128 back off (a zero point),
+  exactly for layers whose sums stay below 2**24 (`sums_stay_exact_in_float`; the others keep `torch._int_mm`);
+- elsewhere `torch._int_mm` (s8 x s8 through oneDNN's gemm, which does not use AMX; the u8 x s8 kernels of CPUs
+  without VNNI could saturate 16-bit pair sums).
 """
 
 import weakref
@@ -18,6 +25,19 @@ from transformers import GPT2LMHeadModel
 from mlcore.errors import MlcoreError
 
 
+def has_amx() -> bool:
+    """Whether oneDNN's u8 x s8 matmul runs on AMX tiles here (measured on a 2-core Xeon with AMX, one thread:
+    2-2.5x `torch._int_mm` at most of GPT-2's and CLIP's shapes, the shifting included)."""
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.onednn, "qlinear_pointwise")
+        and (getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    )
+
+
+AMX = has_amx()
+
+
 def require_int8_support() -> None:
     # Without oneDNN, torch._int_mm falls back to a plain loop, slower than fp32.
     if not torch.backends.mkldnn.is_available():
@@ -28,19 +48,37 @@ def require_int8_support() -> None:
 class Int8Weights:
     """A linear layer's weights as symmetric per-output-channel int8."""
 
-    weight: torch.Tensor  # [in, out] int8, as torch._int_mm takes its second operand
+    # [in, out] int8 as torch._int_mm takes its second operand, or (amx) oneDNN's packed layout of it
+    weight: torch.Tensor
     scales: torch.Tensor  # [out] float32
     bias: torch.Tensor | None  # [out] float32
+    amx: bool = False
+
+    @property
+    def out_features(self) -> int:
+        return self.scales.shape[0]
 
 
-def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Weights:
-    """`weight` [out, in] as symmetric per-output-channel int8."""
+def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None, amx: bool | None = None) -> Int8Weights:
+    """`weight` [out, in] as symmetric per-output-channel int8. `amx`: for oneDNN's AMX kernel (None: where
+    this CPU has AMX)."""
+    amx = AMX if amx is None else amx
     weight = weight.detach().float()
     scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
     quantized = (weight / scales.unsqueeze(1)).round_().to(torch.int8)
-    return Int8Weights(
-        quantized.t().contiguous(), scales, None if bias is None else bias.detach().float().contiguous().clone()
-    )
+    amx = amx and sums_stay_exact_in_float(quantized)
+    packed = torch.ops.onednn.qlinear_prepack(quantized.contiguous(), None) if amx else quantized.t().contiguous()
+    return Int8Weights(packed, scales, None if bias is None else bias.detach().float().contiguous().clone(), amx)
+
+
+def sums_stay_exact_in_float(quantized: torch.Tensor) -> bool:
+    """Whether every partial sum of the AMX kernel stays below 2**24 for any input row, `quantized` [out, in]
+    int8: oneDNN converts the shifted rows' sum and its zero-point correction to float before subtracting,
+    exact only below 2**24 and beyond it rounded differently for different row counts. A bound over all inputs:
+    GPT-2 124M's layers meet it, ViT-B/32's 3,072-input MLP layers (evenly spread weights) keep `torch._int_mm`."""
+    weights = quantized.to(torch.int64)
+    largest = 128 * weights.sum(dim=1).abs() + 127 * weights.abs().sum(dim=1)  # [out]: |shifted sum| bound
+    return bool((largest < 2**24).all())
 
 
 # Rows per integer matmul. CLIP's blocks run 50 tokens x 64 images = 3,200 rows per call: in blocks of 512
@@ -56,7 +94,7 @@ def int8_linear(packed: Int8Weights, inputs: torch.Tensor) -> torch.Tensor:
     if flat.shape[0] <= ROW_BLOCK:
         outputs = _int8_rows(packed, flat)
     else:
-        outputs = flat.new_empty(flat.shape[0], packed.weight.shape[1])
+        outputs = flat.new_empty(flat.shape[0], packed.out_features)
         for start in range(0, flat.shape[0], ROW_BLOCK):
             outputs[start : start + ROW_BLOCK] = _int8_rows(packed, flat[start : start + ROW_BLOCK])
     return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
@@ -64,12 +102,36 @@ def int8_linear(packed: Int8Weights, inputs: torch.Tensor) -> torch.Tensor:
 
 def _int8_rows(packed: Int8Weights, flat: torch.Tensor) -> torch.Tensor:
     row_scales = flat.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / 127.0  # [rows, 1]
-    quantized = torch.div(flat, row_scales).round_().to(torch.int8)
-    outputs = torch._int_mm(quantized, packed.weight).float()  # [rows, out], exact integer sums
+    quantized = torch.div(flat, row_scales).round_()  # [rows, in], integers in [-127, 127]
+    if packed.amx:
+        outputs = _amx_int_mm(quantized.add_(128).to(torch.uint8), packed)
+    else:
+        outputs = torch._int_mm(quantized.to(torch.int8), packed.weight).float()  # [rows, out], exact integer sums
     outputs.mul_(row_scales).mul_(packed.scales)
     if packed.bias is not None:
         outputs.add_(packed.bias)
     return outputs
+
+
+def _amx_int_mm(shifted: torch.Tensor, packed: Int8Weights) -> torch.Tensor:
+    """`torch._int_mm(shifted - 128, weight).float()` through oneDNN's quantized linear op: zero point 128, and
+    scales of 1 so that the op's float output is the exact integer sum converted, as `.float()` converts it."""
+    unit_scales, zero_points = _unit_scales(packed.out_features)
+    return torch.ops.onednn.qlinear_pointwise(
+        shifted, 1.0, 128, packed.weight, unit_scales, zero_points, None, 1.0, 0, torch.float32, "none", [], ""
+    )
+
+
+_unit_scales_by_size: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _unit_scales(out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if out_features not in _unit_scales_by_size:
+        _unit_scales_by_size[out_features] = (
+            torch.ones(out_features),
+            torch.zeros(out_features, dtype=torch.int64),
+        )
+    return _unit_scales_by_size[out_features]
 
 
 class Int8Linears:
@@ -81,6 +143,7 @@ class Int8Linears:
 
     def __init__(self, gpt: GPT2LMHeadModel, head_chunk: int):
         self.versions = self._weight_versions(gpt)
+        self.amx = AMX
         self.packed: dict[int, Int8Weights] = {}
         for block in gpt.transformer.h:
             for conv in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
@@ -100,7 +163,12 @@ class Int8Linears:
         """The output layer is packed in chunks of `head_chunk` vocabulary entries."""
         require_int8_support()
         packed = cls._cache.get(gpt)
-        if packed is None or packed.versions != cls._weight_versions(gpt) or packed.head_chunk_size != head_chunk:
+        if (
+            packed is None
+            or packed.versions != cls._weight_versions(gpt)
+            or packed.head_chunk_size != head_chunk
+            or packed.amx != AMX
+        ):
             packed = cls._cache[gpt] = cls(gpt, head_chunk)
         return packed
 

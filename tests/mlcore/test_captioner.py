@@ -3,10 +3,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import mlcore.int8
 from mlcore import Captioner, DecodingOptions
 from mlcore.checkpoint import load_checkpoint
 from mlcore.generate import generate_candidates
 
+needs_amx = pytest.mark.skipif(not mlcore.int8.has_amx(), reason="this CPU has no AMX")
 IMAGES = [Image.new("RGB", (48, 32), colour) for colour in ("red", "green", "blue", "white", "black", "yellow", "grey")]
 
 
@@ -89,8 +91,15 @@ def test_int8_decoding_is_refused_off_the_cpu(save_random_checkpoint):
 MIXED_IMAGES = [*IMAGES[:4], Image.effect_noise((48, 32), 120).convert("RGB"), *IMAGES[4:]]
 
 
-@pytest.mark.parametrize("int8", [False, True])
-def test_each_image_gets_the_same_embedding_and_captions_alone_as_in_a_mixed_batch(save_random_checkpoint, int8):
+@pytest.mark.parametrize(
+    "int8, amx",
+    [(False, False), (True, False), pytest.param(True, True, marks=needs_amx)],
+    ids=["fp32", "int8 int_mm", "int8 amx"],
+)
+def test_each_image_gets_the_same_embedding_and_captions_alone_as_in_a_mixed_batch(
+    save_random_checkpoint, monkeypatch, int8, amx
+):
+    monkeypatch.setattr(mlcore.int8, "AMX", amx)
     directory = save_random_checkpoint(mapper_type="mlp", train_gpt2=True, sharpness=2.0)
     captioner = Captioner.load(directory, device="cpu", int8=int8)
     together = captioner.embed(MIXED_IMAGES)

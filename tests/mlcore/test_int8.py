@@ -3,8 +3,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import mlcore.int8
 from mlcore.encoder import ClipEncoder
-from mlcore.int8 import ROW_BLOCK, Int8Linear, Int8SelfAttention, quantize_image_tower
+from mlcore.int8 import ROW_BLOCK, Int8Linear, Int8SelfAttention, has_amx, int8_linear, pack_int8, quantize_image_tower
+
+needs_amx = pytest.mark.skipif(not has_amx(), reason="this CPU has no AMX")
+
+
+@pytest.fixture(params=["int_mm", pytest.param("amx", marks=needs_amx)])
+def int8_kernel(request, monkeypatch) -> str:
+    """Runs a test with each integer matmul this CPU has: torch._int_mm, and oneDNN's AMX kernel."""
+    monkeypatch.setattr(mlcore.int8, "AMX", request.param == "amx")
+    return request.param
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -73,7 +83,7 @@ def test_int8_clip_is_refused_off_the_cpu(tiny_clip_dir):
         ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="meta", int8=True)
 
 
-def test_int8_linear_quantizes_each_row_on_its_own():
+def test_int8_linear_quantizes_each_row_on_its_own(int8_kernel):
     # One activation scale for the whole call let a large row coarsen every other row's rounding.
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
@@ -88,7 +98,7 @@ def test_int8_linear_quantizes_each_row_on_its_own():
     assert error < 0.03
 
 
-def test_int8_linear_gives_every_row_of_a_long_call_its_own_result():
+def test_int8_linear_gives_every_row_of_a_long_call_its_own_result(int8_kernel):
     # Calls longer than ROW_BLOCK (CLIP's 50 tokens x 64 images) are computed block by block.
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
@@ -98,3 +108,33 @@ def test_int8_linear_gives_every_row_of_a_long_call_its_own_result():
         together = layer(rows)
         in_small_calls = torch.cat([layer(rows[start : start + 7]) for start in range(0, rows.shape[0], 7)])
     torch.testing.assert_close(together, in_small_calls, rtol=0, atol=0)
+
+
+@needs_amx
+@pytest.mark.parametrize("rows", [1, 7, 320, ROW_BLOCK + 3])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_amx_kernel_gives_the_same_results_as_int_mm_bit_for_bit(rows, with_bias):
+    torch.manual_seed(0)
+    weight = torch.randn(3072, 96).t()  # [out, in] as a view, as GPT-2's Conv1D layers hand their weights over
+    bias = torch.randn(96) if with_bias else None
+    inputs = torch.randn(rows, 3072) * torch.rand(rows, 1) * 10
+    on_amx = int8_linear(pack_int8(weight, bias, amx=True), inputs)
+    with_int_mm = int8_linear(pack_int8(weight, bias, amx=False), inputs)
+    torch.testing.assert_close(on_amx, with_int_mm, rtol=0, atol=0)
+
+
+@needs_amx
+def test_layers_whose_sums_could_pass_exact_float_stay_off_amx_and_batch_independent():
+    # A weight row of ones meets rows of ones in a sum of 3,072 x 127 x 127, past 2**24, where oneDNN's
+    # correction for the zero point rounds in float, differently for different row counts.
+    torch.manual_seed(0)
+    weight = torch.randn(96, 3072)
+    assert pack_int8(weight, None, amx=True).amx
+    weight[0] = 1.0
+    packed = pack_int8(weight, None, amx=True)
+    assert not packed.amx
+    inputs = torch.randn(2 * ROW_BLOCK + 5, 3072) * torch.rand(2 * ROW_BLOCK + 5, 1) * 10
+    inputs[::7] = 1.0
+    together = int8_linear(packed, inputs)
+    alone = torch.cat([int8_linear(packed, row.unsqueeze(0)) for row in inputs])
+    torch.testing.assert_close(together, alone, rtol=0, atol=0)
