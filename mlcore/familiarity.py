@@ -2,14 +2,17 @@
 
 A captioner's own scores say how sure it is of its words, not whether it has ever seen anything like the
 picture: the demo model, trained on coloured shapes, writes a fluent, well-scored caption about stars for a
-photo of an elephant. So a checkpoint keeps a reference sample of its training images' CLIP embeddings
-(`familiarity.safetensors`, beside the weights). A photo's familiarity comes from the Mahalanobis distance of its
-embedding to the Gaussian fitted to that sample (mean and covariance): exp(-d^2 / 2D) for D dimensions, 1 at the
-mean and falling towards 0 away from it. On the demo model this separated real photos from held-out shapes
-perfectly (AUROC 1.0) where the mean cosine to the 10 nearest neighbours did not (0.99: half the photos above
-the threshold); see the README. The threshold is calibrated on held-out embeddings of the same distribution: the
-lowest familiarity among the best 99.5% of them, so that at least 99% of photos like the training images are
-confident. Models without a reference (imported ClipCap weights) have an
+photo of an elephant. So a checkpoint keeps a reference sample of its training images' CLIP
+embeddings (`familiarity.safetensors`, beside the weights). A photo's familiarity comes from its distance to the
+nearest of them, measured where the sample's spread is the unit (whitened by the sample's covariance): d^2 the mean
+squared Mahalanobis distance to its NEIGHBOURS nearest reference embeddings, familiarity exp(-d^2 / 2D) for D
+dimensions, 1 on a reference embedding and falling towards 0 away from all of them. Training images come in kinds
+(one shape or two, each colour) that one Gaussian around their mean blurs together: on a full demo build a photo
+of a blue globe lay as close to that mean as a typical shape does, though no shape lies near it (README). The
+mean cosine to the nearest neighbours, unwhitened, separated worse than either. References written before
+(format 1) keep the distance to the mean they were calibrated for. The threshold is calibrated on held-out
+embeddings of the same distribution: the lowest familiarity among the best 99.5% of them, so that at least 99% of
+photos like the training images are confident. Models without a reference (imported ClipCap weights) have an
 unknown familiarity (None); their captions count as confident, and the pages say that it is unknown.
 """
 
@@ -25,7 +28,12 @@ from safetensors.torch import save_file
 from mlcore.errors import CheckpointError, EmbeddingSizeError
 
 REFERENCE_FILE = "familiarity.safetensors"
-REFERENCE_FORMAT = "clippro-familiarity/1"
+REFERENCE_FORMAT = "clippro-familiarity/2"
+# Format 1 was scored by the Mahalanobis distance to the sample's mean; its stored threshold means that score.
+GAUSSIAN_REFERENCE_FORMAT = "clippro-familiarity/1"
+# Measured on a full demo build (seed 2): 1 and 5 neighbours both flag the 8 real fixture photos, 5 with the wider
+# margin; 20 lets more crops of them through (README).
+NEIGHBOURS = 5
 DEFAULT_REFERENCE_SIZE = 4096
 # Added to the covariance's diagonal, relative to its mean variance: a sample smaller than the embedding size
 # (or a CLIP that leaves some directions unused) gives a singular covariance otherwise.
@@ -51,30 +59,41 @@ class FamiliarityReference:
     embeddings: torch.Tensor  # [reference, D] raw CLIP image embeddings, float32 (stored as float16)
     threshold: float
     calibration: dict  # how the threshold was found: held-out count, quantile, their familiarity figures
+    format: str = REFERENCE_FORMAT  # the score the threshold was calibrated for
 
     @property
     def embedding_size(self) -> int:
         return int(self.embeddings.shape[1])
 
     @cached_property
-    def _gaussian(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sample's mean [D] and the inverse of its (shrunk) covariance [D, D]."""
-        mean = self.embeddings.double().mean(dim=0)
-        centred = self.embeddings.double() - mean
+    def _whitening(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sample's mean [D], a whitening matrix [D, D] (the Cholesky factor of its shrunk covariance's
+        inverse: a squared distance in the whitened space is a squared Mahalanobis distance) and the whitened
+        sample [reference, D]."""
+        sample = self.embeddings.double()
+        mean = sample.mean(dim=0)
+        centred = sample - mean
         covariance = centred.T @ centred / max(1, centred.shape[0] - 1)  # [D, D]
         ridge = COVARIANCE_SHRINKAGE * covariance.diagonal().mean().clamp_min(1e-12)
         precision = torch.linalg.inv(covariance + ridge * torch.eye(covariance.shape[0], dtype=covariance.dtype))
-        return mean, precision
+        whitening = torch.linalg.cholesky(precision)
+        return mean, whitening, centred @ whitening
 
     def familiarity(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """[N, D] raw CLIP image embeddings -> [N] exp(-d^2 / 2D), d the Mahalanobis distance to the sample."""
+        """[N, D] raw CLIP image embeddings -> [N] exp(-d^2 / 2D), d^2 the mean squared Mahalanobis distance to
+        the NEIGHBOURS nearest reference embeddings (format 1: to the sample's mean)."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
             raise EmbeddingSizeError(
                 f"familiarity needs embeddings of shape [N, {self.embedding_size}], got {list(embeddings.shape)}"
             )
-        mean, precision = self._gaussian
-        centred = embeddings.double() - mean  # [N, D]
-        squared_distance = ((centred @ precision) * centred).sum(dim=-1)  # [N]
+        mean, whitening, whitened_sample = self._whitening
+        whitened = (embeddings.double() - mean) @ whitening  # [N, D]
+        if self.format == GAUSSIAN_REFERENCE_FORMAT:
+            squared_distance = whitened.square().sum(dim=-1)
+        else:
+            neighbours = min(NEIGHBOURS, whitened_sample.shape[0])
+            nearest = torch.cdist(whitened, whitened_sample).topk(neighbours, dim=1, largest=False).values
+            squared_distance = nearest.square().mean(dim=1)  # [N]
         return torch.exp(-squared_distance / (2 * self.embedding_size)).float()
 
     def scores(self, embeddings: torch.Tensor) -> list[FamiliarityScore]:
@@ -131,7 +150,7 @@ def save_reference(reference: FamiliarityReference, directory: str | Path) -> Pa
     """Writes `familiarity.safetensors` into a checkpoint directory (half precision: it is only compared)."""
     path = Path(directory) / REFERENCE_FILE
     metadata = {
-        "format": REFERENCE_FORMAT,
+        "format": reference.format,
         "threshold": repr(reference.threshold),
         "calibration": json.dumps(reference.calibration, sort_keys=True),
     }
@@ -148,12 +167,13 @@ def load_reference(directory: str | Path) -> FamiliarityReference | None:
         with safe_open(path, framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
             embeddings = handle.get_tensor("embeddings").float()
-        if metadata.get("format") != REFERENCE_FORMAT:
+        if metadata.get("format") not in (REFERENCE_FORMAT, GAUSSIAN_REFERENCE_FORMAT):
             raise CheckpointError(f"{path} is not a familiarity reference (format {metadata.get('format')!r})")
         return FamiliarityReference(
             embeddings,
             float(metadata["threshold"]),
             json.loads(metadata["calibration"]),
+            metadata["format"],
         )
     except (SafetensorError, OSError, KeyError, ValueError) as error:
         raise CheckpointError(f"familiarity reference {path} is corrupt: {error}") from error

@@ -9,7 +9,15 @@ from mlcore.captioner import Captioner
 from mlcore.checkpoint import save_checkpoint
 from mlcore.data import EmbeddingSet
 from mlcore.errors import CheckpointError, EmbeddingSizeError
-from mlcore.familiarity import REFERENCE_FILE, FamiliarityScore, build_reference, load_reference
+from mlcore.familiarity import (
+    GAUSSIAN_REFERENCE_FORMAT,
+    REFERENCE_FILE,
+    FamiliarityReference,
+    FamiliarityScore,
+    build_reference,
+    load_reference,
+    save_reference,
+)
 from mlcore.model import load_tokenizer
 from mlcore.train import train
 from tests.conftest import make_captioner_config, make_random_model
@@ -37,6 +45,41 @@ def test_images_like_the_training_ones_are_confident_and_others_are_not():
     assert not any(score.confident for score in strangers)
     values = [score.value for score in fresh + strangers]
     assert all(0.0 <= value <= 1.0 for value in values)
+
+
+def two_kinds(count: int, seed: int) -> torch.Tensor:
+    """[count, SIZE] embeddings of two kinds of picture on either side of the origin, none near it (varying along
+    one direction: a small CLIP's embeddings of simple scenes use few of their dimensions)."""
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.zeros(count, SIZE)
+    kind = torch.randint(0, 2, (count,), generator=generator) * 2 - 1
+    embeddings[:, 0] = kind * 2.0 + 0.3 * torch.randn(count, generator=generator)
+    return embeddings
+
+
+def test_a_photo_between_the_kinds_of_training_image_is_unfamiliar_though_it_lies_at_their_mean():
+    # The full demo build's blue globe: as close to the mean of all shapes as a shape, near none of them.
+    reference = build_reference(two_kinds(600, seed=1), two_kinds(300, seed=2))
+    between = torch.zeros(1, SIZE)
+
+    assert [score.confident for score in reference.scores(two_kinds(200, seed=3))].count(True) >= 196
+    assert not reference.scores(between)[0].confident
+    # Scored by the distance to the mean alone (how format 1 references were calibrated), it passed for the
+    # most typical picture of all.
+    as_format_1 = FamiliarityReference(reference.embeddings, reference.threshold, {}, GAUSSIAN_REFERENCE_FORMAT)
+    assert float(as_format_1.familiarity(between)[0]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_reference_of_the_first_format_keeps_the_score_its_threshold_was_calibrated_for(tmp_path):
+    sample = two_kinds(300, seed=1)
+    written = FamiliarityReference(sample.half().float(), 0.5, {"quantile": 0.005}, GAUSSIAN_REFERENCE_FORMAT)
+    save_reference(written, tmp_path)
+
+    loaded = load_reference(tmp_path)
+    assert loaded.format == GAUSSIAN_REFERENCE_FORMAT
+    # Scored as when it was calibrated: 1 at the sample's mean, where no picture lies (its nearest are far).
+    assert float(loaded.familiarity(loaded.embeddings.mean(dim=0, keepdim=True))[0]) == pytest.approx(1.0, abs=1e-6)
+    assert torch.equal(loaded.familiarity(sample[:5]), written.familiarity(sample[:5]))
 
 
 def test_without_a_held_out_set_a_share_of_the_training_embeddings_calibrates():
