@@ -298,10 +298,16 @@ def photo_id_list_visible_to(user: UserOrAnonymous | None) -> QuerySet:
     them), listed as the visibility rule's parts apart and put together (UNION ALL), as `photo_count_for_viewer`
     counts them: PostgreSQL finds each part's photos by a join or an index, where the rule's OR tested every
     photo against both."""
-    parts = [
-        Photo.objects.filter(part).order_by().values_list("pk", flat=True)
-        for part in _visible_photo_parts(user, include_unlisted=False)
-    ]
+    return _union_all(
+        [
+            Photo.objects.filter(part).order_by().values_list("pk", flat=True)
+            for part in _visible_photo_parts(user, include_unlisted=False)
+        ]
+    )
+
+
+def _union_all(parts: list[QuerySet]) -> QuerySet:
+    """The rows of every one of `parts`, which share no row (the visibility rule's parts): UNION ALL."""
     return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
 
 
@@ -342,7 +348,7 @@ def photo_count_for_viewer(
         narrow(Photo.objects.filter(part, in_gallery)).order_by().values("pk")
         for part in _visible_photo_parts(acting_user, include_unlisted=include_unlisted)
     ]
-    return (parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]).count()
+    return _union_all(parts).count()
 
 
 def _photo_count_visible(acting_user: UserOrAnonymous | None) -> int:
