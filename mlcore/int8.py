@@ -15,6 +15,7 @@ The integer matmul is oneDNN's, through one of two entry points that give the sa
   without VNNI could saturate 16-bit pair sums).
 """
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -122,16 +123,9 @@ def _amx_int_mm(shifted: torch.Tensor, packed: Int8Weights) -> torch.Tensor:
     )
 
 
-_unit_scales_by_size: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
+@functools.cache
 def _unit_scales(out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if out_features not in _unit_scales_by_size:
-        _unit_scales_by_size[out_features] = (
-            torch.ones(out_features),
-            torch.zeros(out_features, dtype=torch.int64),
-        )
-    return _unit_scales_by_size[out_features]
+    return torch.ones(out_features), torch.zeros(out_features, dtype=torch.int64)
 
 
 class Int8Linears:
