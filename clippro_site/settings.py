@@ -142,6 +142,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if random_page_cost:
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c random_page_cost={float(random_page_cost)}".strip()
+    # captioning.statements' SQL (the API's lists) is prepared on each connection's first run of it, so PostgreSQL
+    # plans it once per connection; Django's own queries never are. Off behind a pooler that hands one client's
+    # statements to several server connections (PgBouncer in transaction mode before 1.21).
+    if env_bool("POSTGRES_PREPARED_STATEMENTS", True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

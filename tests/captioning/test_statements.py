@@ -1,0 +1,54 @@
+"""captioning.statements: SQL compiled once per thread, prepared once per PostgreSQL connection."""
+
+import datetime
+import zoneinfo
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+
+from captioning import selectors
+from captioning.statements import _timestamp_loader
+
+psycopg_any = pytest.importorskip("django.db.backends.postgresql.psycopg_any")
+
+# As PostgreSQL writes timestamps (DateStyle ISO): fractions cut short, offsets in hours, minutes or seconds, a
+# date BC and infinity, which datetime.fromisoformat refuses.
+TIMESTAMPS = [
+    b"2026-11-30 08:14:50.123456+00",
+    b"2026-11-30 08:14:50.12+00",
+    b"2026-11-30 08:14:50+00",
+    b"0001-01-01 00:00:00+00",
+    b"2026-03-29 02:30:00.5+05:30",
+    b"1890-01-01 00:00:00+00:09:21",
+    b"0044-03-15 12:00:00+00 BC",
+    b"infinity",
+]
+
+
+@pytest.mark.parametrize("zone", [datetime.UTC, zoneinfo.ZoneInfo("Europe/Zurich"), None])
+def test_timestamps_read_as_djangos_own_loader_reads_them(zone):
+    class DjangoLoader(psycopg_any.BaseTzLoader):
+        timezone = zone
+
+    ours, djangos = _timestamp_loader(zone)(1184), DjangoLoader(1184)
+    for text in TIMESTAMPS:
+        try:
+            expected = djangos.load(text)
+        except Exception as refusal:  # whatever Django's refuses, ours refuses alike
+            with pytest.raises(type(refusal)):
+                ours.load(text)
+            continue
+        read = ours.load(text)
+        assert (read, read.tzinfo) == (expected, expected.tzinfo), text
+
+
+@pytest.mark.django_db
+def test_the_photo_page_is_prepared_once_per_postgresql_connection():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL prepares statements; SQLite has nothing to prepare")
+    for _run in range(2):
+        selectors.photo_rows_for_viewer(acting_user=AnonymousUser(), offset=0, limit=50)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%captioning_photo%"])
+        assert cursor.fetchone()[0] == 1
