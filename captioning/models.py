@@ -208,6 +208,8 @@ class Photo(models.Model):
             models.Index(fields=["-created_at", "-id"], name="photo_newest_first"),
             # Search keeps an in-memory matrix per model version fresh by asking what changed since (count, max).
             models.Index(fields=["embedding_model", "updated_at"]),
+            # The API's photo count finds a user's photos held by no gallery from this index alone, not the rows.
+            models.Index(fields=["owner", "id"], name="photo_owner_and_id"),
         ]
 
     def __str__(self) -> str:
@@ -242,7 +244,12 @@ class GalleryPhoto(models.Model):
         # A gallery's first photo, its cover unless one is chosen (selectors.gallery_list_with_covers), read from
         # the index's first entry: without it PostgreSQL joined the gallery's placements to every photo and sorted
         # them (15 ms of the home page at 10,000 photos; 0.15 ms with it).
-        indexes = [models.Index(fields=["gallery", "added_at", "id"], name="galleryphoto_first_added")]
+        indexes = [
+            models.Index(fields=["gallery", "added_at", "id"], name="galleryphoto_first_added"),
+            # Whether a photo is in a gallery one may open, asked photo by photo down the API's page (selectors.
+            # _visible_photo_parts), read from this index alone.
+            models.Index(fields=["photo", "gallery"], name="galleryphoto_by_photo"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.photo} in {self.gallery}"
