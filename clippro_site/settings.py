@@ -223,7 +223,7 @@ LOGOUT_REDIRECT_URL = "home"
 # request rates per minute (API_THROTTLE_*; read on every request, so they can be changed without a restart).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "captioning.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

@@ -8,8 +8,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.test import APIClient, APIRequestFactory
 
+from captioning.api.authentication import TokenAuthentication
 from captioning.models import Caption, Gallery, ModelVersion, Photo, Translation
 from captioning.services.galleries import gallery_create
 from tests.api.conftest import PASSWORD, caption, upload
@@ -35,6 +38,30 @@ def test_a_token_is_issued_for_the_right_password_and_signs_requests_in(people):
     assert client.get(reverse("api-queue")).status_code == 200
     assert client.delete(reverse("api-token")).status_code == 204
     assert client.get(reverse("api-queue")).status_code == 401  # revoked
+
+
+def test_a_token_signs_in_its_own_user_as_the_orm_reads_them_and_no_one_else(people):
+    """The token's read is compiled once for a stand-in key: each key still finds its own token and user."""
+    tokens = [Token.objects.create(user=people[name]) for name in ("owner", "viewer")]
+    fields = [field.attname for field in people["owner"]._meta.concrete_fields]
+    for token in [*tokens, *tokens]:
+        request = APIRequestFactory().get("/api/galleries/", HTTP_AUTHORIZATION=f"Token {token.key}")
+        user, signed_in_with = TokenAuthentication().authenticate(request)
+        expected = Token.objects.select_related("user").get(key=token.key)
+        assert [getattr(user, field) for field in fields] == [getattr(expected.user, field) for field in fields]
+        assert (signed_in_with.key, signed_in_with.user_id, signed_in_with.created) == (
+            expected.key,
+            expected.user_id,
+            expected.created,
+        )
+    unknown = APIRequestFactory().get("/api/galleries/", HTTP_AUTHORIZATION=f"Token {'0' * 40}")
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        TokenAuthentication().authenticate(unknown)
+    people["viewer"].is_active = False
+    people["viewer"].save(update_fields=["is_active"])
+    inactive = APIRequestFactory().get("/api/galleries/", HTTP_AUTHORIZATION=f"Token {tokens[1].key}")
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        TokenAuthentication().authenticate(inactive)
 
 
 def test_a_wrong_password_gets_no_token(people):
