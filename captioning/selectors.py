@@ -117,12 +117,10 @@ def _visible_photo_parts(
     )
     if asked_photo_by_photo:
         parts = [Q(IsNull(_one_placement(in_visible_gallery), False))]
-        if _signed_in(user):
-            parts.append(Q(owner=user) & Q(IsNull(_one_placement(Q()), True)))
-        return parts
-    parts = [Q(Exists(GalleryPhoto.objects.filter(in_visible_gallery, photo=OuterRef("pk"))))]
+    else:
+        parts = [Q(Exists(GalleryPhoto.objects.filter(in_visible_gallery, photo=OuterRef("pk"))))]
     if _signed_in(user):
-        parts.append(_library_only_q(user))
+        parts.append(_library_only_q(user, asked_photo_by_photo=asked_photo_by_photo))
     return parts
 
 
@@ -142,8 +140,11 @@ def _one_placement(condition: Q | Func) -> Subquery:
     return Subquery(placements.values("photo_id")[:1])
 
 
-def _library_only_q(user: AbstractBaseUser) -> Q:
-    """`user`'s own photos that no gallery holds."""
+def _library_only_q(user: AbstractBaseUser, *, asked_photo_by_photo: bool = False) -> Q:
+    """`user`'s own photos that no gallery holds. `asked_photo_by_photo`: one index look-up per photo of theirs
+    (`_one_placement`), where NOT EXISTS let PostgreSQL scan every placement beside them (a merge join)."""
+    if asked_photo_by_photo:
+        return Q(owner=user) & Q(IsNull(_one_placement(Q()), True))
     return Q(owner=user) & ~Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk")))
 
 
@@ -410,7 +411,7 @@ def _photo_count_visible_query(user: UserOrAnonymous) -> QuerySet:
     count = Func(F("photo_id"), function="COUNT", template="%(function)s(DISTINCT %(expressions)s)")
     if _signed_in(user):
         library = (
-            Photo.objects.filter(_library_only_q(user))
+            Photo.objects.filter(_library_only_q(user, asked_photo_by_photo=True))
             .order_by()
             .annotate(count=Func(F("pk"), function="COUNT"))
             .values("count")
