@@ -107,6 +107,19 @@ def test_the_photo_list_read_through_statements_compiled_once_is_what_its_querys
     assert counts == [4, 3, 1, 1]
 
 
+def test_someone_who_may_open_no_gallery_still_lists_their_library(people, api_client_for):
+    """The photo list skips looking photos up in galleries when the user may open none: not their own photos."""
+    stranger = people["stranger"]
+    album = gallery_create(acting_user=stranger, title="Soon gone")
+    kept = upload(stranger, album, seed=3, name="kept.jpg")
+    GalleryPhoto.objects.filter(photo=kept).delete()
+    Gallery.objects.filter(pk=album.pk).delete()
+    assert not selectors.gallery_list_visible_to(stranger).exists()
+    listed = api_client_for(stranger).get("/api/photos/?page_size=2").json()
+    assert (listed["count"], [photo["id"] for photo in listed["results"]]) == (1, [str(kept.uuid)])
+    assert api_client_for(people["viewer"]).get("/api/photos/").json()["count"] == 0
+
+
 def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, private_gallery):
     photos = _varied_photos(people, private_gallery)
     request = APIRequestFactory().get("/api/search/")
