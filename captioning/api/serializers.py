@@ -1,6 +1,7 @@
 """What the API reads and writes. Output serializers only present; input serializers only check shapes (the
 rules are in the services)."""
 
+import datetime
 from collections.abc import Iterable
 from datetime import tzinfo
 
@@ -26,7 +27,8 @@ def _datetime(value, zone: tzinfo | None = None) -> str | None:
     "Z") without its per-call settings look-ups, a tenth of the photo list's time."""
     if value is None:
         return None
-    text = value.astimezone(zone or timezone.get_current_timezone()).isoformat()
+    zone = zone or timezone.get_current_timezone()
+    text = (value if value.tzinfo is zone else value.astimezone(zone)).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -267,8 +269,14 @@ class PhotoSerializer(serializers.ModelSerializer):
 
 def photo_rows_representation(rows: Iterable[dict]) -> list[dict]:
     """PhotoSerializer(many=True).data from rows of selectors.photo_rows_with_details: the API's photo list."""
-    links, zone = PhotoLinks(), timezone.get_current_timezone()
+    links, zone = PhotoLinks(), _same_zone_as_read(timezone.get_current_timezone())
     return [photo_row_representation(row, links, zone) for row in rows]
+
+
+def _same_zone_as_read(zone: tzinfo) -> tzinfo:
+    """`zone`, or the very zone the database's timestamps are read in when it is UTC too (ZoneInfo("UTC") and
+    datetime.UTC write alike): `_datetime` then writes them without converting each."""
+    return datetime.UTC if zone.utcoffset(None) == datetime.timedelta(0) and str(zone) in ("UTC", "Etc/UTC") else zone
 
 
 def photo_row_representation(row: dict, links: PhotoLinks, zone: tzinfo) -> dict:

@@ -3,6 +3,7 @@ DRF's generic serializer code writes from the same declared fields, for every ki
 
 import datetime
 
+import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import serializers
@@ -76,16 +77,19 @@ def _photos_in_every_kind_of_gallery(people, private_gallery) -> None:
     GalleryPhoto.objects.filter(photo=photos[3]).delete()
 
 
-def test_the_photo_list_presents_its_rows_as_the_serializer_presents_each_photo(people, private_gallery):
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Zurich"])
+def test_the_photo_list_presents_its_rows_as_drfs_generic_serializer_presents_each_photo(people, private_gallery, zone):
     _photos_in_every_kind_of_gallery(people, private_gallery)
     request = APIRequestFactory().get("/api/photos/")
     presented = []
     for user in (people["owner"], people["viewer"], people["stranger"], AnonymousUser()):
         request.user = user
+        presenter = PhotoSerializer(context={"request": request})
         visible = selectors.photo_list_visible_to(user).order_by("pk")
         rows = selectors.photo_rows_with_details(selectors.photo_rows(visible), acting_user=user)
-        expected = [dict(PhotoSerializer(photo, context={"request": request}).data) for photo in visible]
-        assert photo_rows_representation(rows) == expected
+        with timezone.override(zone):
+            expected = [dict(serializers.ModelSerializer.to_representation(presenter, photo)) for photo in visible]
+            assert photo_rows_representation(rows) == expected
         presented += expected
     assert {len(photo["galleries"]) for photo in presented} == {0, 1, 2}
     assert {photo["can_manage"] for photo in presented} == {True, False}
