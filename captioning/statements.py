@@ -81,6 +81,7 @@ def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    connection.close_if_health_check_failed()  # as Django's cursor() does, before its first query of a request
     connection.ensure_connection()
     connection.validate_thread_sharing()
     cursor = ServerBindingCursor(connection.connection)
