@@ -24,7 +24,7 @@ from captioning.views.common import offered_languages
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("gallery-list")
-    return render(request, "captioning/home.html", {"public_galleries": selectors.gallery_list_public()[:6]})
+    return render(request, "captioning/home.html", {"public_galleries": selectors.gallery_list_public(limit=6)})
 
 
 def signup(request: HttpRequest) -> HttpResponse:
