@@ -324,7 +324,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT  # for DRF's own throttles; 
 # while locked starts the wait again. `manage.py axes_reset_username NAME` (or axes_reset_ip) lifts a lock.
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks: it turns a lockout into the answer
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# A session names the backend that signed it in: sessions made before AccountBackend replaced Django's ModelBackend
+# (which it extends) sign in again.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "captioning.sign_in.AccountBackend"]
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10)
