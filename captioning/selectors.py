@@ -151,14 +151,16 @@ def gallery_list_for_member(user: UserOrAnonymous) -> list[GalleryCard]:
     page."""
     if not _signed_in(user):
         return []
-    cards = statement(("member gallery cards",), lambda: _gallery_cards(_member_galleries(stand_in_user())))
+    cards = statement(
+        ("member gallery cards",), lambda: _gallery_cards(_member_galleries(stand_in_user())), prepared=True
+    )
     return [GalleryCard(**row) for row in cards.rows(stand_in_values(user=user))]
 
 
 def gallery_list_public(*, limit: int | None = None) -> list[GalleryCard]:
     """The public galleries (Explore, and the home page's first `limit`), the most recently changed first."""
     public = Gallery.objects.filter(visibility=Gallery.Visibility.PUBLIC)
-    cards = statement(("public gallery cards",), lambda: _gallery_cards(public))
+    cards = statement(("public gallery cards",), lambda: _gallery_cards(public), prepared=True)
     return [GalleryCard(**row) for row in cards.rows({}, limit=limit)]
 
 

@@ -32,6 +32,7 @@ class AccountBackend(ModelBackend):
         read = statement(
             ("signed-in user", fields),
             lambda: user_model._default_manager.filter(pk=stand_in_ids(1)[0]).values(*fields),
+            prepared=True,
         )
         rows = read.rows(stand_in_values(ids=[user_id]))
         if not rows:

@@ -8,6 +8,10 @@ the queryset would have (with the ORM's own converters, so a value reads the sam
 The same goes for other ids a statement is built with (`stand_in_ids`). Only querysets whose SQL is the same for
 every user of a kind fit (signed in or anonymous: the callers key them so); any other value that changes from one
 request to the next belongs in the key, or in the LIMIT and OFFSET `Statement.rows` adds.
+
+On PostgreSQL a statement compiled with `prepared=True` is also prepared on each database connection (settings:
+POSTGRES_PREPARED_STATEMENTS), so PostgreSQL parses and plans it once per connection instead of once per request:
+planning the gallery cards' query took 0.6 ms, running it 0.06.
 """
 
 import threading
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -31,23 +37,26 @@ class Statement:
     params: tuple
     compiler: SQLCompiler
     names: tuple[str, ...]  # of each column, as the queryset's values() named them
+    prepared: bool = False
 
     @classmethod
-    def compile(cls, queryset: QuerySet) -> "Statement":
+    def compile(cls, queryset: QuerySet, *, prepared: bool = False) -> "Statement":
         """`queryset` (of values(), unsliced), built for `stand_in_user()`."""
         if queryset.query.is_sliced:
             raise ValueError("Compile the queryset unsliced; Statement.rows adds LIMIT and OFFSET.")
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         query = queryset.query
-        return cls(sql, tuple(params), compiler, (*query.extra_select, *query.values_select, *query.annotation_select))
+        names = (*query.extra_select, *query.values_select, *query.annotation_select)
+        return cls(sql, tuple(params), compiler, names, prepared)
 
     def rows(self, values: Mapping[int, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """The rows with `values` in place of the stand-ins they are keyed by (`stand_in_values`), `limit` of them
         from `offset`."""
         params = [values[value] if type(value) is int and value in values else value for value in self.params]
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
-        with connections[self.compiler.using].cursor() as cursor:
+        connection = connections[self.compiler.using]
+        with prepared_cursor(connection) if self.prepared else connection.cursor() as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         return [dict(zip(self.names, row, strict=True)) for row in self.compiler.results_iter(results=[fetched])]
@@ -75,9 +84,26 @@ def stand_in_values(*, user: AbstractBaseUser | None = None, ids: Sequence[int] 
 _compiled = threading.local()
 
 
-def statement(key: Hashable, build: Callable[[], QuerySet], *, using: str = "default") -> Statement:
-    """The statement `build()` compiles to, compiled on this thread's first call with `key` (per database)."""
+def statement(
+    key: Hashable, build: Callable[[], QuerySet], *, using: str = "default", prepared: bool = False
+) -> Statement:
+    """The statement `build()` compiles to, compiled on this thread's first call with `key` (per database).
+    `prepared`: for the statements most requests run (see above); PostgreSQL keeps each one while the connection
+    lasts, so not for statements whose text changes from one request to the next (a page's OFFSET)."""
     compiled = _compiled.__dict__.setdefault("statements", {})
     if (using, key) not in compiled:
-        compiled[using, key] = Statement.compile(build().using(using))
+        compiled[using, key] = Statement.compile(build().using(using), prepared=prepared)
     return compiled[using, key]
+
+
+def prepared_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+    """A cursor whose statements PostgreSQL prepares, when the connection's prepare_threshold (OPTIONS) allows:
+    Django's own cursors send each query with its values written into the text, which cannot be prepared.
+    Elsewhere, Django's cursor."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    # Django's cursor() does this with its own cursor class: the wrapper checks the thread and logs the query.
+    return connection._prepare_cursor(ServerBindingCursor(connection.connection))

@@ -142,6 +142,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if random_page_cost:
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c random_page_cost={float(random_page_cost)}".strip()
+    # The few statements nearly every request runs (captioning/statements.py: the session, the signed-in user, the
+    # gallery lists) are prepared on each connection: PostgreSQL plans them once instead of on every request. Set
+    # POSTGRES_PREPARED_STATEMENTS=0 behind a connection pooler that cannot keep them (PgBouncer in transaction
+    # mode before 1.21, or with max_prepared_statements = 0). Django's other queries are never prepared.
+    # They are planned for any values (plan_cache_mode): PostgreSQL otherwise went back to planning Explore's query
+    # on every run, its estimate for the generic plan being a little higher.
+    if env_bool("POSTGRES_PREPARED_STATEMENTS", True):
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["prepare_threshold"] = 0
+        options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -5,6 +5,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -81,3 +82,21 @@ def test_an_unknown_session_key_is_never_adopted(settings, alice):
     assert new_key != planted
     assert Session.objects.filter(session_key=new_key).exists()
     assert not Session.objects.filter(session_key=planted).exists()
+
+
+def test_the_statements_every_signed_in_page_runs_are_prepared_on_postgresql(alice, gallery):
+    """The session, the user and the gallery list are planned once per connection, not on every request."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    client = logged_in_client("alice")
+    for _ in range(3):
+        assert client.get(reverse("gallery-list")).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = cursor.fetchall()
+
+    def planned_once_and_run_for_every_request(table: str) -> bool:
+        return any(f'FROM "{table}" ' in f"{text} " and generic_plans >= 3 for text, generic_plans in prepared)
+
+    tables = ("django_session", "auth_user", "captioning_gallery")
+    assert {table: planned_once_and_run_for_every_request(table) for table in tables} == dict.fromkeys(tables, True)
