@@ -53,7 +53,6 @@ from captioning.models import (
     ModelVersion,
     Photo,
     Translation,
-    gallery_url,
 )
 from captioning.statements import stand_in_ids, stand_in_user, stand_in_values, statement
 
@@ -140,10 +139,6 @@ class GalleryCard:
     updated_at: datetime.datetime
     photo_count: int
     cover_uuid: uuid.UUID | None
-
-    @property
-    def url(self) -> str:
-        return gallery_url(self.public_id, self.slug)
 
 
 def gallery_list_for_member(user: UserOrAnonymous) -> list[GalleryCard]:

@@ -5,14 +5,18 @@ value); Jinja2 compiles each template to Python once. The globals and filters he
 with the meaning Django's template language gives them.
 """
 
+import functools
+
+from django.conf import settings
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.template import defaultfilters
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html
 from django.utils.timezone import template_localtime
+from django.utils.translation import get_language
 from jinja2 import ChainableUndefined, Environment
 
 from captioning import templating, translators
@@ -20,8 +24,17 @@ from captioning.links import PhotoLinks
 
 
 def url(name: str, *args: object) -> str:
-    """`{{ url("photo-detail", photo.uuid) }}`: Django's {% url %}."""
-    return reverse(name, args=args)
+    """`{{ url("photo-detail", photo.uuid) }}`: Django's {% url %}. An address without arguments (the header's and
+    footer's eight on every page, 10 us each) is resolved once per process and URL configuration."""
+    if args:
+        return reverse(name, args=args)
+    return _address(name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF, get_language())
+
+
+@functools.lru_cache(maxsize=256)
+def _address(name: str, script_prefix: str, urlconf: str, language: str | None) -> str:
+    """The key holds all that reverse() reads besides the name (the language for i18n_patterns)."""
+    return reverse(name, urlconf=urlconf)
 
 
 def date(value: object, format_name: str | None = None) -> str:

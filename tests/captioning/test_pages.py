@@ -205,3 +205,34 @@ def test_the_grid_and_the_photo_page_read_as_many_queries_for_many_rows_as_for_f
         photo=newest, text="rewritten", source=Caption.Source.EDITED, created_by=alice, is_current=True
     )
     assert {path: _queries(client, path) for path in paths} == few
+
+
+def test_the_header_addresses_follow_each_requests_script_prefix():
+    """The pages' addresses without arguments are resolved once (clippro_site/jinja2.py), yet a site served under
+    a path (SCRIPT_NAME) gets its own."""
+    from django.urls import set_script_prefix
+
+    from clippro_site.jinja2 import url
+
+    try:
+        for prefix in ("/", "/clippro/", "/"):
+            set_script_prefix(prefix)
+            assert (url("timeline"), url("gallery-detail", "abc", "-")) == (f"{prefix}photos/", f"{prefix}g/abc/-/")
+    finally:
+        set_script_prefix("/")
+
+
+@pytest.mark.parametrize("slug", ["été-à-paris", "", "plain", "a_b-9"])
+def test_a_lists_gallery_addresses_are_those_of_each_gallery(slug):
+    """Cards resolve the gallery page's address once per list (captioning/links.py): the same as each gallery's."""
+    from django.urls import set_script_prefix
+
+    from captioning.links import PhotoLinks
+    from captioning.models import gallery_url
+
+    try:
+        for prefix in ("/", "/clippro/"):
+            set_script_prefix(prefix)
+            assert PhotoLinks().gallery("Ab-9_xYz", slug) == gallery_url("Ab-9_xYz", slug)
+    finally:
+        set_script_prefix("/")
