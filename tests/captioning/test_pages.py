@@ -236,3 +236,22 @@ def test_a_lists_gallery_addresses_are_those_of_each_gallery(slug):
             assert PhotoLinks().gallery("Ab-9_xYz", slug) == gallery_url("Ab-9_xYz", slug)
     finally:
         set_script_prefix("/")
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_how_long_ago_reads_as_djangos_timesince_in_every_language(language):
+    """The pages' `timesince` keeps each unit's translated words (clippro_site/jinja2.py): the same words."""
+    from datetime import timedelta
+
+    from django.template.defaultfilters import timesince_filter
+    from django.utils import timezone, translation
+
+    from clippro_site.jinja2 import timesince
+
+    now = timezone.now()
+    ago = [timedelta(0), timedelta(seconds=30), timedelta(minutes=1), timedelta(hours=1, minutes=5)]
+    ago += [timedelta(days=1), timedelta(days=9, hours=3), timedelta(days=40), timedelta(days=800), timedelta(hours=-2)]
+    with translation.override(language):
+        assert [timesince(now - delta, now) for delta in ago] == [timesince_filter(now - delta, now) for delta in ago]
+        assert timesince(now - timedelta(days=3)) == timesince_filter(now - timedelta(days=3))
+    assert timesince(None) == timesince_filter(None) == ""
