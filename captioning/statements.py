@@ -99,8 +99,9 @@ def statement(
 def prepared_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """A cursor whose statements PostgreSQL prepares, when the connection's prepare_threshold (OPTIONS) allows:
     Django's own cursors send each query with its values written into the text, which cannot be prepared.
-    Elsewhere, Django's cursor."""
-    if connection.vendor != "postgresql":
+    Elsewhere, and while Django logs queries (DEBUG, a test counting them: psycopg keeps no text of a prepared
+    query for the log), Django's cursor."""
+    if connection.vendor != "postgresql" or connection.queries_logged:
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
