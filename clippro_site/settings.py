@@ -147,7 +147,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # POSTGRES_PREPARED_STATEMENTS=0 behind a connection pooler that cannot keep them (PgBouncer in transaction
     # mode before 1.21, or with max_prepared_statements = 0). Django's other queries are never prepared.
     # They are planned for any values (plan_cache_mode): PostgreSQL otherwise went back to planning Explore's query
-    # on every run, its estimate for the generic plan being a little higher.
+    # on every run, its estimate for the generic plan being a little higher. The setting also covers PL/pgSQL's
+    # cached plans (the search triggers of migration 0009, which read by primary key).
     if env_bool("POSTGRES_PREPARED_STATEMENTS", True):
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["prepare_threshold"] = 0
