@@ -59,7 +59,7 @@ class Statement:
         caller chose no row has, for a text column), `limit` of them from `offset`."""
         params = [values[value] if _is_stand_in(value) and value in values else value for value in self.params]
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
-        with _cursor(connections[self.compiler.using]) as cursor:
+        with prepared_cursor(connections[self.compiler.using]) as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         if self.converters:
@@ -72,7 +72,7 @@ def _is_stand_in(value: object) -> bool:
     return isinstance(value, int | str) and not isinstance(value, bool)
 
 
-def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+def prepared_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """`connection.cursor()`, but one that prepares what it runs where the connection may (PostgreSQL with a
     prepare_threshold: clippro_site.settings sets one unless POSTGRES_PREPARED_STATEMENTS is off). Django's own
     cursors bind values on the client, which never prepares; this one is wrapped as Django wraps its own, so the

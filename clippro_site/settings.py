@@ -142,11 +142,17 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if random_page_cost:
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c random_page_cost={float(random_page_cost)}".strip()
-    # captioning.statements' SQL (the API's lists) is prepared on each connection's first run of it, so PostgreSQL
-    # plans it once per connection; Django's own queries never are. Off behind a pooler that hands one client's
-    # statements to several server connections (PgBouncer in transaction mode before 1.21).
+    # captioning.statements' SQL (the session and signed-in user read on every request, the gallery lists, the API's
+    # lists, the photo and gallery pages) is prepared on each connection's first run of it, so PostgreSQL plans it
+    # once per connection; Django's own queries never are. Set POSTGRES_PREPARED_STATEMENTS=0 behind a pooler that
+    # hands one client's statements to several server connections (PgBouncer in transaction mode before 1.21, or
+    # with max_prepared_statements = 0). They are planned for any values (plan_cache_mode): PostgreSQL otherwise went
+    # back to planning Explore's query on every run, its estimate for the generic plan being a little higher. The
+    # setting also covers PL/pgSQL's cached plans (the search triggers of migration 0009, which read by primary key).
     if env_bool("POSTGRES_PREPARED_STATEMENTS", True):
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["prepare_threshold"] = 0
+        options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -214,6 +220,9 @@ if IS_PRODUCTION:
 # `manage.py serve` (one machine): gunicorn's worker processes, and how long one request may take.
 WEB_WORKERS = env_int("WEB_WORKERS", 2)
 WEB_TIMEOUT_SECONDS = env_int("WEB_TIMEOUT_SECONDS", 60)
+
+# Sessions live in the database, as Django's own backend keeps them; ours reads them with less Python.
+SESSION_ENGINE = "clippro_site.sessions"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery-list"
@@ -326,7 +335,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT  # for DRF's own throttles; 
 # while locked starts the wait again. `manage.py axes_reset_username NAME` (or axes_reset_ip) lifts a lock.
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks: it turns a lockout into the answer
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# A session names the backend that signed it in: sessions made before AccountBackend replaced Django's ModelBackend
+# (which it extends) sign in again.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "captioning.sign_in.AccountBackend"]
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10)

@@ -24,7 +24,7 @@ from captioning.views.common import offered_languages
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("gallery-list")
-    return render(request, "captioning/home.html", {"public_galleries": selectors.gallery_list_public()[:6]})
+    return render(request, "captioning/home.html", {"public_galleries": selectors.gallery_list_public(limit=6)})
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -33,7 +33,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="captioning.sign_in.AccountBackend")
         messages.success(request, f"Welcome, {user.username}! Create your first gallery to start uploading.")
         return redirect("gallery-list")
     return render(request, "registration/signup.html", {"form": form})

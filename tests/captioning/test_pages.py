@@ -205,3 +205,53 @@ def test_the_grid_and_the_photo_page_read_as_many_queries_for_many_rows_as_for_f
         photo=newest, text="rewritten", source=Caption.Source.EDITED, created_by=alice, is_current=True
     )
     assert {path: _queries(client, path) for path in paths} == few
+
+
+def test_the_header_addresses_follow_each_requests_script_prefix():
+    """The pages' addresses without arguments are resolved once (clippro_site/jinja2.py), yet a site served under
+    a path (SCRIPT_NAME) gets its own."""
+    from django.urls import set_script_prefix
+
+    from clippro_site.jinja2 import url
+
+    try:
+        for prefix in ("/", "/clippro/", "/"):
+            set_script_prefix(prefix)
+            assert (url("timeline"), url("gallery-detail", "abc", "-")) == (f"{prefix}photos/", f"{prefix}g/abc/-/")
+    finally:
+        set_script_prefix("/")
+
+
+@pytest.mark.parametrize("slug", ["été-à-paris", "", "plain", "a_b-9"])
+def test_a_lists_gallery_addresses_are_those_of_each_gallery(slug):
+    """Cards resolve the gallery page's address once per list (captioning/links.py): the same as each gallery's."""
+    from django.urls import set_script_prefix
+
+    from captioning.links import PhotoLinks
+    from captioning.models import gallery_url
+
+    try:
+        for prefix in ("/", "/clippro/"):
+            set_script_prefix(prefix)
+            assert PhotoLinks().gallery("Ab-9_xYz", slug) == gallery_url("Ab-9_xYz", slug)
+    finally:
+        set_script_prefix("/")
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_how_long_ago_reads_as_djangos_timesince_in_every_language(language):
+    """The pages' `timesince` keeps each unit's translated words (clippro_site/jinja2.py): the same words."""
+    from datetime import timedelta
+
+    from django.template.defaultfilters import timesince_filter
+    from django.utils import timezone, translation
+
+    from clippro_site.jinja2 import timesince
+
+    now = timezone.now()
+    ago = [timedelta(0), timedelta(seconds=30), timedelta(minutes=1), timedelta(hours=1, minutes=5)]
+    ago += [timedelta(days=1), timedelta(days=9, hours=3), timedelta(days=40), timedelta(days=800), timedelta(hours=-2)]
+    with translation.override(language):
+        assert [timesince(now - delta, now) for delta in ago] == [timesince_filter(now - delta, now) for delta in ago]
+        assert timesince(now - timedelta(days=3)) == timesince_filter(now - timedelta(days=3))
+    assert timesince(None) == timesince_filter(None) == ""
