@@ -72,7 +72,8 @@ def world(db) -> dict:
     photo_gallery_add(gallery=finds, photo_uuids=[guess.uuid], acting_user=owner)
     spare.placements.all().delete()
     Photo.objects.filter(pk=guess.pk).update(status=Photo.Status.FAILED, error_message="It broke.", has_location=True)
-    Caption.objects.create(photo=guess, text="a shape", model_version=model, confident=False, familiarity=None)
+    odd = Caption.objects.create(photo=guess, text="a shape", model_version=model, confident=False, familiarity=None)
+    Caption.objects.filter(pk=odd.pk).update(created_at=datetime(2024, 6, 1, 9, tzinfo=UTC))
 
     loose = upload(owner, spare, seed=3, name="loose.jpg")
     spare.placements.all().delete()
@@ -239,3 +240,47 @@ def test_a_photo_in_no_gallery_says_so_to_its_owner(client, world):
     assert shown["in_no_gallery"] is True and shown["holding"] == [] and shown["breadcrumb"] == "← All photos"
     assert shown["forms"] == ["recaption", "galleries", "delete"]  # no caption to edit
     assert shown["add_to"] == ["Beach", "Bob's finds", "Bob's shared", "Family", "Spare"]
+
+
+def fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_the_photo_pages_statements_compiled_once_read_what_their_querysets_read(world, django_assert_num_queries):
+    """captioning.statements compiles the page's SQL once, for a stand-in user, photo and caption: each visitor
+    still gets their own photo (or none), and each photo its own captions and translations."""
+    from captioning import selectors
+
+    seen = []
+    for role, user in world["people"].items():
+        for name in ("photo", "guess", "loose"):
+            photo_uuid = world[name].uuid
+            expected = selectors.photo_list_visible_to(user, include_unlisted=True).filter(uuid=photo_uuid).first()
+            with django_assert_num_queries(1):  # its owner read with it
+                try:
+                    found = selectors.photo_get_for_viewer(user=user, photo_uuid=str(photo_uuid))
+                except Photo.DoesNotExist:
+                    found = None
+                else:
+                    assert found.owner.username
+            assert (found and (fields(found), found.owner.username)) == (
+                expected and (fields(expected), expected.owner.username)
+            ), (role, name)
+            seen.append(found is not None)
+    assert seen.count(True) == 3 + 6 * 2  # the loose photo is its owner's alone
+    for name in ("photo", "guess", "loose"):
+        with django_assert_num_queries(1):  # their models and authors read with them
+            history = selectors.caption_history_list(world[name])
+            assert all(item.model_version is None or item.model_version.name for item in history)
+            assert all(item.created_by is None or item.created_by.username for item in history)
+        expected = list(selectors.caption_history(world[name]))
+        assert [(fields(item), item.model_version and fields(item.model_version)) for item in history] == [
+            (fields(item), item.model_version and fields(item.model_version)) for item in expected
+        ]
+        assert [item.created_by and item.created_by.username for item in history] == [
+            item.created_by and item.created_by.username for item in expected
+        ]
+        for caption in history:
+            assert [fields(item) for item in selectors.translation_list(caption)] == [
+                fields(item) for item in caption.translations.all()
+            ]
