@@ -9,6 +9,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from captioning import selectors
@@ -94,6 +96,25 @@ def _recaption_fields(model_versions: tuple[tuple[int, str], ...]) -> dict[str, 
     return {name: str(form[name]) for name in form.fields}
 
 
+# Where the caption goes in the edit form's field rendered once (`_caption_field`): no caption holds it.
+_CAPTION_PLACE = "\x00caption\x00"
+
+
+@functools.cache
+def _caption_field_parts() -> tuple[str, str, str]:
+    """The caption edit form's field as HTML before and after its text, and the field's id."""
+    field = CaptionEditForm(initial={"text": _CAPTION_PLACE})["text"]
+    before, after = str(field).split(_CAPTION_PLACE)
+    return before, after, field.id_for_label
+
+
+def _caption_field(text: str) -> dict[str, str]:
+    """The caption edit form's field holding `text` (its `html`) and its `id`. Only the text changes from one photo
+    to the next, so the widget is rendered once per process, as its template would escape the text."""
+    before, after, field_id = _caption_field_parts()
+    return {"html": mark_safe(before + conditional_escape(text) + after), "id": field_id}
+
+
 @require_GET
 def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = photo_or_404(request, photo_uuid)
@@ -134,7 +155,7 @@ def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
             "can_manage": places.managed,
             "sees_original": sees_original,
             "can_delete": selectors.photo_can_delete(request.user, photo),
-            "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
+            "caption_field": _caption_field(caption.text) if places.managed and caption else None,
             "recaption_fields": _recaption_fields(selectors.model_version_choices()) if places.managed else None,
         },
     )

@@ -284,3 +284,12 @@ def test_the_photo_pages_statements_compiled_once_read_what_their_querysets_read
             assert [fields(item) for item in selectors.translation_list(caption)] == [
                 fields(item) for item in caption.translations.all()
             ]
+
+
+@pytest.mark.parametrize("text", ["a dog", "", '<b>"Tom" & Jerry\'s</b>', "\nfirst line\nsecond", "x" * 1000])
+def test_the_caption_field_rendered_once_is_the_forms_own(text):
+    from captioning.forms import CaptionEditForm
+    from captioning.views.photos import _caption_field
+
+    field = CaptionEditForm(initial={"text": text})["text"]
+    assert _caption_field(text) == {"html": str(field), "id": field.id_for_label}
