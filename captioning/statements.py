@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
@@ -76,10 +77,33 @@ class Statement:
             values[value] if type(value) in _STAND_IN_TYPES and value in values else value for value in self.params
         ]
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
-        with connections[self.compiler.using].cursor() as cursor:
+        with _cursor(self.compiler.using) as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         return self.compiler.results_iter(results=[fetched])
+
+
+def _cursor(using: str) -> CursorWrapper:
+    """A cursor of the `using` database; on PostgreSQL one that binds the parameters on the server, which psycopg
+    prepares once it has run a statement `prepare_threshold` times (5) on a connection: PostgreSQL then plans it
+    once, where planning took most of each statement's time (the photo page's five: 0.8 of 1.1 ms, EXPLAIN
+    ANALYZE). Django's own cursors bind on the client, and so never prepare."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(connection.connection)
+    # As Django's cursors do (DatabaseWrapper.create_cursor): the time zone of the connection's datetimes.
+    if connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone != connection.timezone:
+        register_tzloader(connection.timezone, cursor)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
 # What a stand-in compiles to: an id, or a uuid (a uuid on PostgreSQL, its hex digits on SQLite).

@@ -138,6 +138,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # PostgreSQL's default random_page_cost (4) assumes spinning disks: on SSDs it preferred reading every photo
     # to looking 200 up by their primary key (a gallery's page: 15 ms instead of 0.5 at 10,000 photos). 1.1 is the
     # usual SSD setting; empty leaves the server's own (a connection pooler may refuse startup options).
+    # The statements captioning.statements compiles once per process are prepared on each connection after 5 runs
+    # (psycopg's prepare_threshold; Django turns it off by default for connection poolers): PostgreSQL then plans
+    # them once, where planning was most of their time. Django's own queries bind on the client and are never
+    # prepared. Off behind a pooler in transaction mode that does not keep prepared statements.
+    if env_bool("POSTGRES_PREPARED_STATEMENTS", True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
     random_page_cost = env_str("POSTGRES_RANDOM_PAGE_COST", "1.1")
     if random_page_cost:
         options = DATABASES["default"].setdefault("OPTIONS", {})

@@ -293,3 +293,16 @@ def test_the_caption_field_rendered_once_is_the_forms_own(text):
 
     field = CaptionEditForm(initial={"text": text})["text"]
     assert _caption_field(text) == {"html": str(field), "id": field.id_for_label}
+
+
+def test_on_postgresql_the_pages_statements_are_prepared_after_a_few_views(client, world):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    for _view in range(6):
+        assert page_for(client, world, "owner", "photo")[0] == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name LIKE '_pg3_%'")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any('FROM "captioning_photo"' in statement and "$" in statement for statement in prepared), prepared
