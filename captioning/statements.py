@@ -5,9 +5,11 @@ than reading and presenting its 50 rows. A `Statement` is a queryset built once 
 user has, and compiled once; each run puts the acting user's id where the stand-in's was, and converts the rows as
 the queryset would have (with the ORM's own converters, so a value reads the same on SQLite and PostgreSQL).
 
-The same goes for other ids a statement is built with (`stand_in_ids`). Only querysets whose SQL is the same for
-every user of a kind fit (signed in or anonymous: the callers key them so); any other value that changes from one
-request to the next belongs in the key, or in the LIMIT and OFFSET `Statement.rows` adds.
+The same goes for other ids a statement is built with (`stand_in_ids`) and a uuid (`STAND_IN_UUID`). Only
+querysets whose SQL is the same for every user of a kind fit (signed in or anonymous: the callers key them so); any
+other value that changes from one request to the next belongs in the key, or in the LIMIT and OFFSET
+`Statement.rows` adds. `Statement.instances` gives model instances, for pages whose templates and helpers read
+them.
 
 On PostgreSQL the values are bound by the server and psycopg prepares each statement on a connection's first run of
 it (unless settings.POSTGRES_PREPARED_STATEMENTS is off): PostgreSQL then plans it once per connection, not once per
@@ -17,6 +19,7 @@ request. Planning the API's photo page (its caption, model and authors joined) c
 
 import functools
 import threading
+import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -26,12 +29,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
 
 # No row has these ids: ids are positive. Within a 32-bit integer, so the ORM compiles them like any id.
 STAND_IN_USER_ID = -2_000_000_011
 _FIRST_STAND_IN_ID = -1_000_000_000
+STAND_IN_UUID = uuid.UUID("5ea1ed00-0000-4000-8000-000000000000")  # a version-4 uuid no row has
 
 
 @dataclass(frozen=True)
@@ -54,22 +59,43 @@ class Statement:
         converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
         return cls(sql, tuple(params), compiler, names, converters)
 
-    def rows(self, values: Mapping[int | str, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
+    def rows(self, values: Mapping[object, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """The rows with `values` in place of the stand-ins they are keyed by (`stand_in_values`; a string the
         caller chose no row has, for a text column), `limit` of them from `offset`."""
+        return [dict(zip(self.names, row, strict=True)) for row in self._converted_rows(values, limit, offset)]
+
+    def instances(self, values: Mapping[object, object]) -> list[Model]:
+        """The rows as model instances (with the related ones select_related reads, and any annotations), as the
+        queryset (not of values()) would have given them, with `values` in place of the stand-ins."""
+        compiler = self.compiler
+        select, klass_info, annotation_columns = compiler.select, compiler.klass_info, compiler.annotation_col_map
+        model_columns = klass_info["select_fields"]
+        start, end = model_columns[0], model_columns[-1] + 1
+        attnames = [column[0].target.attname for column in select[start:end]]
+        related_populators = get_related_populators(klass_info, select, compiler.using)
+        instances = []
+        for row in self._converted_rows(values):
+            instance = klass_info["model"].from_db(compiler.using, attnames, row[start:end])
+            for populator in related_populators:
+                populator.populate(row, instance)
+            for name, position in annotation_columns.items():
+                setattr(instance, name, row[position])
+            instances.append(instance)
+        return instances
+
+    def _converted_rows(self, values: Mapping[object, object], limit: int | None = None, offset: int = 0):
         params = [values[value] if _is_stand_in(value) and value in values else value for value in self.params]
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
         with prepared_cursor(connections[self.compiler.using]) as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
-        if self.converters:
-            fetched = self.compiler.apply_converters(fetched, self.converters)
-        return [dict(zip(self.names, row, strict=True)) for row in fetched]
+        return self.compiler.apply_converters(fetched, self.converters) if self.converters else fetched
 
 
 def _is_stand_in(value: object) -> bool:
-    """Whether a statement's parameter may be a stand-in: an id (Django types some, as psycopg's Int4) or a text."""
-    return isinstance(value, int | str) and not isinstance(value, bool)
+    """Whether a statement's parameter may be a stand-in: an id (Django types some, as psycopg's Int4), a text or a
+    uuid (a uuid on PostgreSQL, its hex digits on SQLite)."""
+    return isinstance(value, int | str | uuid.UUID) and not isinstance(value, bool)
 
 
 def prepared_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
@@ -134,11 +160,17 @@ def stand_in_ids(count: int) -> list[int]:
     return [_FIRST_STAND_IN_ID - number for number in range(count)]
 
 
-def stand_in_values(*, user: AbstractBaseUser | None = None, ids: Sequence[int] = ()) -> dict[int, object]:
-    """What `Statement.rows` puts in place of `stand_in_user()`'s id and of `stand_in_ids(len(ids))`."""
-    values: dict[int, object] = dict(zip(stand_in_ids(len(ids)), ids, strict=True))
+def stand_in_values(
+    *, user: AbstractBaseUser | None = None, ids: Sequence[int] = (), uuid_value: uuid.UUID | None = None
+) -> dict[object, object]:
+    """What `Statement.rows` puts in place of `stand_in_user()`'s id, of `stand_in_ids(len(ids))` and of
+    `STAND_IN_UUID`."""
+    values: dict[object, object] = dict(zip(stand_in_ids(len(ids)), ids, strict=True))
     if user is not None and user.is_authenticated:
         values[STAND_IN_USER_ID] = user.pk
+    if uuid_value is not None:
+        values[STAND_IN_UUID] = uuid_value
+        values[STAND_IN_UUID.hex] = uuid_value.hex
     return values
 
 

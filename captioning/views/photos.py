@@ -9,6 +9,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from captioning import selectors
@@ -94,56 +96,67 @@ def _recaption_fields(model_versions: tuple[tuple[int, str], ...]) -> dict[str, 
     return {name: str(form[name]) for name in form.fields}
 
 
+# Where the caption goes in the edit form's field rendered once (`_caption_field`): no caption holds it.
+_CAPTION_PLACE = "\x00caption\x00"
+
+
+@functools.cache
+def _caption_field_parts() -> tuple[str, str, str]:
+    """The caption edit form's field as HTML before and after its text, and the field's id."""
+    field = CaptionEditForm(initial={"text": _CAPTION_PLACE})["text"]
+    before, after = str(field).split(_CAPTION_PLACE)
+    return before, after, field.id_for_label
+
+
+def _caption_field(text: str) -> dict[str, str]:
+    """The caption edit form's field holding `text` (its `html`) and its `id`. Only the text changes from one photo
+    to the next, so the widget is rendered once per process, as its template would escape the text."""
+    before, after, field_id = _caption_field_parts()
+    return {"html": mark_safe(before + conditional_escape(text) + after), "id": field_id}
+
+
 @require_GET
 def photo_detail(request: HttpRequest, photo_uuid) -> HttpResponse:
     photo = photo_or_404(request, photo_uuid)
     language = caption_language(request)
-    # The history holds the current caption: one query for both.
-    history = list(selectors.caption_history(photo))
+    # The history holds the current caption: one query for both; its translations hold the one in `language`.
+    history = selectors.caption_history_list(photo)
     caption = next((item for item in history if item.is_current), None)
+    translations = selectors.translation_list(caption) if caption else []
     translation = None
     if caption and language != SOURCE_LANGUAGE:
-        translation = selectors.translation_get(caption=caption, language=language)
-    can_manage = selectors.photo_can_manage(request.user, photo)
-    galleries = selectors.gallery_list_holding(photo, request.user)
-    roles = selectors.gallery_roles(request.user, galleries)
+        translation = next((item for item in translations if item.language == language), None)
+    places = selectors.photo_places(photo, request.user)
+    sees_original = selectors.photo_sees_original(request.user, photo)
     return render(
         request,
         "captioning/photo_detail.html",
         {
             "photo": photo,
-            "gallery": galleries[0] if galleries else None,
+            "gallery": places.listed[0] if places.listed else None,
             "holding": [
                 {
                     "gallery": gallery,
                     "is_cover": gallery.cover_photo_id == photo.pk,
-                    "can_choose_cover": roles.get(gallery.pk) == selectors.OWNER,
-                    "can_remove": roles.get(gallery.pk) in (selectors.OWNER, GalleryMembership.Role.EDITOR),
+                    "can_choose_cover": gallery.role == selectors.OWNER,
+                    "can_remove": gallery.role in (selectors.OWNER, GalleryMembership.Role.EDITOR),
                 }
-                for gallery in galleries
+                for gallery in places.listed
             ],
-            "add_to": (
-                selectors.gallery_list_for_upload(request.user).exclude(placements__photo=photo)
-                if selectors.photo_sees_original(request.user, photo)
-                else []
-            ),
+            "add_to": places.addable,
             "caption": caption,
             "unsure": caption_unsure_notice(caption),
             "alt": photo_alt_text(photo, caption),
             "history": history,
             "translation": translation,
-            "translations": caption.translations.all() if caption else [],
+            "translations": translations,
             "language": language,
             "language_name": language_name(language),
-            "can_manage": can_manage,
-            "sees_original": selectors.photo_sees_original(request.user, photo),
+            "can_manage": places.managed,
+            "sees_original": sees_original,
             "can_delete": selectors.photo_can_delete(request.user, photo),
-            "caption_form": CaptionEditForm(initial={"text": caption.text if caption else ""}),
-            "recaption_fields": (
-                _recaption_fields(tuple(selectors.model_version_list().values_list("pk", "name")))
-                if can_manage
-                else None
-            ),
+            "caption_field": _caption_field(caption.text) if places.managed and caption else None,
+            "recaption_fields": _recaption_fields(selectors.model_version_choices()) if places.managed else None,
         },
     )
 
