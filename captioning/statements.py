@@ -5,7 +5,8 @@ than reading and presenting its 50 rows. A `Statement` is a queryset built once 
 user has, and compiled once; each run puts the acting user's id where the stand-in's was, and converts the rows as
 the queryset would have (with the ORM's own converters, so a value reads the same on SQLite and PostgreSQL).
 
-The same goes for other ids a statement is built with (`stand_in_ids`). Only querysets whose SQL is the same for
+The same goes for other ids a statement is built with (`stand_in_ids`), and for a text looked up by
+(`STAND_IN_TEXT`: a gallery's public id from its address). Only querysets whose SQL is the same for
 every user of a kind fit (signed in or anonymous: the callers key them so); any other value that changes from one
 request to the next belongs in the key, or in the LIMIT and OFFSET `Statement.rows` adds.
 """
@@ -23,6 +24,8 @@ from django.db.models.sql.compiler import SQLCompiler
 # No row has these ids: ids are positive. Within a 32-bit integer, so the ORM compiles them like any id.
 STAND_IN_USER_ID = -2_000_000_011
 _FIRST_STAND_IN_ID = -1_000_000_000
+# No public id, username or choice's value is this text (no public id has a space).
+STAND_IN_TEXT = "stand-in text 4f1b"
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,13 @@ class Statement:
         query = queryset.query
         return cls(sql, tuple(params), compiler, (*query.extra_select, *query.values_select, *query.annotation_select))
 
-    def rows(self, values: Mapping[int, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
+    def rows(self, values: Mapping[int | str, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """The rows with `values` in place of the stand-ins they are keyed by (`stand_in_values`), `limit` of them
         from `offset`."""
-        params = [values[value] if type(value) is int and value in values else value for value in self.params]
+        params = [
+            values[value] if (type(value) is int or type(value) is str) and value in values else value
+            for value in self.params
+        ]
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
         with connections[self.compiler.using].cursor() as cursor:
             cursor.execute(sql, params)
@@ -63,11 +69,16 @@ def stand_in_ids(count: int) -> list[int]:
     return [_FIRST_STAND_IN_ID - number for number in range(count)]
 
 
-def stand_in_values(*, user: AbstractBaseUser | None = None, ids: Sequence[int] = ()) -> dict[int, object]:
-    """What `Statement.rows` puts in place of `stand_in_user()`'s id and of `stand_in_ids(len(ids))`."""
-    values: dict[int, object] = dict(zip(stand_in_ids(len(ids)), ids, strict=True))
+def stand_in_values(
+    *, user: AbstractBaseUser | None = None, ids: Sequence[int] = (), text: str | None = None
+) -> dict[int | str, object]:
+    """What `Statement.rows` puts in place of `stand_in_user()`'s id, of `stand_in_ids(len(ids))` and of
+    STAND_IN_TEXT."""
+    values: dict[int | str, object] = dict(zip(stand_in_ids(len(ids)), ids, strict=True))
     if user is not None and user.is_authenticated:
         values[STAND_IN_USER_ID] = user.pk
+    if text is not None:
+        values[STAND_IN_TEXT] = text
     return values
 
 
