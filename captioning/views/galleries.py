@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from captioning import jobs, selectors
 from captioning.forms import GalleryForm, MemberForm
-from captioning.links import PhotoLinks
+from captioning.links import GalleryLinks, PhotoLinks
 from captioning.models import Gallery, Photo, Translation
 from captioning.services.galleries import (
     gallery_create,
@@ -120,6 +120,7 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
         "captioning/gallery_detail.html",
         {
             "gallery": gallery,
+            "gallery_links": GalleryLinks(gallery.public_id),
             "owner_username": found.owner_username,
             "photos": summaries,
             "role": found.role,
