@@ -7,6 +7,7 @@ in search (`photo_ids_with_unsure_caption`).
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.utils.dateformat import format as format_date
 from django.utils.timezone import localtime
@@ -24,20 +25,38 @@ def caption_unsure_notice(caption: Caption | None) -> str | None:
         return None
     model_version = caption.model_version
     if model_version is None:
+        return guess_notice(None)
+    return guess_notice(
+        model_version.name, model_is_active=model_version.is_active, trained_on=model_version.trained_on
+    )
+
+
+def guess_notice(model_name: str | None, *, model_is_active: bool = False, trained_on: str = "") -> str:
+    """`caption_unsure_notice` of a guess by the model named `model_name` (None: its model is gone), for a
+    caption read as a row."""
+    if model_name is None:
         return "Unsure: the model that wrote this caption has not seen photos like this."
-    which = "the active model" if model_version.is_active else "the model"
-    trained_on = f": {model_version.trained_on}" if model_version.trained_on else ""
-    return f"Unsure: {which} ({model_version.name}{trained_on}) has not seen photos like this."
+    which = "the active model" if model_is_active else "the model"
+    trained_on = f": {trained_on}" if trained_on else ""
+    return f"Unsure: {which} ({model_name}{trained_on}) has not seen photos like this."
 
 
 def photo_alt_text(photo: Photo, caption: Caption | None) -> str:
     """The caption when the model is confident of it; otherwise the file name and the date it was taken (or
     uploaded), which at least do not state something false."""
-    if caption is not None and caption.confident and caption.text:
-        return caption.text
-    when = photo.taken_at or photo.created_at
-    name = photo.original_filename or "Photo"
-    return f"{name}, {format_date(localtime(when), 'j M Y')}" if when else name
+    return alt_text(
+        caption_text=caption.text if caption is not None and caption.confident else None,
+        file_name=photo.original_filename,
+        shown_at=photo.taken_at or photo.created_at,
+    )
+
+
+def alt_text(*, caption_text: str | None, file_name: str, shown_at: datetime | None) -> str:
+    """`photo_alt_text` of a photo read as a row: `caption_text` only when its model is confident of it."""
+    if caption_text:
+        return caption_text
+    name = file_name or "Photo"
+    return f"{name}, {format_date(localtime(shown_at), 'j M Y')}" if shown_at else name
 
 
 def photo_ids_with_unsure_caption(photo_ids: Iterable[int]) -> set[int]:

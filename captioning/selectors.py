@@ -28,6 +28,7 @@ from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
+    CharField,
     Count,
     Exists,
     ExpressionWrapper,
@@ -43,6 +44,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan, IsNull
 
@@ -56,7 +58,14 @@ from captioning.models import (
     Photo,
     Translation,
 )
-from captioning.statements import STAND_IN_UUID, stand_in_ids, stand_in_user, stand_in_values, statement
+from captioning.statements import (
+    STAND_IN_TEXT,
+    STAND_IN_UUID,
+    stand_in_ids,
+    stand_in_user,
+    stand_in_values,
+    statement,
+)
 
 # Whoever is asking: a signed-in user or an anonymous visitor (request.user).
 UserOrAnonymous = AbstractBaseUser | AnonymousUser
@@ -295,6 +304,65 @@ def gallery_get_for_viewer(*, user: UserOrAnonymous | None, public_id: str) -> G
     return gallery_list_visible_to(user, include_unlisted=True).get(public_id=public_id)
 
 
+@dataclass(frozen=True)
+class GalleryForViewer:
+    """A gallery as its page shows it to one visitor: their role in it (`gallery_role`) and how many of its
+    photos failed (the "Retry N failed" button counts them all)."""
+
+    gallery: Gallery
+    owner_username: str
+    role: str | None
+    failed_count: int
+
+    @property
+    def can_upload(self) -> bool:
+        return _role_uploads(self.role)
+
+
+_GALLERY_FIELDS = tuple(field.attname for field in Gallery._meta.concrete_fields)
+
+
+def gallery_get_with_role(*, acting_user: UserOrAnonymous | None, public_id: str) -> GalleryForViewer:
+    """`gallery_get_for_viewer` (Gallery.DoesNotExist for a gallery `acting_user` may not see) with the visitor's
+    role and the failed photos' count, in one statement compiled once per process (captioning.statements):
+    building and compiling the look-up, the role's and the count's querysets cost the page more than running
+    them."""
+    signed_in = _signed_in(acting_user)
+    look_up = statement(("gallery with role", signed_in), lambda: _gallery_with_role(_stand_in(signed_in)))
+    rows = look_up.rows(stand_in_values(user=acting_user, text=public_id))
+    if not rows:
+        raise Gallery.DoesNotExist(f"No gallery {public_id!r} that this visitor may see.")
+    row = rows[0]
+    return GalleryForViewer(
+        gallery=Gallery(**{name: row[name] for name in _GALLERY_FIELDS}),
+        owner_username=row["owner__username"],
+        role=row["role"],
+        failed_count=row["failed_count"],
+    )
+
+
+def _gallery_with_role(user: UserOrAnonymous) -> QuerySet:
+    if _signed_in(user):
+        membership = GalleryMembership.objects.filter(gallery=OuterRef("pk"), user=user).values("role")[:1]
+        role = Case(When(owner=user, then=Value(OWNER)), default=Subquery(membership), output_field=CharField())
+    else:
+        role = Value(None, output_field=CharField())
+    failed = (
+        GalleryPhoto.objects.filter(gallery=OuterRef("pk"), photo__status=Photo.Status.FAILED)
+        .order_by()
+        .values("gallery")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return (
+        gallery_list_visible_to(user, include_unlisted=True)
+        .filter(public_id=STAND_IN_TEXT)
+        .order_by()
+        .annotate(role=role, failed_count=Coalesce(Subquery(failed, output_field=IntegerField()), 0))
+        .values(*_GALLERY_FIELDS, "owner__username", "role", "failed_count")
+    )
+
+
 def gallery_role(user: UserOrAnonymous | None, gallery: Gallery) -> str | None:
     """ "owner", "editor", "viewer" or None (someone who sees it only because it is public or unlisted)."""
     if not _signed_in(user):
@@ -331,7 +399,11 @@ def gallery_can_edit(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
 
 
 def gallery_can_upload(user: UserOrAnonymous | None, gallery: Gallery) -> bool:
-    return gallery_role(user, gallery) in (OWNER, GalleryMembership.Role.EDITOR)
+    return _role_uploads(gallery_role(user, gallery))
+
+
+def _role_uploads(role: str | None) -> bool:
+    return role in (OWNER, GalleryMembership.Role.EDITOR)
 
 
 def gallery_members(gallery: Gallery) -> QuerySet[GalleryMembership]:
@@ -394,6 +466,17 @@ def _photo_places_query(photo_id: int, acting_user: UserOrAnonymous, *, with_add
         .annotate(holds=holds, listed=_listed(acting_user), member_role=Subquery(member_role))
         .order_by("title", "id")
     )
+
+
+def gallery_rows_for_upload(acting_user: UserOrAnonymous | None) -> list[dict]:
+    """`gallery_list_for_upload` as rows of `public_id` and `title` (a grid's "Add to gallery" dialog), from a
+    statement compiled once per process (captioning.statements)."""
+    if not _signed_in(acting_user):
+        return []
+    rows = statement(
+        "gallery rows for upload", lambda: gallery_list_for_upload(stand_in_user()).values("public_id", "title")
+    )
+    return rows.rows(stand_in_values(user=acting_user))
 
 
 def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> list[Gallery]:
@@ -559,19 +642,54 @@ def photo_list_selected(*, acting_user: UserOrAnonymous | None, photo_uuids: Ite
     return [found[photo_uuid] for photo_uuid in order if photo_uuid in found]
 
 
-def photo_list_for_gallery(gallery: Gallery) -> QuerySet[Photo]:
-    """A gallery's photos (the caller has checked the gallery is visible) with their current captions, as the
-    grid shows them (captioning.views.common.photo_summary: reading another field costs a query per photo). A guess's
-    alt text names the file and its date, and its model names itself in the "Unsure" notice."""
-    return gallery.photos.only(
-        "uuid", "owner", "original_filename", "status", "error_message", "taken_at", "created_at"
-    ).prefetch_related(
-        Prefetch(
-            "captions",
-            queryset=Caption.objects.filter(is_current=True).select_related("model_version"),
-            to_attr="current_captions",
+GRID_ROW_FIELDS = ("id", "uuid", "owner_id", "original_filename", "status", "error_message", "taken_at", "created_at")
+
+
+def photo_rows_for_gallery_grid(
+    *, gallery_id: int, acting_user: UserOrAnonymous | None, offset: int, limit: int
+) -> list[dict]:
+    """`limit` photos from `offset` of a gallery's grid (the caller has checked the gallery is visible), newest
+    first, as rows of GRID_ROW_FIELDS, with their current caption's `caption_id`, `caption_text`,
+    `caption_confident` and its model's `model_name`, `model_is_active` and `model_trained_on` (None without
+    one), and `can_manage` (`photo_can_manage`), from a statement compiled once per process
+    (captioning.statements). Rows rather than photos: a model instance per photo, caption and model, and the
+    prefetch that joined them, were most of the page's Python calls."""
+    signed_in = _signed_in(acting_user)
+    grid = statement(("gallery grid", signed_in), lambda: _gallery_grid_rows(_stand_in(signed_in)))
+    return grid.rows(stand_in_values(user=acting_user, ids=[gallery_id]), limit=limit, offset=offset)
+
+
+def _gallery_grid_rows(user: UserOrAnonymous) -> QuerySet:
+    (gallery_id,) = stand_in_ids(1)
+    current_caption = FilteredRelation("captions", condition=Q(captions__is_current=True))
+    model = "current_caption__model_version"
+    return (
+        Photo.objects.filter(galleries=gallery_id)
+        .annotate(
+            current_caption=current_caption,
+            can_manage=_manageable(user),
+            model_trained_on=KeyTextTransform("trained_on", KeyTransform("training", f"{model}__config")),
+        )
+        .order_by(*PHOTO_LIST_ORDER)
+        .values(
+            *GRID_ROW_FIELDS,
+            "can_manage",
+            "model_trained_on",
+            caption_id=F("current_caption__id"),
+            caption_text=F("current_caption__text"),
+            caption_confident=F("current_caption__confident"),
+            model_name=F(f"{model}__name"),
+            model_is_active=F(f"{model}__is_active"),
         )
     )
+
+
+def _manageable(user: UserOrAnonymous | None) -> ExpressionWrapper | Value:
+    """On photos: `photo_can_manage`'s rule, for a query."""
+    if not _signed_in(user):
+        return Value(False, output_field=BooleanField())
+    held_by_own_gallery = Exists(GalleryPhoto.objects.filter(photo=OuterRef("pk"), gallery__owner=user))
+    return ExpressionWrapper(Q(owner=user) | Q(held_by_own_gallery), output_field=BooleanField())
 
 
 def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) -> QuerySet[Photo]:
@@ -593,11 +711,6 @@ def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) 
             Prefetch("captions", queryset=Caption.objects.filter(is_current=True), to_attr="current_captions")
         )
     )
-
-
-def photo_count_failed(gallery: Gallery) -> int:
-    """How many of the gallery's photos failed (the grid's "Retry N failed" button counts them all)."""
-    return gallery.photos.filter(status=Photo.Status.FAILED).count()
 
 
 # What lists read (the API's photo list and search hits: captioning.api.serializers): every column of the photos
@@ -804,6 +917,12 @@ def caption_current(photo: Photo) -> Caption | None:
     return photo.captions.filter(is_current=True).select_related("model_version").first()
 
 
+def caption_list(caption_ids: list[int]) -> list[Caption]:
+    """The captions with these ids, in their order."""
+    found = Caption.objects.in_bulk(caption_ids)
+    return [found[caption_id] for caption_id in caption_ids if caption_id in found]
+
+
 def caption_history(photo: Photo) -> QuerySet[Caption]:
     return photo.captions.select_related("model_version", "created_by").order_by("-created_at", "-id")
 
@@ -824,8 +943,8 @@ def translation_list(caption: Caption) -> list[Translation]:
     return translations.instances(stand_in_values(ids=[caption.pk]))
 
 
-def translation_map(captions: list[Caption], language: str) -> dict[int, Translation]:
-    """caption id -> its translation into `language`, for a page of captions at once."""
+def translation_map(captions: Iterable[Caption | int], language: str) -> dict[int, Translation]:
+    """caption id -> its translation into `language`, for a page of captions (or their ids) at once."""
     return {
         translation.caption_id: translation
         for translation in Translation.objects.filter(caption__in=captions, language=language)

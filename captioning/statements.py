@@ -5,11 +5,11 @@ than reading and presenting its 50 rows. A `Statement` is a queryset built once 
 user has, and compiled once; each run puts the acting user's id where the stand-in's was, and converts the rows as
 the queryset would have (with the ORM's own converters, so a value reads the same on SQLite and PostgreSQL).
 
-The same goes for other ids a statement is built with (`stand_in_ids`) and a uuid (`STAND_IN_UUID`). Only
-querysets whose SQL is the same for every user of a kind fit (signed in or anonymous: the callers key them so); any
-other value that changes from one request to the next belongs in the key, or in the LIMIT and OFFSET
-`Statement.rows` adds. `Statement.instances` gives model instances, for pages whose templates and helpers read
-them.
+The same goes for other ids a statement is built with (`stand_in_ids`), a uuid (`STAND_IN_UUID`) and a text
+looked up by (`STAND_IN_TEXT`: a gallery's public id from its address). Only querysets whose SQL is the same for
+every user of a kind fit (signed in or anonymous: the callers key them so); any other value that changes from one
+request to the next belongs in the key, or in the LIMIT and OFFSET `Statement.rows` adds. `Statement.instances`
+gives model instances, for pages whose templates and helpers read them.
 
 On PostgreSQL the values are bound by the server and psycopg prepares each statement on a connection's first run of
 it (unless settings.POSTGRES_PREPARED_STATEMENTS is off): PostgreSQL then plans it once per connection, not once per
@@ -37,6 +37,8 @@ from django.db.models.sql.compiler import SQLCompiler
 STAND_IN_USER_ID = -2_000_000_011
 _FIRST_STAND_IN_ID = -1_000_000_000
 STAND_IN_UUID = uuid.UUID("5ea1ed00-0000-4000-8000-000000000000")  # a version-4 uuid no row has
+# No public id, username or choice's value is this text (no public id has a space).
+STAND_IN_TEXT = "stand-in text 4f1b"
 
 
 @dataclass(frozen=True)
@@ -161,16 +163,22 @@ def stand_in_ids(count: int) -> list[int]:
 
 
 def stand_in_values(
-    *, user: AbstractBaseUser | None = None, ids: Sequence[int] = (), uuid_value: uuid.UUID | None = None
+    *,
+    user: AbstractBaseUser | None = None,
+    ids: Sequence[int] = (),
+    uuid_value: uuid.UUID | None = None,
+    text: str | None = None,
 ) -> dict[object, object]:
-    """What `Statement.rows` puts in place of `stand_in_user()`'s id, of `stand_in_ids(len(ids))` and of
-    `STAND_IN_UUID`."""
+    """What `Statement.rows` puts in place of `stand_in_user()`'s id, of `stand_in_ids(len(ids))`, of
+    `STAND_IN_UUID` and of `STAND_IN_TEXT`."""
     values: dict[object, object] = dict(zip(stand_in_ids(len(ids)), ids, strict=True))
     if user is not None and user.is_authenticated:
         values[STAND_IN_USER_ID] = user.pk
     if uuid_value is not None:
         values[STAND_IN_UUID] = uuid_value
         values[STAND_IN_UUID.hex] = uuid_value.hex
+    if text is not None:
+        values[STAND_IN_TEXT] = text
     return values
 
 

@@ -31,7 +31,7 @@ def selection_tools(context: Context) -> Markup:
         template.render(
             user=request.user,
             csrf_token=context.get("csrf_token"),
-            galleries=list(selectors.gallery_list_for_upload(request.user).only("public_id", "title")),
+            galleries=selectors.gallery_rows_for_upload(request.user),
             zip_limit=settings.ZIP_MAX_PHOTOS,
             selection_limit=settings.SELECTION_MAX_PHOTOS,
             # On a gallery's page, its owner and editors may take photos out of it.

@@ -1,6 +1,7 @@
 """What every page family shares: the caption language, the look-ups that answer 404 for what a visitor may not
 see, the grid's photo summary and the answer to a translation request."""
 
+import uuid
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -9,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect
 
 from captioning import selectors
-from captioning.confidence import caption_unsure_notice, photo_alt_text
+from captioning.confidence import alt_text, caption_unsure_notice, guess_notice, photo_alt_text
 from captioning.links import PhotoLinks
 from captioning.models import Gallery, Photo, Translation
 from captioning.translators import (
@@ -83,24 +84,77 @@ def photo_summary(
     summarising many photos: their addresses are then resolved once. `can_manage`: whether `acting_user` may
     caption it again and delete it (what a selection offers)."""
     caption = selectors.caption_current(photo)
-    translation = translations.get(caption.pk) if caption else None
-    links = links or PhotoLinks()
+    return _summary(
+        photo_uuid=photo.uuid,
+        file_name=photo.original_filename,
+        status=photo.status,
+        error=photo.error_message,
+        caption_text=caption.text if caption else None,
+        unsure=caption_unsure_notice(caption),
+        alt=photo_alt_text(photo, caption),
+        language=language,
+        translation=translations.get(caption.pk) if caption else None,
+        can_manage=selectors.photo_can_manage(acting_user, photo),
+        links=links or PhotoLinks(),
+    )
+
+
+def grid_row_summary(row: dict, language: str, translations: dict[int, Translation], links: PhotoLinks) -> dict:
+    """`photo_summary` of a row of `selectors.photo_rows_for_gallery_grid`."""
+    guess = row["caption_id"] is not None and not row["caption_confident"]
+    return _summary(
+        photo_uuid=row["uuid"],
+        file_name=row["original_filename"],
+        status=row["status"],
+        error=row["error_message"],
+        caption_text=row["caption_text"],
+        unsure=guess_notice(
+            row["model_name"], model_is_active=row["model_is_active"], trained_on=str(row["model_trained_on"] or "")
+        )
+        if guess
+        else None,
+        alt=alt_text(
+            caption_text=row["caption_text"] if row["caption_confident"] else None,
+            file_name=row["original_filename"],
+            shown_at=row["taken_at"] or row["created_at"],
+        ),
+        language=language,
+        translation=translations.get(row["caption_id"]),
+        can_manage=row["can_manage"],
+        links=links,
+    )
+
+
+def _summary(
+    *,
+    photo_uuid: uuid.UUID,
+    file_name: str,
+    status: str,
+    error: str,
+    caption_text: str | None,
+    unsure: str | None,
+    alt: str,
+    language: str,
+    translation: Translation | None,
+    can_manage: bool,
+    links: PhotoLinks,
+) -> dict:
     return {
-        "id": str(photo.uuid),
-        "url": links.url("photo-detail", photo.uuid),
-        "thumbnail": links.url("photo-thumbnail", photo.uuid),
-        "image": links.url("photo-image", photo.uuid),
-        "name": photo.original_filename,
-        "status": photo.status,
-        "status_label": _STATUS_LABELS.get(photo.status, photo.status),
-        "error": photo.error_message,
-        "caption": caption.text if caption else None,
-        "unsure": caption_unsure_notice(caption),
-        "alt": photo_alt_text(photo, caption),
+        "id": str(photo_uuid),
+        "url": links.url("photo-detail", photo_uuid),
+        "thumbnail": links.url("photo-thumbnail", photo_uuid),
+        "image": links.url("photo-image", photo_uuid),
+        "name": file_name,
+        "status": status,
+        "status_label": _STATUS_LABELS.get(status, status),
+        "error": error,
+        "caption": caption_text,
+        "unsure": unsure,
+        "alt": alt,
         "language": language,
         "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
         "translation_status": translation.status if translation else None,
-        "can_manage": selectors.photo_can_manage(acting_user, photo),
+        "can_manage": can_manage,
     }
 
 

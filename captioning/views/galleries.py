@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from captioning import jobs, selectors
 from captioning.forms import GalleryForm, MemberForm
-from captioning.links import PhotoLinks
+from captioning.links import GalleryLinks, PhotoLinks
 from captioning.models import Gallery, Photo, Translation
 from captioning.services.galleries import (
     gallery_create,
@@ -32,8 +32,8 @@ from captioning.views.common import (
     error_text,
     gallery_or_404,
     grid_pages,
+    grid_row_summary,
     owned_gallery_or_404,
-    photo_summary,
     translation_asked,
 )
 
@@ -43,15 +43,27 @@ from captioning.views.common import (
 GALLERY_PAGE_SIZE = 24
 
 
-def _gallery_grid(gallery: Gallery, *, first_page: int, pages: int) -> tuple[list[Photo], int | None]:
-    """The photos of `pages` pages of the gallery's grid from `first_page` on, and the number of the page after
-    them (None at the end)."""
-    start = (first_page - 1) * GALLERY_PAGE_SIZE
-    end = start + pages * GALLERY_PAGE_SIZE
+def _gallery_with_role_or_404(request: HttpRequest, public_id: str) -> selectors.GalleryForViewer:
+    try:
+        return selectors.gallery_get_with_role(acting_user=request.user, public_id=public_id)
+    except Gallery.DoesNotExist:
+        raise Http404("No such gallery") from None
+
+
+def _gallery_grid(
+    request: HttpRequest, gallery: Gallery, *, first_page: int, pages: int
+) -> tuple[list[dict], int | None]:
+    """The photos of `pages` pages of the gallery's grid from `first_page` on (rows of
+    `selectors.photo_rows_for_gallery_grid`), and the number of the page after them (None at the end)."""
+    count = pages * GALLERY_PAGE_SIZE
     # One photo more than asked for says whether another page follows, without counting the gallery's photos.
-    photos = list(selectors.photo_list_for_gallery(gallery)[start : end + 1])
-    next_page = first_page + pages if len(photos) > end - start else None
-    return photos[: end - start], next_page
+    rows = selectors.photo_rows_for_gallery_grid(
+        gallery_id=gallery.pk,
+        acting_user=request.user,
+        offset=(first_page - 1) * GALLERY_PAGE_SIZE,
+        limit=count + 1,
+    )
+    return rows[:count], first_page + pages if len(rows) > count else None
 
 
 def _gallery_photo_summaries(
@@ -59,15 +71,13 @@ def _gallery_photo_summaries(
 ) -> tuple[list[dict], int | None]:
     """The summaries of `pages` pages of the gallery's grid from `first_page` on, and the number of the page
     after them (None at the end)."""
-    photos, next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
-    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    rows, next_page = _gallery_grid(request, gallery, first_page=first_page, pages=pages)
     translations: dict[int, Translation] = {}
-    if language != SOURCE_LANGUAGE and captions:
-        translations = selectors.translation_map(captions, language)
+    if language != SOURCE_LANGUAGE:
+        caption_ids = [row["caption_id"] for row in rows if row["caption_id"] is not None]
+        translations = selectors.translation_map(caption_ids, language) if caption_ids else {}
     links = PhotoLinks()
-    return [
-        photo_summary(photo, language, translations, links, acting_user=request.user) for photo in photos
-    ], next_page
+    return [grid_row_summary(row, language, translations, links) for row in rows], next_page
 
 
 @login_required
@@ -98,11 +108,11 @@ def gallery_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> HttpResponse:
-    gallery = gallery_or_404(request, public_id)
+    found = _gallery_with_role_or_404(request, public_id)
+    gallery = found.gallery
     if slug != (gallery.slug or "-"):
         return redirect(gallery)
     language = caption_language(request)
-    role = selectors.gallery_role(request.user, gallery)
     first_page, _pages = grid_pages(request.GET)
     summaries, next_page = _gallery_photo_summaries(request, gallery, language, first_page=first_page, pages=1)
     return render(
@@ -110,13 +120,15 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
         "captioning/gallery_detail.html",
         {
             "gallery": gallery,
+            "gallery_links": GalleryLinks(gallery.public_id),
+            "owner_username": found.owner_username,
             "photos": summaries,
-            "role": role,
-            "can_upload": selectors.gallery_can_upload(request.user, gallery),
-            "can_edit": role == selectors.OWNER,
+            "role": found.role,
+            "can_upload": found.can_upload,
+            "can_edit": found.role == selectors.OWNER,
             "page": first_page,
             "next_page": next_page,
-            "failed_count": selectors.photo_count_failed(gallery),
+            "failed_count": found.failed_count,
             "language": language,
             "language_name": language_name(language),
             # The button (and the script) that asks for them: this page only reads.
@@ -131,7 +143,7 @@ def gallery_detail(request: HttpRequest, public_id: str, slug: str = "") -> Http
 def gallery_status(request: HttpRequest, public_id: str) -> JsonResponse:
     """The grid's photos as JSON: ?page=N (default 1), and ?pages=K for K pages from there (the status poll
     asks for the pages the browser shows). `next_page` is the page after them, or null."""
-    gallery = gallery_or_404(request, public_id)
+    gallery = _gallery_with_role_or_404(request, public_id).gallery
     first_page, pages = grid_pages(request.GET)
     summaries, next_page = _gallery_photo_summaries(
         request, gallery, caption_language(request), first_page=first_page, pages=pages
@@ -152,8 +164,8 @@ def gallery_translate(request: HttpRequest, public_id: str) -> HttpResponse:
     language=; the status poll then shows them as they arrive."""
     gallery = gallery_or_404(request, public_id)
     first_page, pages = grid_pages(request.POST)
-    photos, _next_page = _gallery_grid(gallery, first_page=first_page, pages=pages)
-    captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
+    rows, _next_page = _gallery_grid(request, gallery, first_page=first_page, pages=pages)
+    captions = selectors.caption_list([row["caption_id"] for row in rows if row["caption_id"] is not None])
     language = request.POST.get("language", "")
     return translation_asked(
         request,
