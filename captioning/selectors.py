@@ -40,6 +40,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from captioning.models import (
@@ -291,6 +292,24 @@ def photo_list_visible_to(
     (benchmarks/search.py), not understood yet."""
     visible = _visible_photo_q(user, include_unlisted=include_unlisted, galleries_listed_once=galleries_listed_once)
     return Photo.objects.filter(visible).select_related("owner")
+
+
+def photo_visible_sql(user: UserOrAnonymous | None, *, photo_id_sql: str) -> tuple[str, list]:
+    """(SQL, parameters) of a subquery that has a row when the photo whose id `photo_id_sql` names (a column of
+    an outer statement) is in `photo_list_visible_to(user, galleries_listed_once=True)`: EXISTS of it tests a
+    statement's candidates one by one (search's). Built and compiled once per thread (captioning.statements):
+    building it cost more than running it."""
+    signed_in = _signed_in(user)
+    visible = statement(
+        ("photo visible", signed_in, photo_id_sql),
+        lambda: (
+            photo_list_visible_to(_stand_in(signed_in), galleries_listed_once=True)
+            .filter(pk=RawSQL(photo_id_sql, []))
+            .values("pk")
+            .order_by()
+        ),
+    )
+    return visible.sql, visible.params_with(stand_in_values(user=user))
 
 
 def photo_id_list_visible_to(user: UserOrAnonymous | None) -> QuerySet:

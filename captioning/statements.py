@@ -45,12 +45,17 @@ class Statement:
     def rows(self, values: Mapping[int, object], *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """The rows with `values` in place of the stand-ins they are keyed by (`stand_in_values`), `limit` of them
         from `offset`."""
-        params = [values[value] if type(value) is int and value in values else value for value in self.params]
+        params = self.params_with(values)
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
         with connections[self.compiler.using].cursor() as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         return [dict(zip(self.names, row, strict=True)) for row in self.compiler.results_iter(results=[fetched])]
+
+    def params_with(self, values: Mapping[int, object]) -> list:
+        """The parameters with `values` in place of the stand-ins they are keyed by (`stand_in_values`), for
+        running the SQL, or a statement it is part of, by hand."""
+        return [values[value] if type(value) is int and value in values else value for value in self.params]
 
 
 def stand_in_user() -> AbstractBaseUser:
