@@ -312,6 +312,25 @@ def photo_visible_sql(user: UserOrAnonymous | None, *, photo_id_sql: str) -> tup
     return visible.sql, visible.params_with(stand_in_values(user=user))
 
 
+def photo_exists_visible_to(user: UserOrAnonymous | None, *, embedded_by: list[int]) -> bool:
+    """Whether `user` may see any photo that one of the model versions `embedded_by` embedded. The visibility
+    rule's parts are asked apart (UNION ALL, as `photo_id_list_visible_to`), from a statement compiled once per
+    thread (captioning.statements)."""
+    signed_in = _signed_in(user)
+    exists = statement(
+        ("photo visible embedded by", signed_in, len(embedded_by)),
+        lambda: _union_all(
+            [
+                Photo.objects.filter(part, embedding_model_id__in=stand_in_ids(len(embedded_by)))
+                .order_by()
+                .values("pk")
+                for part in _visible_photo_parts(_stand_in(signed_in), include_unlisted=False)
+            ]
+        ),
+    )
+    return bool(exists.rows(stand_in_values(user=user, ids=embedded_by), limit=1))
+
+
 def photo_id_list_visible_to(user: UserOrAnonymous | None) -> QuerySet:
     """The ids of `photo_list_visible_to(user)`, every one (the in-memory image index masks its matrix with
     them), listed as the visibility rule's parts apart and put together (UNION ALL), as `photo_count_for_viewer`

@@ -15,7 +15,7 @@ from captioning import engine
 from captioning.model_facts import LOCAL_CLIP_PREFIX
 from captioning.models import ModelVersion, Photo
 from captioning.search import memory, pgvector
-from captioning.selectors import UserOrAnonymous, photo_id_list_visible_to, photo_list_visible_to
+from captioning.selectors import UserOrAnonymous, photo_exists_visible_to, photo_list_visible_to
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +120,8 @@ def image_ranking(query: str, user: UserOrAnonymous | None, limit: int, notes: l
     versions = list(ModelVersion.objects.filter(Exists(embedded)))
     if not versions:
         return ImageRanking([], False, {})
-    if pgvector.in_use():
-        nearest, visible_photos = pgvector.nearest, photo_list_visible_to(user)
-    else:
-        nearest, visible_photos = memory.nearest, photo_id_list_visible_to(user)
+    use_pgvector = pgvector.in_use()
+    visible_photos = photo_list_visible_to(user) if use_pgvector else None
     by_clip: dict[str, list[ModelVersion]] = {}
     for version in versions:
         by_clip.setdefault(version.clip_model or f"model {version.pk}", []).append(version)
@@ -137,10 +135,16 @@ def image_ranking(query: str, user: UserOrAnonymous | None, limit: int, notes: l
             notes.append(f"Image search with the model {embedder.name!r} is unavailable: {error}")
             continue
         searched = True
-        photo_ids, similarities = nearest([version.pk for version in group], vector, visible_photos, limit)
+        relevance, version_ids = image_relevance(embedder), [version.pk for version in group]
+        if use_pgvector:
+            photo_ids, similarities = pgvector.nearest(version_ids, vector, visible_photos, limit)
+        else:
+            photo_ids, similarities = memory.nearest(version_ids, vector, user, relevance.floor, limit)
         if similarities.size == 0:
+            if photo_exists_visible_to(user, embedded_by=version_ids):
+                cutoffs[embedder.name] = relevance.floor  # the best photo the user may see fell short of it
             continue
-        cutoffs[embedder.name] = image_relevance(embedder).cutoff(float(similarities.max()))
+        cutoffs[embedder.name] = relevance.cutoff(float(similarities.max()))
         matching = similarities >= cutoffs[embedder.name]
         found_ids.append(photo_ids[matching])
         found_similarities.append(similarities[matching])

@@ -262,6 +262,49 @@ def test_nothing_below_the_models_floor_is_found_by_image(alice, gallery, active
     assert results.summary == "No photos match well"
 
 
+def test_image_search_ranks_the_same_visible_photos_whether_few_or_many_reach_the_floor(
+    alice, bob, active_model, add_photo
+):
+    # At most `limit` photos above the floor: the database is asked about those alone; more: every visible photo
+    # is listed. Either way the best ones bob may see, by cosine, within the margin of the best he may see.
+    query = "a purple square"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    hidden = gallery_create(acting_user=alice, title="Mine")
+    shown = gallery_create(acting_user=alice, title="Shown", visibility="public")
+    for seed, cosine in enumerate((0.97, 0.95)):
+        add_photo(hidden, embedding=at_cosine(text_vector, cosine, seed=seed), model=active_model)
+    visible = [
+        add_photo(shown, embedding=at_cosine(text_vector, cosine, seed=seed), model=active_model)
+        for seed, cosine in enumerate((0.9, 0.85, 0.8), start=2)
+    ]
+    relevance = image_relevance(active_model)
+
+    few = photo_search(user=bob, query=query, limit=10)  # 5 photos above the floor, at most 10 asked for
+    many = photo_search(user=bob, query=query, limit=2)
+
+    assert [hit.photo_id for hit in few.hits] == [photo.pk for photo in visible]
+    assert [hit.photo_id for hit in many.hits] == [photo.pk for photo in visible[:2]]
+    assert few.image_cutoffs == many.image_cutoffs == {active_model.name: pytest.approx(0.9 - relevance.margin)}
+
+
+def test_the_cut_off_is_the_floor_when_no_photo_the_user_sees_reaches_it_and_absent_when_they_see_none(
+    alice, bob, active_model, add_photo
+):
+    query = "an orange hexagon"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    floor = image_relevance(active_model).floor
+    hidden = gallery_create(acting_user=alice, title="Mine")
+    add_photo(hidden, embedding=at_cosine(text_vector, floor + 0.1), model=active_model)
+    assert photo_search(user=bob, query=query).image_cutoffs == {}
+
+    shown = gallery_create(acting_user=alice, title="Shown", visibility="public")
+    add_photo(shown, embedding=at_cosine(text_vector, floor - 0.1, seed=1), model=active_model)
+    results = photo_search(user=bob, query=query)
+
+    assert results.hits == []
+    assert results.image_cutoffs == {active_model.name: pytest.approx(floor)}
+
+
 def test_a_word_query_shows_only_the_photos_whose_captions_hold_the_words(alice, gallery, active_model, add_photo):
     query = "lighthouse"
     text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
