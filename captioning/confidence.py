@@ -33,11 +33,28 @@ def caption_unsure_notice(caption: Caption | None) -> str | None:
 def photo_alt_text(photo: Photo, caption: Caption | None) -> str:
     """The caption when the model is confident of it; otherwise the file name and the date it was taken (or
     uploaded), which at least do not state something false."""
-    if caption is not None and caption.confident and caption.text:
-        return caption.text
-    when = photo.taken_at or photo.created_at
-    name = photo.original_filename or "Photo"
+    return photo_row_alt_text(
+        {"original_filename": photo.original_filename, "taken_at": photo.taken_at, "created_at": photo.created_at},
+        None if caption is None else {"text": caption.text, "confident": caption.confident},
+    )
+
+
+def photo_row_alt_text(photo: dict, caption: dict | None) -> str:
+    """`photo_alt_text` of a photo row and its caption's row (selectors.photo_rows_with_details)."""
+    if caption is not None and caption["confident"] and caption["text"]:
+        return caption["text"]
+    when = photo["taken_at"] or photo["created_at"]
+    name = photo["original_filename"] or "Photo"
     return f"{name}, {format_date(localtime(when), 'j M Y')}" if when else name
+
+
+def caption_unsure_notices(caption_ids: Iterable[int]) -> dict[int, str]:
+    """`caption_unsure_notice` of each of these captions that is a guess, by caption id (one query, when any)."""
+    caption_ids = list(caption_ids)
+    if not caption_ids:
+        return {}
+    guesses = Caption.objects.filter(pk__in=caption_ids, confident=False).select_related("model_version")
+    return {caption.pk: caption_unsure_notice(caption) for caption in guesses}
 
 
 def photo_ids_with_unsure_caption(photo_ids: Iterable[int]) -> set[int]:

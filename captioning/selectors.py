@@ -590,6 +590,21 @@ def photo_rows_for_viewer(
     return list(photo_rows(photos.order_by(*PHOTO_LIST_ORDER))[offset : offset + limit])
 
 
+def photo_rows_visible_by_id(*, acting_user: UserOrAnonymous | None, photo_ids: list[int]) -> list[dict]:
+    """Those of `photo_ids` that `acting_user` may see (`photo_list_visible_to`), as `photo_rows`, in no order;
+    from a statement compiled once per thread and number of ids (captioning.statements)."""
+    if not photo_ids:
+        return []
+    signed_in = _signed_in(acting_user)
+    rows = statement(
+        ("photo rows by id", signed_in, len(photo_ids)),
+        lambda: photo_rows(
+            photo_list_visible_to(_stand_in(signed_in)).filter(pk__in=stand_in_ids(len(photo_ids))).order_by()
+        ),
+    )
+    return rows.rows(stand_in_values(user=acting_user, ids=photo_ids))
+
+
 def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
     """`rows` of `photo_rows`, each given what `photo_with_current_caption` reads for a photo, in one query for
     any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
@@ -676,8 +691,8 @@ def translation_get(*, caption: Caption, language: str) -> Translation | None:
     return Translation.objects.filter(caption=caption, language=language).first()
 
 
-def translation_map(captions: list[Caption], language: str) -> dict[int, Translation]:
-    """caption id -> its translation into `language`, for a page of captions at once."""
+def translation_map(captions: list[Caption] | list[int], language: str) -> dict[int, Translation]:
+    """caption id -> its translation into `language`, for a page of captions (or their ids) at once."""
     return {
         translation.caption_id: translation
         for translation in Translation.objects.filter(caption__in=captions, language=language)

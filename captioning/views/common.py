@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect
 
 from captioning import selectors
-from captioning.confidence import caption_unsure_notice, photo_alt_text
+from captioning.confidence import caption_unsure_notice, photo_row_alt_text
 from captioning.links import PhotoLinks
 from captioning.models import Gallery, Photo, Translation
 from captioning.translators import (
@@ -83,24 +83,45 @@ def photo_summary(
     summarising many photos: their addresses are then resolved once. `can_manage`: whether `acting_user` may
     caption it again and delete it (what a selection offers)."""
     caption = selectors.caption_current(photo)
-    translation = translations.get(caption.pk) if caption else None
+    row = {
+        "uuid": photo.uuid,
+        "original_filename": photo.original_filename,
+        "status": photo.status,
+        "error_message": photo.error_message,
+        "taken_at": photo.taken_at,
+        "created_at": photo.created_at,
+        "caption": None
+        if caption is None
+        else {"id": caption.pk, "text": caption.text, "confident": caption.confident},
+        "can_manage": selectors.photo_can_manage(acting_user, photo),
+    }
+    return photo_row_summary(row, language, translations, links, caption_unsure_notice(caption))
+
+
+def photo_row_summary(
+    row: dict, language: str, translations: dict[int, Translation], links: PhotoLinks | None, unsure: str | None
+) -> dict:
+    """`photo_summary` of a row of selectors.photo_rows_with_details; `unsure`: its caption's
+    `caption_unsure_notice` (confidence.caption_unsure_notices reads a page's at once)."""
+    caption = row["caption"]
+    translation = translations.get(caption["id"]) if caption else None
     links = links or PhotoLinks()
     return {
-        "id": str(photo.uuid),
-        "url": links.url("photo-detail", photo.uuid),
-        "thumbnail": links.url("photo-thumbnail", photo.uuid),
-        "image": links.url("photo-image", photo.uuid),
-        "name": photo.original_filename,
-        "status": photo.status,
-        "status_label": _STATUS_LABELS.get(photo.status, photo.status),
-        "error": photo.error_message,
-        "caption": caption.text if caption else None,
-        "unsure": caption_unsure_notice(caption),
-        "alt": photo_alt_text(photo, caption),
+        "id": str(row["uuid"]),
+        "url": links.url("photo-detail", row["uuid"]),
+        "thumbnail": links.url("photo-thumbnail", row["uuid"]),
+        "image": links.url("photo-image", row["uuid"]),
+        "name": row["original_filename"],
+        "status": row["status"],
+        "status_label": _STATUS_LABELS.get(row["status"], row["status"]),
+        "error": row["error_message"],
+        "caption": caption["text"] if caption else None,
+        "unsure": unsure,
+        "alt": photo_row_alt_text(row, caption),
         "language": language,
         "translation": translation.text if translation and translation.status == Translation.Status.DONE else None,
         "translation_status": translation.status if translation else None,
-        "can_manage": selectors.photo_can_manage(acting_user, photo),
+        "can_manage": row["can_manage"],
     }
 
 
