@@ -367,13 +367,13 @@ def recall_at_24(world: dict, user, count: int) -> tuple[float, float]:
     from django.conf import settings
 
     from captioning.search import memory, pgvector
-    from captioning.selectors import photo_id_list_visible_to, photo_list_visible_to
+    from captioning.selectors import photo_list_visible_to
 
     visible_photos = photo_list_visible_to(user)
     rng, subjects, versions = world["rng"], world["subjects"], [world["model"].pk]
     recalls, ranked = [], []
     for vector in near(subjects[rng.integers(0, len(subjects), count)], QUERY_COSINE, rng):
-        exact_ids, exact_similarities = memory.nearest(versions, vector, photo_id_list_visible_to(user), 24)
+        exact_ids, exact_similarities = memory.nearest(versions, vector, user, -1.0, 24)  # every visible photo
         exact = set(exact_ids[np.lexsort((-exact_ids, -exact_similarities))][:24].tolist())
         found_ids, _ = pgvector.nearest(versions, vector, visible_photos, settings.SEARCH_MAX_RESULTS)
         ranked.append(len(found_ids))

@@ -59,6 +59,15 @@ def alt_text(*, caption_text: str | None, file_name: str, shown_at: datetime | N
     return f"{name}, {format_date(localtime(shown_at), 'j M Y')}" if shown_at else name
 
 
+def caption_unsure_notices(caption_ids: Iterable[int]) -> dict[int, str]:
+    """`caption_unsure_notice` of each of these captions that is a guess, by caption id (one query, when any)."""
+    caption_ids = list(caption_ids)
+    if not caption_ids:
+        return {}
+    guesses = Caption.objects.filter(pk__in=caption_ids, confident=False).select_related("model_version")
+    return {caption.pk: caption_unsure_notice(caption) for caption in guesses}
+
+
 def photo_ids_with_unsure_caption(photo_ids: Iterable[int]) -> set[int]:
     """Which of these photos' current captions are guesses (search puts them below the confident matches)."""
     return set(

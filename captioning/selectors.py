@@ -44,6 +44,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan, IsNull
@@ -512,6 +513,43 @@ def photo_list_visible_to(
     return Photo.objects.filter(visible).select_related("owner")
 
 
+def photo_visible_sql(user: UserOrAnonymous | None, *, photo_id_sql: str) -> tuple[str, list]:
+    """(SQL, parameters) of a subquery that has a row when the photo whose id `photo_id_sql` names (a column of
+    an outer statement) is in `photo_list_visible_to(user, galleries_listed_once=True)`: EXISTS of it tests a
+    statement's candidates one by one (search's). Built and compiled once per thread (captioning.statements):
+    building it cost more than running it."""
+    signed_in = _signed_in(user)
+    visible = statement(
+        ("photo visible", signed_in, photo_id_sql),
+        lambda: (
+            photo_list_visible_to(_stand_in(signed_in), galleries_listed_once=True)
+            .filter(pk=RawSQL(photo_id_sql, []))
+            .values("pk")
+            .order_by()
+        ),
+    )
+    return visible.sql, visible.params_with(stand_in_values(user=user))
+
+
+def photo_exists_visible_to(user: UserOrAnonymous | None, *, embedded_by: list[int]) -> bool:
+    """Whether `user` may see any photo that one of the model versions `embedded_by` embedded. The visibility
+    rule's parts are asked apart (UNION ALL, as `photo_id_list_visible_to`), from a statement compiled once per
+    thread (captioning.statements)."""
+    signed_in = _signed_in(user)
+    exists = statement(
+        ("photo visible embedded by", signed_in, len(embedded_by)),
+        lambda: _union_all(
+            [
+                Photo.objects.filter(part, embedding_model_id__in=stand_in_ids(len(embedded_by)))
+                .order_by()
+                .values("pk")
+                for part in _visible_photo_parts(_stand_in(signed_in), include_unlisted=False)
+            ]
+        ),
+    )
+    return bool(exists.rows(stand_in_values(user=user, ids=embedded_by), limit=1))
+
+
 def photo_id_list_visible_to(user: UserOrAnonymous | None) -> QuerySet:
     """The ids of `photo_list_visible_to(user)`, every one (the in-memory image index masks its matrix with
     them), listed as the visibility rule's parts apart and put together (UNION ALL), as `photo_count_for_viewer`
@@ -820,6 +858,21 @@ def photo_rows_for_viewer(
     if narrow is not None:
         photos = narrow(photos)
     return list(photo_rows(photos.order_by(*PHOTO_LIST_ORDER))[offset : offset + limit])
+
+
+def photo_rows_visible_by_id(*, acting_user: UserOrAnonymous | None, photo_ids: list[int]) -> list[dict]:
+    """Those of `photo_ids` that `acting_user` may see (`photo_list_visible_to`), as `photo_rows`, in no order;
+    from a statement compiled once per thread and number of ids (captioning.statements)."""
+    if not photo_ids:
+        return []
+    signed_in = _signed_in(acting_user)
+    rows = statement(
+        ("photo rows by id", signed_in, len(photo_ids)),
+        lambda: photo_rows(
+            photo_list_visible_to(_stand_in(signed_in)).filter(pk__in=stand_in_ids(len(photo_ids))).order_by()
+        ),
+    )
+    return rows.rows(stand_in_values(user=acting_user, ids=photo_ids))
 
 
 def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:

@@ -85,8 +85,13 @@ class Statement:
             instances.append(instance)
         return instances
 
+    def params_with(self, values: Mapping[object, object]) -> list:
+        """The parameters with `values` in place of the stand-ins they are keyed by (`stand_in_values`), for
+        running the SQL, or a statement it is part of, by hand."""
+        return [values[value] if _is_stand_in(value) and value in values else value for value in self.params]
+
     def _converted_rows(self, values: Mapping[object, object], limit: int | None = None, offset: int = 0):
-        params = [values[value] if _is_stand_in(value) and value in values else value for value in self.params]
+        params = self.params_with(values)
         sql = self.sql if limit is None else f"{self.sql} LIMIT {int(limit)} OFFSET {int(offset)}"
         with prepared_cursor(connections[self.compiler.using]) as cursor:
             cursor.execute(sql, params)

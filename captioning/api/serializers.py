@@ -13,6 +13,7 @@ from captioning import selectors
 from captioning.decoding import NUMBER_LIMITS, STRATEGIES
 from captioning.links import PhotoLinks
 from captioning.models import Caption, Gallery, GalleryMembership, ModelVersion, Photo, Translation, gallery_url
+from captioning.search.results import SearchHit
 
 # Output --------------------------------------------------------------------------------------------------
 
@@ -413,14 +414,20 @@ class SearchHitSerializer(PhotoSerializer):
         fields = [*PhotoSerializer.Meta.fields, "score", "image_similarity", "text_match"]
         read_only_fields = fields
 
-    def to_representation(self, photo: Photo) -> dict:
-        hit = photo.search_hit
-        return {
-            **super().to_representation(photo),
-            "score": float(hit.score),
-            "image_similarity": None if hit.image_similarity is None else float(hit.image_similarity),
-            "text_match": None if hit.text_match is None else float(hit.text_match),
-        }
+
+def search_hit_rows_representation(rows: Iterable[dict]) -> list[dict]:
+    """SearchHitSerializer(many=True).data from the rows of a page of search results (SearchResults): the
+    photo as the photo list presents it, and its `search_hit`."""
+    links, zone = PhotoLinks(), timezone.get_current_timezone()
+    return [{**photo_row_representation(row, links, zone), **_hit_representation(row["search_hit"])} for row in rows]
+
+
+def _hit_representation(hit: SearchHit) -> dict:
+    return {
+        "score": float(hit.score),
+        "image_similarity": None if hit.image_similarity is None else float(hit.image_similarity),
+        "text_match": None if hit.text_match is None else float(hit.text_match),
+    }
 
 
 class GalleryPhotoResultSerializer(serializers.Serializer):

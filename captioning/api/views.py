@@ -626,4 +626,4 @@ class SearchApi(generics.GenericAPIView):
         query = _valid(api.SearchInputSerializer, request.query_params)["q"]
         results = search.photo_search(user=request.user, query=query)
         page = self.paginate_queryset(results)
-        return self.get_paginated_response(api.SearchHitSerializer(page, many=True, context={"request": request}).data)
+        return self.get_paginated_response(api.search_hit_rows_representation(page))

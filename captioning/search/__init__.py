@@ -27,7 +27,7 @@ from captioning.search.memory import EmbeddingIndex, embedding_index
 from captioning.search.memory import forget_indexes as _forget_memory_indexes
 from captioning.search.results import SearchHit, SearchResults
 from captioning.search.text import query_words, text_ranking
-from captioning.selectors import UserOrAnonymous, photo_list_visible_to
+from captioning.selectors import UserOrAnonymous
 
 __all__ = [
     "EmbeddingIndex",
@@ -54,7 +54,7 @@ def photo_search(*, user: UserOrAnonymous | None, query: str, limit: int | None 
         return SearchResults(user, query, [], image_search=False, image_cutoffs={})
     notes: list[str] = []
     image = image_ranking(query, user, limit, notes)
-    text = text_ranking(photo_list_visible_to(user, galleries_listed_once=True), query, limit)
+    text = text_ranking(user, query, limit)
     hits = fuse(image.ranked, text.ranked, limit)
     # The caption-word SQL said which of its photos have a guessed caption; only photos found by image alone
     # are asked about.

@@ -15,7 +15,8 @@ from captioning import engine
 from captioning.model_facts import LOCAL_CLIP_PREFIX
 from captioning.models import ModelVersion, Photo
 from captioning.search import memory, pgvector
-from captioning.selectors import UserOrAnonymous, photo_id_list_visible_to, photo_list_visible_to
+from captioning.selectors import UserOrAnonymous, photo_exists_visible_to, photo_list_visible_to
+from captioning.statements import statement
 
 logger = logging.getLogger(__name__)
 
@@ -112,18 +113,35 @@ class ImageRanking:
     cutoffs: dict[str, float]  # the cosine a photo needed, by the name of the model whose CLIP embedded the query
 
 
+_MODEL_VERSION_FIELDS = ("id", "name", "checkpoint_path", "config", "is_active")
+
+
+def _model_versions_with_embeddings() -> list[ModelVersion]:
+    """The model versions that embedded a photo, with what search reads of them (the others are deferred), from
+    a statement compiled once per thread (captioning.statements): a queryset of instances cost 1,900 Python calls
+    a search."""
+    embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
+    versions = statement(
+        ("model versions with embeddings",),
+        lambda: ModelVersion.objects.filter(Exists(embedded)).values(*_MODEL_VERSION_FIELDS),
+    )
+    return [
+        ModelVersion.from_db(
+            versions.compiler.using, _MODEL_VERSION_FIELDS, [row[field] for field in _MODEL_VERSION_FIELDS]
+        )
+        for row in versions.rows({})
+    ]
+
+
 def image_ranking(query: str, user: UserOrAnonymous | None, limit: int, notes: list[str]) -> ImageRanking:
     """The best `limit` of the photos `user` may see over every model version's embeddings that match the query well
     (`image_relevance`). Model versions sharing a CLIP share one query embedding and one cut-off (the active
     model's when it is one of them)."""
-    embedded = Photo.objects.filter(embedding_model=OuterRef("pk"))
-    versions = list(ModelVersion.objects.filter(Exists(embedded)))
+    versions = _model_versions_with_embeddings()
     if not versions:
         return ImageRanking([], False, {})
-    if pgvector.in_use():
-        nearest, visible_photos = pgvector.nearest, photo_list_visible_to(user)
-    else:
-        nearest, visible_photos = memory.nearest, photo_id_list_visible_to(user)
+    use_pgvector = pgvector.in_use()
+    visible_photos = photo_list_visible_to(user) if use_pgvector else None
     by_clip: dict[str, list[ModelVersion]] = {}
     for version in versions:
         by_clip.setdefault(version.clip_model or f"model {version.pk}", []).append(version)
@@ -137,10 +155,16 @@ def image_ranking(query: str, user: UserOrAnonymous | None, limit: int, notes: l
             notes.append(f"Image search with the model {embedder.name!r} is unavailable: {error}")
             continue
         searched = True
-        photo_ids, similarities = nearest([version.pk for version in group], vector, visible_photos, limit)
+        relevance, version_ids = image_relevance(embedder), [version.pk for version in group]
+        if use_pgvector:
+            photo_ids, similarities = pgvector.nearest(version_ids, vector, visible_photos, limit)
+        else:
+            photo_ids, similarities = memory.nearest(version_ids, vector, user, relevance.floor, limit)
         if similarities.size == 0:
+            if photo_exists_visible_to(user, embedded_by=version_ids):
+                cutoffs[embedder.name] = relevance.floor  # the best photo the user may see fell short of it
             continue
-        cutoffs[embedder.name] = image_relevance(embedder).cutoff(float(similarities.max()))
+        cutoffs[embedder.name] = relevance.cutoff(float(similarities.max()))
         matching = similarities >= cutoffs[embedder.name]
         found_ids.append(photo_ids[matching])
         found_similarities.append(similarities[matching])

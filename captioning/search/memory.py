@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 from django.db import connection
-from django.db.models import Max, QuerySet
+from django.db.models import Max
 
 from captioning.models import Photo, embedding_from_bytes
+from captioning.selectors import UserOrAnonymous, photo_id_list_visible_to, photo_visible_sql
 
 RECOUNT_SECONDS = 30.0
 
@@ -114,21 +115,16 @@ class EmbeddingIndex:
         self._size = len(self._ids)
         self._row_of = {photo_id: row for row, photo_id in enumerate(self._ids.tolist())}
 
-    def similarities(self, query_vector: np.ndarray, visible_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(photo ids, cosine similarities) of the photos among `visible_ids`."""
+    def similarities(self, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(photo ids, cosine similarities) of every photo of the index."""
         with self._lock:  # one consistent view: a refresh in another thread may replace the buffers
             photo_ids, vectors = self.photo_ids, self.vectors
         if photo_ids.size == 0 or query_vector.shape[0] != vectors.shape[1]:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        # One product over every row, then the visible ones: cheaper than copying the visible rows out first.
         # einsum rather than `@`: OpenBLAS splits a matrix-vector product over threads that then spin for a
         # while; measured at 10,000 x 512, `@` took 2 ms of this thread and 18 ms of the process's CPU, einsum
         # 0.8 ms of both (a web process's CPU is what the other requests wait for).
-        similarities = np.einsum("ij,j->i", vectors, query_vector)
-        visible = np.isin(photo_ids, visible_ids)
-        if visible.all():
-            return photo_ids, similarities
-        return photo_ids[visible], similarities[visible]
+        return photo_ids, np.einsum("ij,j->i", vectors, query_vector)
 
 
 _indexes: dict[int, EmbeddingIndex] = {}
@@ -152,15 +148,43 @@ def forget_indexes() -> None:
 
 
 def nearest(
-    model_version_ids: list[int], query_vector: np.ndarray, visible_photo_ids: QuerySet, limit: int
+    model_version_ids: list[int], query_vector: np.ndarray, user: UserOrAnonymous | None, floor: float, limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(photo ids, cosines) of the photos of `visible_photo_ids` (`selectors.photo_id_list_visible_to`) that the
-    model versions embedded, against `query_vector` (normalised): every one of them, exactly (the caller keeps
-    the best `limit`)."""
+    """(photo ids, cosines) of the photos `user` may see that the model versions embedded and that score at least
+    `floor` against `query_vector` (normalised): every one of them, exactly (the caller keeps the best `limit`).
+
+    Every photo is scored first. When at most `limit` reach the floor (a query matches few photos), the database
+    is asked which of those `user` may see (`selectors.photo_visible_sql`, each tested); otherwise every photo
+    they may see is listed (`selectors.photo_id_list_visible_to`) and the scores masked with it."""
+    found = [embedding_index(version_id).similarities(query_vector) for version_id in model_version_ids]
+    photo_ids = np.concatenate([ids for ids, _ in found])
+    similarities = np.concatenate([values for _, values in found])
+    reaching = similarities >= floor
+    photo_ids, similarities = photo_ids[reaching], similarities[reaching]
+    if photo_ids.size == 0:
+        return photo_ids, similarities
+    visible_ids = _visible_among(photo_ids, user) if photo_ids.size <= limit else _visible_ids(user)
+    visible = np.isin(photo_ids, visible_ids)
+    return photo_ids[visible], similarities[visible]
+
+
+def _visible_among(photo_ids: np.ndarray, user: UserOrAnonymous | None) -> np.ndarray:
+    """Those of `photo_ids` that `user` may see."""
+    visible_sql, visible_params = photo_visible_sql(user, photo_id_sql="candidates.photo_id")
+    candidates = ", ".join(["(%s)"] * photo_ids.size)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH candidates(photo_id) AS (VALUES {candidates}) "
+            f"SELECT photo_id FROM candidates WHERE EXISTS ({visible_sql})",
+            [*photo_ids.tolist(), *visible_params],
+        )
+        return np.array(cursor.fetchall(), dtype=np.int64).reshape(-1)
+
+
+def _visible_ids(user: UserOrAnonymous | None) -> np.ndarray:
+    """Every photo `user` may see."""
     # Read by the cursor: Django's own iteration cost 10 Python calls an id (thousands of them a search).
-    sql, params = visible_photo_ids.query.sql_with_params()
+    sql, params = photo_id_list_visible_to(user).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        visible_ids = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1)
-    found = [embedding_index(version_id).similarities(query_vector, visible_ids) for version_id in model_version_ids]
-    return np.concatenate([ids for ids, _ in found]), np.concatenate([values for _, values in found])
+        return np.array(cursor.fetchall(), dtype=np.int64).reshape(-1)

@@ -1,9 +1,8 @@
-"""What a search returns: the ranked hits, and a page of them read back as photos."""
+"""What a search returns: the ranked hits, and a page of them read back as rows."""
 
 from dataclasses import dataclass, field
 
-from captioning.models import Photo
-from captioning.selectors import UserOrAnonymous, photo_list_visible_to, photo_with_current_caption
+from captioning.selectors import UserOrAnonymous, photo_rows_visible_by_id, photo_rows_with_details
 
 
 @dataclass(frozen=True)
@@ -16,7 +15,7 @@ class SearchHit:
 
 @dataclass
 class SearchResults:
-    """The ranked hits of one query. Sliced (a page), it reads those photos, visible ones only, in order."""
+    """The ranked hits of one query. Sliced (a page), it reads those photos as rows, visible ones only, in order."""
 
     user: UserOrAnonymous | None
     query: str
@@ -38,17 +37,18 @@ class SearchResults:
     def count(self) -> int:
         return len(self.hits)
 
-    def __getitem__(self, index: int | slice) -> Photo | list[Photo]:
+    def __getitem__(self, index: int | slice) -> dict | list[dict]:
+        """Rows of `selectors.photo_rows_with_details`, each with its `search_hit`."""
         hits = self.hits[index] if isinstance(index, slice) else [self.hits[index]]
         if not hits:
             return []
         # Visibility is checked again: a photo deleted or hidden since it was ranked is left out.
-        visible = photo_list_visible_to(self.user).filter(pk__in=[hit.photo_id for hit in hits])
-        photos = {photo.pk: photo for photo in photo_with_current_caption(visible, acting_user=self.user)}
+        rows = photo_rows_visible_by_id(acting_user=self.user, photo_ids=[hit.photo_id for hit in hits])
+        by_id = {row["id"]: row for row in photo_rows_with_details(rows, acting_user=self.user)}
         page = []
         for hit in hits:
-            photo = photos.get(hit.photo_id)
-            if photo is not None:
-                photo.search_hit = hit
-                page.append(photo)
+            row = by_id.get(hit.photo_id)
+            if row is not None:
+                row["search_hit"] = hit
+                page.append(row)
         return page if isinstance(index, slice) else page[0]

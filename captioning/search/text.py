@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 
-from captioning.models import Caption, Photo, Translation
+from captioning.models import Caption, Translation
+from captioning.selectors import UserOrAnonymous, photo_visible_sql
 
 MAX_QUERY_WORDS = 8
 
@@ -51,22 +50,21 @@ class TextRanking:
     unsure: set[int]  # the ranked photos whose current caption is a guess (Caption.confident False)
 
 
-def text_ranking(visible_photos: QuerySet[Photo], query: str, limit: int) -> TextRanking:
-    """The photos of `visible_photos` whose current caption or one of its translations holds at least one of the
+def text_ranking(user: UserOrAnonymous | None, query: str, limit: int) -> TextRanking:
+    """The photos `user` may see whose current caption or one of its translations holds at least one of the
     query's words, best first, at most `limit`. The score is the share of the words found in one text, plus 1
     when it holds the whole query as written (a text holding the phrase holds every word, so the database ranks
     by words found + phrase found).
 
     The matching texts are ranked first, every photo's, and visibility is then asked of each candidate in that
-    order (the selector's own SQL, given that one photo) until `limit` are found: a common word's many candidates
-    are not each tested, and no user's whole visible set is worked out."""
+    order (the selector's own SQL, given that one photo: `photo_visible_sql`) until `limit` are found: a common
+    word's many candidates are not each tested, and no user's whole visible set is worked out."""
     words = query_words(query)
     if not words:
         return TextRanking([], set())
     phrase = query.lower() if len(words) > 1 else None
     text_sql, text_params = _matching_texts(words, phrase)
-    candidate = visible_photos.filter(pk=RawSQL("candidates.photo_id", [])).values("pk").order_by()
-    visible_sql, visible_params = candidate.query.sql_with_params()
+    visible_sql, visible_params = photo_visible_sql(user, photo_id_sql="candidates.photo_id")
     # The fence keeps the visibility test out of the ranking subquery (PostgreSQL and SQLite would otherwise
     # move it down to every text row); the outer ORDER BY is the subquery's, so nothing is sorted again and the
     # LIMIT stops the tests.

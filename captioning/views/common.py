@@ -125,6 +125,31 @@ def grid_row_summary(row: dict, language: str, translations: dict[int, Translati
     )
 
 
+def photo_row_summary(
+    row: dict, language: str, translations: dict[int, Translation], links: PhotoLinks | None, unsure: str | None
+) -> dict:
+    """`photo_summary` of a row of selectors.photo_rows_with_details; `unsure`: its caption's
+    `caption_unsure_notice` (confidence.caption_unsure_notices reads a page's at once)."""
+    caption = row["caption"]
+    return _summary(
+        photo_uuid=row["uuid"],
+        file_name=row["original_filename"],
+        status=row["status"],
+        error=row["error_message"],
+        caption_text=caption["text"] if caption else None,
+        unsure=unsure,
+        alt=alt_text(
+            caption_text=caption["text"] if caption and caption["confident"] else None,
+            file_name=row["original_filename"],
+            shown_at=row["taken_at"] or row["created_at"],
+        ),
+        language=language,
+        translation=translations.get(caption["id"]) if caption else None,
+        can_manage=row["can_manage"],
+        links=links or PhotoLinks(),
+    )
+
+
 def _summary(
     *,
     photo_uuid: uuid.UUID,

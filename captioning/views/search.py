@@ -6,12 +6,13 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from captioning import selectors
+from captioning.confidence import caption_unsure_notices
 from captioning.links import PhotoLinks
 from captioning.search import photo_search
 from captioning.translators import (
     SOURCE_LANGUAGE,
 )
-from captioning.views.common import caption_language, photo_summary
+from captioning.views.common import caption_language, photo_row_summary
 
 SEARCH_PAGE_SIZE = 24
 
@@ -26,19 +27,26 @@ def search(request: HttpRequest) -> HttpResponse:
     if query:
         results = photo_search(user=request.user, query=query)
         page = Paginator(results, SEARCH_PAGE_SIZE).get_page(request.GET.get("page"))
-        photos = list(page.object_list)
-        captions = [caption for photo in photos if (caption := selectors.caption_current(photo)) is not None]
-        translations = selectors.translation_map(captions, language) if language != SOURCE_LANGUAGE else {}
+        rows = list(page.object_list)
+        captions = [row["caption"] for row in rows if row["caption"] is not None]
+        translations = (
+            selectors.translation_map([caption["id"] for caption in captions], language)
+            if language != SOURCE_LANGUAGE
+            else {}
+        )
+        unsure = caption_unsure_notices(caption["id"] for caption in captions if not caption["confident"])
         links = PhotoLinks()
         context.update(
             results=results,
             page=page,
             photos=[
                 {
-                    **photo_summary(photo, language, translations, links, acting_user=request.user),
-                    "hit": photo.search_hit,
+                    **photo_row_summary(
+                        row, language, translations, links, row["caption"] and unsure.get(row["caption"]["id"])
+                    ),
+                    "hit": row["search_hit"],
                 }
-                for photo in photos
+                for row in rows
             ],
         )
     return render(request, "captioning/search.html", context)

@@ -18,9 +18,10 @@ from captioning.api.serializers import (
     caption_representation,
     gallery_rows_representation,
     photo_rows_representation,
+    search_hit_rows_representation,
 )
 from captioning.models import Caption, Gallery, GalleryPhoto, ModelVersion, Photo
-from captioning.search import SearchHit
+from captioning.search import SearchHit, SearchResults
 from captioning.services.galleries import gallery_create
 from tests.api.conftest import caption, upload
 
@@ -125,16 +126,27 @@ def test_someone_who_may_open_no_gallery_still_lists_their_library(people, api_c
 
 
 def test_search_hits_and_captions_are_presented_as_drf_presents_them(people, private_gallery):
-    photos = _varied_photos(people, private_gallery)
+    _photos_in_every_kind_of_gallery(people, private_gallery)
+    photos = list(Photo.objects.order_by("-pk"))
+    hits = [
+        SearchHit(photo.pk, 0.03 / (number + 1), 0.25 if number % 2 else None, 1.5 if number else None)
+        for number, photo in enumerate(photos)
+    ]
     request = APIRequestFactory().get("/api/search/")
-    request.user = people["owner"]
-    presenter = SearchHitSerializer(context={"request": request})
-    for number, photo in enumerate(photos):
-        photo.search_hit = SearchHit(
-            photo.pk, 0.03 / (number + 1), 0.25 if number % 2 else None, 1.5 if number else None
-        )
-        generic = serializers.ModelSerializer.to_representation(presenter, photo)
-        assert presenter.to_representation(photo) == dict(generic)
+    presented = []
+    for user in (people["owner"], people["viewer"], people["stranger"], AnonymousUser()):
+        request.user = user
+        page = SearchResults(user, "anything", hits, image_search=True, image_cutoffs={})[: len(hits)]
+        presenter = SearchHitSerializer(context={"request": request})
+        expected = []
+        for hit, photo in zip(hits, photos, strict=True):
+            if selectors.photo_list_visible_to(user).filter(pk=photo.pk).exists():
+                photo.search_hit = hit
+                expected.append(dict(serializers.ModelSerializer.to_representation(presenter, photo)))
+        assert search_hit_rows_representation(page) == expected
+        presented += expected
+    assert {len(photo["galleries"]) for photo in presented} == {0, 1, 2}
+    assert {photo["image_similarity"] is None for photo in presented} == {True, False}
     for current in Caption.objects.all():
         assert caption_representation(current) == dict(CaptionSerializer(current).data)
 

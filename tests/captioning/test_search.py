@@ -58,9 +58,9 @@ def add_photo():
     return add
 
 
-def found(user, query: str) -> list[Photo]:
+def found(user, query: str) -> list[int]:
     results = photo_search(user=user, query=query)
-    return results[: len(results)]
+    return [row["id"] for row in results[: len(results)]]
 
 
 # Caption text ---------------------------------------------------------------------------------------------
@@ -71,8 +71,8 @@ def test_caption_words_rank_photos_matching_more_of_them_first(alice, gallery, a
     one = add_photo(gallery, "a dog asleep on a sofa")
     add_photo(gallery, "a cat on a roof")
 
-    assert found(alice, "dog beach") == [both, one]
-    assert found(alice, "Dog") in ([one, both], [both, one])  # equal matches, both found, case ignored
+    assert found(alice, "dog beach") == [both.pk, one.pk]
+    assert found(alice, "Dog") in ([one.pk, both.pk], [both.pk, one.pk])  # equal matches, both found, case ignored
     assert found(alice, "zebra") == []
 
 
@@ -82,7 +82,7 @@ def test_a_translation_finds_its_photo(alice, gallery, add_photo):
     Translation.objects.create(caption=caption, language="fr", text="un chien sur une plage", status="done")
     Translation.objects.create(caption=caption, language="de", text="ein Hund", status="pending")
 
-    assert found(alice, "chien plage") == [photo]
+    assert found(alice, "chien plage") == [photo.pk]
     assert found(alice, "hund") == []  # not translated yet: nothing stored to match
 
 
@@ -94,7 +94,7 @@ def test_like_wildcards_in_a_query_match_only_themselves(alice, gallery, add_pho
 
     hits = photo_search(user=alice, query="50% off").hits
     assert [(hit.photo_id, hit.text_match) for hit in hits] == [(sale.pk, 2.0), (other.pk, 1.0)]
-    assert found(alice, "snake_case") == [snake]
+    assert found(alice, "snake_case") == [snake.pk]
 
 
 def test_a_guess_found_by_its_translation_ranks_after_a_confident_match(alice, gallery, add_photo):
@@ -105,7 +105,7 @@ def test_a_guess_found_by_its_translation_ranks_after_a_confident_match(alice, g
     )
     confident = add_photo(gallery, "un cerf-volant")
 
-    assert found(alice, "cerf-volant rouge") == [confident, guess]
+    assert found(alice, "cerf-volant rouge") == [confident.pk, guess.pk]
 
 
 def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
@@ -113,7 +113,7 @@ def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
     Caption.objects.filter(photo=photo).update(is_current=False)
     Caption.objects.create(photo=photo, text="a horse", is_current=True)
     assert found(alice, "zebra") == []
-    assert found(alice, "horse") == [photo]
+    assert found(alice, "horse") == [photo.pk]
 
 
 # Who sees what -------------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_search_finds_only_what_the_user_may_see(alice, bob, make_user, add_phot
     public = gallery_create(acting_user=alice, title="Public", visibility="public")
     shared = gallery_create(acting_user=alice, title="Shared", visibility="private")
     gallery_member_set(gallery=shared, acting_user=alice, username="bob", role="viewer")
-    photos = {gallery.title: add_photo(gallery, "a red kite") for gallery in (private, unlisted, public, shared)}
+    photos = {gallery.title: add_photo(gallery, "a red kite").pk for gallery in (private, unlisted, public, shared)}
 
     assert set(found(alice, "kite")) == set(photos.values())
     assert set(found(bob, "kite")) == {photos["Public"], photos["Shared"]}
@@ -167,7 +167,7 @@ def test_image_search_never_ranks_photos_the_user_may_not_see(alice, bob, active
     results = photo_search(user=bob, query="anything at all")
     assert results.image_search
     assert [hit.photo_id for hit in results.hits] == [visible.pk]
-    assert hidden.pk not in {photo.pk for photo in results[:10]}
+    assert hidden.pk not in {row["id"] for row in results[:10]}
 
 
 def test_search_sees_a_photo_through_a_second_album_once_and_only_while_it_is_there(
@@ -260,6 +260,49 @@ def test_nothing_below_the_models_floor_is_found_by_image(alice, gallery, active
 
     assert results.image_search and results.hits == []
     assert results.summary == "No photos match well"
+
+
+def test_image_search_ranks_the_same_visible_photos_whether_few_or_many_reach_the_floor(
+    alice, bob, active_model, add_photo
+):
+    # At most `limit` photos above the floor: the database is asked about those alone; more: every visible photo
+    # is listed. Either way the best ones bob may see, by cosine, within the margin of the best he may see.
+    query = "a purple square"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    hidden = gallery_create(acting_user=alice, title="Mine")
+    shown = gallery_create(acting_user=alice, title="Shown", visibility="public")
+    for seed, cosine in enumerate((0.97, 0.95)):
+        add_photo(hidden, embedding=at_cosine(text_vector, cosine, seed=seed), model=active_model)
+    visible = [
+        add_photo(shown, embedding=at_cosine(text_vector, cosine, seed=seed), model=active_model)
+        for seed, cosine in enumerate((0.9, 0.85, 0.8), start=2)
+    ]
+    relevance = image_relevance(active_model)
+
+    few = photo_search(user=bob, query=query, limit=10)  # 5 photos above the floor, at most 10 asked for
+    many = photo_search(user=bob, query=query, limit=2)
+
+    assert [hit.photo_id for hit in few.hits] == [photo.pk for photo in visible]
+    assert [hit.photo_id for hit in many.hits] == [photo.pk for photo in visible[:2]]
+    assert few.image_cutoffs == many.image_cutoffs == {active_model.name: pytest.approx(0.9 - relevance.margin)}
+
+
+def test_the_cut_off_is_the_floor_when_no_photo_the_user_sees_reaches_it_and_absent_when_they_see_none(
+    alice, bob, active_model, add_photo
+):
+    query = "an orange hexagon"
+    text_vector = engine.captioner_for(active_model).embed_text([query])[0].numpy()
+    floor = image_relevance(active_model).floor
+    hidden = gallery_create(acting_user=alice, title="Mine")
+    add_photo(hidden, embedding=at_cosine(text_vector, floor + 0.1), model=active_model)
+    assert photo_search(user=bob, query=query).image_cutoffs == {}
+
+    shown = gallery_create(acting_user=alice, title="Shown", visibility="public")
+    add_photo(shown, embedding=at_cosine(text_vector, floor - 0.1, seed=1), model=active_model)
+    results = photo_search(user=bob, query=query)
+
+    assert results.hits == []
+    assert results.image_cutoffs == {active_model.name: pytest.approx(floor)}
 
 
 def test_a_word_query_shows_only_the_photos_whose_captions_hold_the_words(alice, gallery, active_model, add_photo):
@@ -377,7 +420,7 @@ def test_a_deleted_photo_is_never_shown_and_leaves_the_index_when_the_photos_are
     results = photo_search(user=alice, query="anything at all")
 
     assert deleted_id in index.photo_ids.tolist()  # not counted again yet: a count reads the whole index
-    assert [photo.pk for photo in results[:10]] == [kept.pk]
+    assert [row["id"] for row in results[:10]] == [kept.pk]
     later = time.monotonic() + memory.RECOUNT_SECONDS
     monkeypatch.setattr(memory, "time", SimpleNamespace(monotonic=lambda: later))
     assert embedding_index(active_model.pk).photo_ids.tolist() == [kept.pk]
@@ -414,6 +457,24 @@ def test_every_page_has_the_search_box_and_the_results_page_shows_tiles(client, 
     assert second.count('class="tile ') == 6
     nothing = client.get(reverse("search"), {"q": "zebra"}).content.decode()
     assert "No photos match well" in nothing and 'class="tile ' not in nothing
+
+
+def test_the_search_page_shows_a_guess_as_unsure_and_captions_in_the_chosen_language(client, alice, gallery, add_photo):
+    model = ModelVersion.objects.create(name="coco", checkpoint_path="/nowhere")
+    guess = add_photo(gallery)
+    Caption.objects.create(photo=guess, text="a red kite", is_current=True, model_version=model, confident=False)
+    translated = add_photo(gallery, "a blue kite")
+    Translation.objects.create(
+        caption=translated.captions.get(), language="fr", text="un cerf-volant bleu", status=Translation.Status.DONE
+    )
+    client.force_login(alice)
+
+    page = client.get(reverse("search"), {"q": "kite", "lang": "fr"}).content.decode()
+
+    assert page.count('class="tile ') == 2
+    assert "Unsure: the model (coco) has not seen photos like this. Its guess:" in page
+    assert 'alt="a red kite"' not in page and 'alt="a blue kite"' in page  # a guess is never alt text
+    assert "un cerf-volant bleu" in page
 
 
 def test_the_search_api_is_ranked_and_paginated(client, alice, gallery, add_photo):
