@@ -471,11 +471,14 @@ def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) ->
     from django.core.management import call_command
     from django.db import connection
 
-    from captioning.search import pgvector
+    from captioning.search import pgvector, words
 
     call_command("flush", interactive=False, verbosity=0)
+    word_index = connection.vendor == "postgresql"  # the caption word index: filled once at the end
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {FILLED_TABLE}")
+        for table, trigger in words.TRIGGERS.items() if word_index else ():
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     if with_pgvector:  # a bulk load: vectors written at the end, then the index built once
         with connection.cursor() as cursor:
             for dimensions in pgvector.INDEXED_DIMENSIONS:
@@ -484,6 +487,14 @@ def fill_and_index(size: int, dimension: int, seed: int, with_pgvector: bool) ->
     started = time.perf_counter()
     fill(size, dimension, seed)
     print(f"filled in {time.perf_counter() - started:.0f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    if word_index:
+        started = time.perf_counter()
+        words.caption_words_fill()
+        with connection.cursor() as cursor:
+            for table, trigger in words.TRIGGERS.items():
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+            cursor.execute(f"VACUUM ANALYZE {words.WORDS_TABLE}, {words.VOCABULARY_TABLE}")
+        print(f"caption word index filled in {time.perf_counter() - started:.0f} s", flush=True)
     if with_pgvector:
         started = time.perf_counter()
         pgvector.vector_table_fill()

@@ -288,6 +288,9 @@ SPECTACULAR_SETTINGS = {
 
 # Search (captioning/search.py): at most this many photos are ranked for one query.
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 500)
+# On PostgreSQL, caption search ranks, for each query word, only the newest this many photos holding it
+# (captioning/search/words.py): its cost stays the same however many captions hold a common word.
+SEARCH_WORD_CANDIDATES = env_int("SEARCH_WORD_CANDIDATES", 2000)
 # A photo is found by image when its CLIP cosine with the query is at least max(floor, best photo's - margin).
 # Each model's CLIP has its own (captioning/search/image.py, `image_relevance`); set, these replace them all.
 SEARCH_IMAGE_FLOOR = env_float("SEARCH_IMAGE_FLOOR", None)

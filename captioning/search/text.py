@@ -1,6 +1,8 @@
 """Search by caption words: the words of the query (common words like "a" or "the" left out) in the current
 caption or in any of its stored translations, case-insensitive; more words matched ranks higher, the whole
-phrase higher still. On PostgreSQL, trigram indexes find the candidates (migration 0004).
+phrase higher still. On PostgreSQL, the caption word index (words.py, migration 0016) names the candidates: for
+each query word, the newest photos holding it (SEARCH_WORD_CANDIDATES of them), so a common word costs no more
+than a rare one; on SQLite every caption is read (helped by nothing: SQLite's LIKE has no index here).
 
 One SQL statement reads captions and translations together, counts and sorts in the database, and says which
 captions are guesses (search ranks them last), so only the best rows come back and nothing is asked twice. The
@@ -11,9 +13,11 @@ UPPER(...)` on PostgreSQL, which the trigram indexes serve; `LIKE ... ESCAPE` on
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 
 from captioning.models import Caption, Translation
+from captioning.search.words import VOCABULARY_TABLE, WORDS_TABLE
 from captioning.selectors import UserOrAnonymous, photo_visible_sql
 
 MAX_QUERY_WORDS = 8
@@ -56,36 +60,59 @@ def text_ranking(user: UserOrAnonymous | None, query: str, limit: int) -> TextRa
     when it holds the whole query as written (a text holding the phrase holds every word, so the database ranks
     by words found + phrase found).
 
-    The matching texts are ranked first, every photo's, and visibility is then asked of each candidate in that
-    order (the selector's own SQL, given that one photo: `photo_visible_sql`) until `limit` are found: a common
-    word's many candidates are not each tested, and no user's whole visible set is worked out."""
+    The matching texts are ranked first, and visibility is then asked of each candidate in that order (the
+    selector's own SQL, given that one photo: `photo_visible_sql`) until `limit` are found: a common word's many
+    candidates are not each tested, and no user's whole visible set is worked out. On PostgreSQL only the word
+    index's candidates are ranked (each word's newest SEARCH_WORD_CANDIDATES photos, visible or not), so a photo
+    older than those of each of its words is found by image only; on SQLite every matching text is ranked."""
     words = query_words(query)
     if not words:
         return TextRanking([], set())
     phrase = query.lower() if len(words) > 1 else None
-    text_sql, text_params = _matching_texts(words, phrase)
+    candidates_sql, candidates_params = "", []
+    if connection.vendor == "postgresql":
+        candidates_sql = f"WITH word_candidates AS MATERIALIZED ({_NEWEST_HOLDING_EACH_WORD}) "
+        candidates_params = [words, settings.SEARCH_WORD_CANDIDATES, settings.SEARCH_WORD_CANDIDATES]
+    text_sql, text_params = _matching_texts(words, phrase, among_candidates=bool(candidates_sql))
     visible_sql, visible_params = photo_visible_sql(user, photo_id_sql="candidates.photo_id")
     # The fence keeps the visibility test out of the ranking subquery (PostgreSQL and SQLite would otherwise
     # move it down to every text row); the outer ORDER BY is the subquery's, so nothing is sorted again and the
     # LIMIT stops the tests.
     fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1"
-    sql = (
+    sql = candidates_sql + (
         "SELECT photo_id, best, unsure FROM ("
         f"SELECT photo_id, MAX(found) AS best, MAX(unsure) AS unsure FROM ({text_sql}) AS texts "
         f"GROUP BY photo_id ORDER BY best DESC, photo_id DESC {fence}) AS candidates "
         f"WHERE EXISTS ({visible_sql}) ORDER BY best DESC, photo_id DESC LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*text_params, *visible_params, limit])
+        cursor.execute(sql, [*candidates_params, *text_params, *visible_params, limit])
         rows = cursor.fetchall()
     count = len(words)
     ranked = [(photo_id, found / count if found <= count else 2.0) for photo_id, found, _unsure in rows]
     return TextRanking(ranked, {photo_id for photo_id, _found, unsure in rows if unsure})
 
 
-def _matching_texts(words: list[str], phrase: str | None) -> tuple[str, list]:
-    """SQL of (photo_id, found, unsure) for every current caption and stored translation that holds a word:
-    `found` counts the words it holds, +1 for the phrase; `unsure` is 1 for a guessed caption."""
+# The photos of the word index's candidates (PostgreSQL): for each query word, the indexed words it is a part of
+# (from the vocabulary), each one's newest photos, and of those the newest SEARCH_WORD_CANDIDATES. Every list is
+# read from the index's primary key in its order and cut by its LIMIT, so no word's photos are all read.
+_NEWEST_HOLDING_EACH_WORD = f"""
+SELECT DISTINCT newest.photo_id FROM unnest(%s::text[]) AS query (word)
+CROSS JOIN LATERAL (
+    SELECT indexed.photo_id FROM {VOCABULARY_TABLE} AS vocabulary
+    CROSS JOIN LATERAL (
+        SELECT photo_id FROM {WORDS_TABLE} WHERE word = vocabulary.word ORDER BY photo_id DESC LIMIT %s
+    ) AS indexed
+    WHERE strpos(vocabulary.word, query.word) > 0
+    ORDER BY indexed.photo_id DESC LIMIT %s
+) AS newest
+"""
+
+
+def _matching_texts(words: list[str], phrase: str | None, *, among_candidates: bool) -> tuple[str, list]:
+    """SQL of (photo_id, found, unsure) for every current caption and stored translation that holds a word (of
+    the photos in `word_candidates`, the word index's, when `among_candidates`): `found` counts the words it holds, +1
+    for the phrase; `unsure` is 1 for a guessed caption."""
     caption, translation = Caption._meta.db_table, Translation._meta.db_table
     sources = [
         (f"{caption} c", "c.text", ""),
@@ -95,6 +122,7 @@ def _matching_texts(words: list[str], phrase: str | None) -> tuple[str, list]:
             f"AND t.status = '{Translation.Status.DONE.value}'",
         ),
     ]
+    among = "AND c.photo_id = ANY(ARRAY(SELECT photo_id FROM word_candidates))" if among_candidates else ""
     parts, params = [], []
     for source, text, condition in sources:
         holds = [_holds(text, word) for word in words]
@@ -106,7 +134,7 @@ def _matching_texts(words: list[str], phrase: str | None) -> tuple[str, list]:
             found_params.append(phrase_param)
         parts.append(
             f"SELECT c.photo_id, {found} AS found, CASE WHEN c.confident THEN 0 ELSE 1 END AS unsure "
-            f"FROM {source} WHERE c.is_current {condition} AND ({' OR '.join(sql for sql, _ in holds)})"
+            f"FROM {source} WHERE c.is_current {condition} {among} AND ({' OR '.join(sql for sql, _ in holds)})"
         )
         params += [*found_params, *(param for _, param in holds)]
     return " UNION ALL ".join(parts), params

@@ -20,6 +20,7 @@ from captioning.search import (
     image_search_backend,
     memory,
     photo_search,
+    words,
 )
 from captioning.search.image import LOCAL_CLIP_RELEVANCE, ImageRelevance, QueryEmbeddingCache, image_relevance
 from captioning.selectors import photo_id_list_visible_to, photo_list_visible_to
@@ -114,6 +115,51 @@ def test_only_the_current_caption_is_searched(alice, gallery, add_photo):
     Caption.objects.create(photo=photo, text="a horse", is_current=True)
     assert found(alice, "zebra") == []
     assert found(alice, "horse") == [photo.pk]
+
+
+on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="the word index is PostgreSQL's")
+
+
+@on_postgresql
+def test_on_postgresql_each_word_ranks_only_its_newest_photos(alice, gallery, add_photo, settings):
+    settings.SEARCH_WORD_CANDIDATES = 2
+    old_both = add_photo(gallery, "a dog on a beach")
+    dogs = [add_photo(gallery, "a dog") for _ in range(2)]
+    beaches = [add_photo(gallery, "a beach") for _ in range(2)]
+    new_both = add_photo(gallery, "a dog on the beach")
+
+    # Each word's two newest: the newest photo holding both ranks first; the older one is beyond both lists.
+    assert found(alice, "dog beach") == [new_both.pk, beaches[1].pk, dogs[1].pk]
+    assert found(alice, "dog") == [new_both.pk, dogs[1].pk]
+    settings.SEARCH_WORD_CANDIDATES = 10
+    assert found(alice, "dog beach") == [new_both.pk, old_both.pk, beaches[1].pk, beaches[0].pk, dogs[1].pk, dogs[0].pk]
+
+
+@on_postgresql
+def test_the_word_index_follows_every_write_of_captions_and_translations(alice, gallery, add_photo):
+    photo = add_photo(gallery, "a hotdog stand")
+    assert found(alice, "dog") == [photo.pk]  # a part of a word, through the vocabulary
+
+    Caption.objects.filter(photo=photo).update(text="a zebra crossing")
+    assert (found(alice, "dog"), found(alice, "zebra")) == ([], [photo.pk])
+
+    translation = Translation.objects.create(
+        caption=photo.captions.get(), language="fr", text="un passage piéton", status=Translation.Status.PENDING
+    )
+    assert found(alice, "passage") == []
+    Translation.objects.filter(pk=translation.pk).update(status=Translation.Status.DONE)
+    assert found(alice, "passage") == [photo.pk]
+    translation.delete()
+    assert found(alice, "passage") == []
+
+    Caption.objects.filter(photo=photo).update(is_current=False)
+    assert found(alice, "zebra") == []
+    with connection.cursor() as cursor:  # what the triggers wrote is what a fill from scratch writes
+        cursor.execute(f"SELECT word, photo_id FROM {words.WORDS_TABLE} ORDER BY 1, 2")
+        maintained = cursor.fetchall()
+        words.caption_words_fill()
+        cursor.execute(f"SELECT word, photo_id FROM {words.WORDS_TABLE} ORDER BY 1, 2")
+        assert cursor.fetchall() == maintained
 
 
 # Who sees what -------------------------------------------------------------------------------------------
