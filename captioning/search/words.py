@@ -1,9 +1,11 @@
 """The caption word index (PostgreSQL only, migration 0016): which photos hold which word, newest photo first.
 
 `captioning_caption_word` has a row (word, photo) for every word of a photo's current caption and of its done
-translations, lower-cased and split at every character that is not a letter, digit or underscore (the words the
-query is split into, `text.query_words`). Its primary key (word, photo_id) hands a word's photos newest first, so
-caption search reads the newest few of each word and stops, however many captions hold it.
+translations, lower-cased and split at white space and ASCII punctuation but the underscore: a query word (letters,
+digits and underscores, `text.query_words`) that a text holds lies inside one of its words, whatever the database's
+locale calls a letter (PostgreSQL's own non-word class splits "½cup", and in a C locale "piéton"). The primary key
+(word, photo_id) hands a word's photos newest first, so caption search reads the newest few of each word and stops,
+however many captions hold it.
 `captioning_caption_vocabulary` lists every word ever indexed, so a query word finds the indexed words it is a part
 of ("dog" finds "dogs", "hotdog") from that short list rather than from every caption. Triggers on the captions and
 translations keep both current, whoever writes them; a bulk load may turn them off and call `caption_words_fill`.
@@ -19,12 +21,14 @@ TRIGGERS = {
 }
 
 # The words of the given photos' current captions and done translations; `{photos}` is a condition on c.photo_id.
+# The separators: white space and ASCII's punctuation ranges, the underscore (between ^ and `) left out.
+_SEPARATORS = r"[\s!-/:-@[-^`{-~]+"
 _WORDS_OF = r"""
 SELECT DISTINCT word, photo_id FROM (
-    SELECT regexp_split_to_table(lower(c.text), '\W+') AS word, c.photo_id
+    SELECT regexp_split_to_table(lower(c.text), '{separators}') AS word, c.photo_id
     FROM captioning_caption c WHERE c.is_current AND {photos}
     UNION ALL
-    SELECT regexp_split_to_table(lower(t.text), '\W+'), c.photo_id
+    SELECT regexp_split_to_table(lower(t.text), '{separators}'), c.photo_id
     FROM captioning_translation t JOIN captioning_caption c ON c.id = t.caption_id
     WHERE c.is_current AND t.status = 'done' AND {photos}
 ) AS words WHERE word <> ''
@@ -42,7 +46,7 @@ CREATE TABLE IF NOT EXISTS {VOCABULARY_TABLE} (word text PRIMARY KEY);
 CREATE OR REPLACE FUNCTION captioning_caption_words_index(photo bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM {WORDS_TABLE} WHERE photo_id = photo;
-    INSERT INTO {WORDS_TABLE} (word, photo_id) {_WORDS_OF.format(photos="c.photo_id = photo")}
+    INSERT INTO {WORDS_TABLE} (word, photo_id) {_WORDS_OF.format(photos="c.photo_id = photo", separators=_SEPARATORS)}
     ON CONFLICT DO NOTHING;
     INSERT INTO {VOCABULARY_TABLE} (word) SELECT word FROM {WORDS_TABLE} WHERE photo_id = photo
     ON CONFLICT DO NOTHING;
@@ -106,7 +110,9 @@ def caption_words_fill(database=connection) -> None:
     """Indexes every photo's words at once (the migration's, and a bulk load's with the triggers off)."""
     with database.cursor() as cursor:
         cursor.execute(f"TRUNCATE {WORDS_TABLE}")
-        cursor.execute(f"INSERT INTO {WORDS_TABLE} (word, photo_id) {_WORDS_OF.format(photos='TRUE')}")
+        cursor.execute(
+            f"INSERT INTO {WORDS_TABLE} (word, photo_id) {_WORDS_OF.format(photos='TRUE', separators=_SEPARATORS)}"
+        )
         cursor.execute(
             f"INSERT INTO {VOCABULARY_TABLE} (word) SELECT DISTINCT word FROM {WORDS_TABLE} ON CONFLICT DO NOTHING"
         )

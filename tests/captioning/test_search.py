@@ -139,6 +139,8 @@ def test_on_postgresql_each_word_ranks_only_its_newest_photos(alice, gallery, ad
 def test_the_word_index_follows_every_write_of_captions_and_translations(alice, gallery, add_photo):
     photo = add_photo(gallery, "a hotdog stand")
     assert found(alice, "dog") == [photo.pk]  # a part of a word, through the vocabulary
+    flour = add_photo(gallery, "½cup of flour")
+    assert found(alice, "½cup") == [flour.pk]  # a word to Python's \w, not to PostgreSQL's
 
     Caption.objects.filter(photo=photo).update(text="a zebra crossing")
     assert (found(alice, "dog"), found(alice, "zebra")) == ([], [photo.pk])
