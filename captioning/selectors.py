@@ -113,13 +113,12 @@ def _visible_photo_parts(
     user: UserOrAnonymous | None,
     *,
     include_unlisted: bool,
-    galleries_listed_once: bool = False,
     asked_photo_by_photo: bool = False,
 ) -> list[Q]:
     """`_visible_photo_q`'s parts, which no photo meets both of (one is held by a gallery, the other by none).
     "Held by" is asked of each photo (EXISTS over its own placements), so PostgreSQL tests only the photos a query
     reads (a photo page, a search's candidates) instead of first listing every photo of every gallery the user
-    may see. `galleries_listed_once`: see `photo_list_visible_to`.
+    may see.
 
     `asked_photo_by_photo`, for a page read newest first: each part asks for one placement of the photo (a
     subquery with LIMIT 1, galleries listed once) rather than whether one EXISTS, which PostgreSQL may answer by
@@ -127,7 +126,7 @@ def _visible_photo_parts(
     PostgreSQL's time for the API's first page of 50 at 10,000 photos 1.9 -> 0.5 ms (prepared, so not planned).
     The other side of it: a user who sees few photos has many read for a page (one who sees 4% of them: 1.0 ->
     2.0 ms); one who may open no gallery has none looked up (the galleries' array is empty: 4.5 -> 3.1 ms)."""
-    listed_once = (galleries_listed_once or asked_photo_by_photo) and connection.vendor == "postgresql"
+    listed_once = asked_photo_by_photo and connection.vendor == "postgresql"
     visible_galleries = _visible_gallery_ids(user, include_unlisted=include_unlisted, as_array=listed_once)
     in_visible_gallery = _in_galleries(visible_galleries)
     if asked_photo_by_photo:
@@ -493,36 +492,31 @@ def photo_list_visible_to(
     user: UserOrAnonymous | None,
     *,
     include_unlisted: bool = False,
-    galleries_listed_once: bool = False,
     asked_photo_by_photo: bool = False,
 ) -> QuerySet[Photo]:
     """Photos `user` may see: the one rule behind galleries, photo pages, media files, search and the API.
 
-    `galleries_listed_once`, for a statement that tests many photos one by one (search's caption candidates):
-    PostgreSQL lists the galleries `user` may open once (an array), so each photo costs one look-up in its
-    placements, where it joined the galleries again for each photo (30 -> 7 us a photo for a signed-in user).
-    Not the default: pgvector's image search with it took 4.9 s instead of 0.1 s in one run at 100,000 photos
-    (benchmarks/search.py), not understood yet. `asked_photo_by_photo`: for a page read newest first
-    (`_visible_photo_parts`)."""
-    visible = _visible_photo_q(
-        user,
-        include_unlisted=include_unlisted,
-        galleries_listed_once=galleries_listed_once,
-        asked_photo_by_photo=asked_photo_by_photo,
-    )
+    `asked_photo_by_photo`: for a page read newest first and for a statement that tests many photos one by one
+    (search's candidates, `photo_visible_sql`): the galleries `user` may open are listed once (an array on
+    PostgreSQL) and each photo costs one look-up in its placements (`_visible_photo_parts`). Not the default:
+    pgvector's image search with the galleries listed once took 4.9 s instead of 0.1 s in one run at 100,000
+    photos (benchmarks/search.py), not understood yet."""
+    visible = _visible_photo_q(user, include_unlisted=include_unlisted, asked_photo_by_photo=asked_photo_by_photo)
     return Photo.objects.filter(visible).select_related("owner")
 
 
 def photo_visible_sql(user: UserOrAnonymous | None, *, photo_id_sql: str) -> tuple[str, list]:
     """(SQL, parameters) of a subquery that has a row when the photo whose id `photo_id_sql` names (a column of
-    an outer statement) is in `photo_list_visible_to(user, galleries_listed_once=True)`: EXISTS of it tests a
-    statement's candidates one by one (search's). Built and compiled once per thread (captioning.statements):
-    building it cost more than running it."""
+    an outer statement) is in `photo_list_visible_to(user, asked_photo_by_photo=True)`: EXISTS of it tests a
+    statement's candidates one by one (search's). Asked photo by photo, as a page asks, because with EXISTS
+    PostgreSQL hashed every photo of every gallery a signed-in user may open first (357,200 at a million photos:
+    the caption statement's visibility tests took 380 ms instead of 30). Built and compiled once per thread
+    (captioning.statements): building it cost more than running it."""
     signed_in = _signed_in(user)
     visible = statement(
         ("photo visible", signed_in, photo_id_sql),
         lambda: (
-            photo_list_visible_to(_stand_in(signed_in), galleries_listed_once=True)
+            photo_list_visible_to(_stand_in(signed_in), asked_photo_by_photo=True)
             .filter(pk=RawSQL(photo_id_sql, []))
             .values("pk")
             .order_by()
