@@ -38,12 +38,21 @@ class PhotoLinks:
 
     def __init__(self) -> None:
         self._parts: dict[str, tuple[str, str]] = {}
+        self._many: dict[tuple, list[tuple[str, str, str]]] = {}
 
     def url(self, name: str, photo_uuid: uuid.UUID | str) -> str:
         parts = self._parts.get(name)
         if parts is None:
             parts = self._parts[name] = _parts(name, "photo_uuid")
         return f"{parts[0]}{photo_uuid}{parts[1]}"
+
+    def urls(self, photo_uuid: uuid.UUID | str, names: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        """{key: `url(name, photo_uuid)`} for each (key, URL name) of `names`: a list's several addresses of each
+        photo in one call."""
+        parts = self._many.get(names)
+        if parts is None:
+            parts = self._many[names] = [(key, *_parts(name, "photo_uuid")) for key, name in names]
+        return {key: f"{before}{photo_uuid}{after}" for key, before, after in parts}
 
     def gallery(self, public_id: str, slug: str) -> str:
         """A gallery's page, as models.gallery_url gives it (a slug is quoted as reverse() quotes it)."""

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from captioning.models import RequestBudget
+from captioning.statements import prepared_cursor
 
 _TABLE = RequestBudget._meta.db_table
 # Spend one interval if that leaves the budget's end at most a period ahead; answer the new end, or nothing.
@@ -44,7 +45,8 @@ def spend(key: str, *, limit: int, period: float, now: float | None = None) -> f
         wait = _redis_script(settings.REDIS_URL)(keys=[f"clippro:request-budget:{key}"], args=[now, interval, period])
         return None if wait is None else float(wait)
     greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
-    with connection.cursor() as cursor:
+    # Prepared on PostgreSQL (once per connection): planning was a quarter of the upsert's PostgreSQL CPU.
+    with prepared_cursor(connection) as cursor:
         cursor.execute(
             _SPEND_SQL.format(greatest=greatest),
             [key, now + interval, now, interval, now, interval, now + period],

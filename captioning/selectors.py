@@ -816,6 +816,7 @@ CAPTION_ROW_FIELDS = (
     "reviewed_at",
 )
 _CURRENT_CAPTION_FIELDS = {field: f"current_caption__{field}" for field in CAPTION_ROW_FIELDS}
+_current_caption_values = operator.itemgetter(*_CURRENT_CAPTION_FIELDS.values())
 PHOTO_LIST_ORDER = ("-created_at", "-id")  # newest first
 
 
@@ -876,21 +877,26 @@ def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymou
     and `can_manage` (`photo_can_manage`)."""
     rows = list(rows)
     photo_ids = [row["id"] for row in rows]
-    holding: dict[int, list[tuple[str, int, bool]]] = {photo_id: [] for photo_id in photo_ids}
+    # Per photo: the galleries holding it that acting_user may see listed, and the owners of all those holding it.
+    listed_holding: dict[int, list[str]] = {photo_id: [] for photo_id in photo_ids}
+    holding_owner_ids: dict[int, list[int]] = {photo_id: [] for photo_id in photo_ids}
     if photo_ids:
         for gallery in _galleries_holding(photo_ids, acting_user):
-            holding[gallery["placements__photo_id"]].append(
-                (gallery["public_id"], gallery["owner_id"], gallery["listed"])
-            )
+            photo_id = gallery["placements__photo_id"]
+            if gallery["listed"]:
+                listed_holding[photo_id].append(gallery["public_id"])
+            holding_owner_ids[photo_id].append(gallery["owner_id"])
+    acting_user_id = acting_user.pk if _signed_in(acting_user) else None  # `_manages`, without a call per row
     for row in rows:
-        galleries = holding[row["id"]]
         row["caption"] = (
             None
             if row["current_caption__id"] is None
-            else {field: row[joined] for field, joined in _CURRENT_CAPTION_FIELDS.items()}
+            else dict(zip(CAPTION_ROW_FIELDS, _current_caption_values(row), strict=True))
         )
-        row["galleries"] = [public_id for public_id, _owner_id, listed in galleries if listed]
-        row["can_manage"] = _manages(acting_user, row["owner_id"], [owner_id for _public_id, owner_id, _ in galleries])
+        row["galleries"] = listed_holding[row["id"]]
+        row["can_manage"] = acting_user_id is not None and (
+            acting_user_id == row["owner_id"] or acting_user_id in holding_owner_ids[row["id"]]
+        )
     return rows
 
 

@@ -245,7 +245,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "captioning.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "captioning.api.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "captioning.api.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [

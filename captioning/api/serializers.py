@@ -171,6 +171,7 @@ def caption_representation(caption: Caption) -> dict:
 def caption_row_representation(caption: dict, zone: tzinfo) -> dict:
     """CaptionSerializer's fields from a row of selectors.CAPTION_ROW_FIELDS."""
     score, clip_score, familiarity = caption["score"], caption["clip_score"], caption["familiarity"]
+    reviewed_at = caption["reviewed_at"]
     return {
         "id": caption["id"],
         "text": str(caption["text"]),
@@ -186,7 +187,7 @@ def caption_row_representation(caption: dict, zone: tzinfo) -> dict:
         "created_at": _datetime(caption["created_at"], zone),
         "review_state": str(caption["review_state"]),
         "reviewed_by": caption["reviewed_by__username"],
-        "reviewed_at": _datetime(caption["reviewed_at"], zone),
+        "reviewed_at": None if reviewed_at is None else _datetime(reviewed_at, zone),
     }
 
 
@@ -195,6 +196,15 @@ class PhotoUrlsSerializer(serializers.Serializer):
     thumbnail = serializers.CharField()
     image = serializers.CharField()
     original = serializers.CharField(help_text="The uploaded file for its owner; a copy without metadata otherwise")
+
+
+# PhotoUrlsSerializer's fields: the URL name of each.
+_PHOTO_URL_NAMES = (
+    ("page", "photo-detail"),
+    ("thumbnail", "photo-thumbnail"),
+    ("image", "photo-image"),
+    ("original", "photo-original"),
+)
 
 
 class PhotoSerializer(serializers.ModelSerializer):
@@ -245,13 +255,7 @@ class PhotoSerializer(serializers.ModelSerializer):
     @extend_schema_field(PhotoUrlsSerializer)
     def get_urls(self, photo: Photo) -> dict:
         # The serializer of a list presents every row: the addresses are resolved once for all of them.
-        links = self.__dict__.setdefault("_links", PhotoLinks())
-        return {
-            "page": links.url("photo-detail", photo.uuid),
-            "thumbnail": links.url("photo-thumbnail", photo.uuid),
-            "image": links.url("photo-image", photo.uuid),
-            "original": links.url("photo-original", photo.uuid),
-        }
+        return self.__dict__.setdefault("_links", PhotoLinks()).urls(photo.uuid, _PHOTO_URL_NAMES)
 
     def get_can_manage(self, photo: Photo) -> bool:
         return selectors.photo_can_manage(self.context["request"].user, photo)
@@ -283,10 +287,10 @@ def _same_zone_as_read(zone: tzinfo) -> tzinfo:
 def photo_row_representation(row: dict, links: PhotoLinks, zone: tzinfo) -> dict:
     """PhotoSerializer's fields from a row of selectors.photo_rows_with_details."""
     photo_uuid = str(row["uuid"])
-    caption = row["caption"]
+    caption, taken_at = row["caption"], row["taken_at"]
     return {
         "id": photo_uuid,
-        "galleries": [str(public_id) for public_id in row["galleries"]],
+        "galleries": list(map(str, row["galleries"])),
         "owner": str(row["owner__username"]),
         "original_filename": str(row["original_filename"]),
         "status": str(row["status"]),
@@ -296,16 +300,11 @@ def photo_row_representation(row: dict, links: PhotoLinks, zone: tzinfo) -> dict
         "height": int(row["height"]),
         "format": str(row["format"]),
         "byte_size": int(row["byte_size"]),
-        "taken_at": _datetime(row["taken_at"], zone),
+        "taken_at": None if taken_at is None else _datetime(taken_at, zone),
         "created_at": _datetime(row["created_at"], zone),
         "updated_at": _datetime(row["updated_at"], zone),
         "caption": None if caption is None else caption_row_representation(caption, zone),
-        "urls": {
-            "page": links.url("photo-detail", photo_uuid),
-            "thumbnail": links.url("photo-thumbnail", photo_uuid),
-            "image": links.url("photo-image", photo_uuid),
-            "original": links.url("photo-original", photo_uuid),
-        },
+        "urls": links.urls(photo_uuid, _PHOTO_URL_NAMES),
         "can_manage": bool(row["can_manage"]),
     }
 

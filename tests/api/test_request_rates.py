@@ -64,3 +64,19 @@ def test_concurrent_requests_on_two_processes_are_counted_exactly(people, start_
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(status, range(40)))
     assert (statuses.count(200), statuses.count(429)) == (20, 20)
+
+
+def test_spending_is_prepared_once_per_postgresql_connection(settings, db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        pytest.skip("PostgreSQL with POSTGRES_PREPARED_STATEMENTS prepares statements")
+    settings.REDIS_URL = ""
+
+    def upserts_prepared() -> int:
+        request_rates.spend("test:prepared", limit=1000, period=60)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%ON CONFLICT%"])
+            return cursor.fetchone()[0]
+
+    assert upserts_prepared() == upserts_prepared() == 1

@@ -8,7 +8,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 
 from captioning import selectors
-from captioning.statements import _timestamp_loader
+from captioning.models import Caption
+from captioning.statements import _faster_converter, _timestamp_loader
 
 psycopg_any = pytest.importorskip("django.db.backends.postgresql.psycopg_any")
 
@@ -40,7 +41,7 @@ def test_timestamps_read_as_djangos_own_loader_reads_them(zone):
                 ours.load(text)
             continue
         read = ours.load(text)
-        assert (read, read.tzinfo) == (expected, expected.tzinfo), text
+        assert (read, read.tzinfo, read.fold) == (expected, expected.tzinfo, expected.fold), text
 
 
 @pytest.mark.django_db
@@ -59,3 +60,44 @@ def test_the_photo_page_is_prepared_once_per_postgresql_connection():
     prepared = photo_pages_prepared()
     assert prepared >= 1
     assert photo_pages_prepared() == photo_pages_prepared() == prepared
+
+
+# As a database may hand a JSON column's text over: what json.loads takes, what it refuses, what it takes only with
+# whitespace or a byte order mark around, and what is not text.
+JSON_TEXTS = [
+    "{}",
+    '{"strategy": "beam", "beam_size": 3, "temperature": 0.7, "nested": {"list": [1, 2.5e-07, null, true]}}',
+    '"a string"',
+    "null",
+    "12345678901234567890123",
+    '{"zèbre": "東京 \\u2028 \\ud83d\\ude00"}',
+    "NaN",
+    "[Infinity, -Infinity]",
+    ' {"leading": "space"}',
+    '{"trailing": "space"} ',
+    "\ufeff{}",
+    '{"a": 1} extra',
+    "{not json",
+    "",
+    "[" * 5000 + "]" * 5000,
+    None,
+    3,
+    {"already": "decoded"},
+]
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS, ids=repr)
+def test_json_columns_read_as_the_fields_own_converter_reads_them(text):
+    field = Caption._meta.get_field("decoding")
+    (djangos,) = field.get_db_converters(connection)
+    ours = _faster_converter(djangos)
+    assert ours is not djangos
+    expression = Caption.objects.values("decoding").query.get_compiler("default").get_select()[0][0][0]
+    try:
+        expected = djangos(text, expression, connection)
+    except Exception as refusal:  # whatever the field's converter refuses, ours refuses alike
+        with pytest.raises(type(refusal)):
+            ours(text, expression, connection)
+        return
+    read = ours(text, expression, connection)
+    assert (read, type(read)) == (expected, type(expected))
