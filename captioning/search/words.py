@@ -116,3 +116,6 @@ def caption_words_fill(database=connection) -> None:
         cursor.execute(
             f"INSERT INTO {VOCABULARY_TABLE} (word) SELECT DISTINCT word FROM {WORDS_TABLE} ON CONFLICT DO NOTHING"
         )
+        # Statistics at once: until autovacuum came by, PostgreSQL planned search on the new tables blind (the load
+        # benchmark's search made 42 requests/s right after the migration, 83 after ANALYZE).
+        cursor.execute(f"ANALYZE {WORDS_TABLE}, {VOCABULARY_TABLE}")
