@@ -35,6 +35,7 @@ GAUSSIAN_REFERENCE_FORMAT = "clippro-familiarity/1"
 # margin; 20 lets more crops of them through (README).
 NEIGHBOURS = 5
 DEFAULT_REFERENCE_SIZE = 4096
+DISTANCE_ROWS = 256
 # Added to the covariance's diagonal, relative to its mean variance: a sample smaller than the embedding size
 # (or a CLIP that leaves some directions unused) gives a singular covariance otherwise.
 COVARIANCE_SHRINKAGE = 1e-3
@@ -92,8 +93,14 @@ class FamiliarityReference:
             squared_distance = whitened.square().sum(dim=-1)
         else:
             neighbours = min(NEIGHBOURS, whitened_sample.shape[0])
-            nearest = torch.cdist(whitened, whitened_sample).topk(neighbours, dim=1, largest=False).values
-            squared_distance = nearest.square().mean(dim=1)  # [N]
+            # In rows of DISTANCE_ROWS: a calibration's 5,000 photos against a 32,000-image reference would hold
+            # 1.3 GB of distances at once.
+            squared_distance = torch.cat(
+                [
+                    torch.cdist(rows, whitened_sample).topk(neighbours, dim=1, largest=False).values.square().mean(1)
+                    for rows in whitened.split(DISTANCE_ROWS)
+                ]
+            )  # [N]
         return torch.exp(-squared_distance / (2 * self.embedding_size)).float()
 
     def scores(self, embeddings: torch.Tensor) -> list[FamiliarityScore]:
