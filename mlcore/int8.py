@@ -221,6 +221,41 @@ def is_plain_mlp(mlp: torch.nn.Module) -> bool:
     )
 
 
+class Int8PatchEmbedding(torch.nn.Module):
+    """An inference-only stand-in for a ViT's patch embedding, a `torch.nn.Conv2d` whose stride is its kernel: the
+    same product as a linear layer over each patch's pixels, run as one (in fp32, oneDNN's convolution took
+    10-15% of ViT-B/32's int8 CPU time). Each patch is quantized on its own, as any row."""
+
+    def __init__(self, conv: torch.nn.Conv2d):
+        super().__init__()
+        self.kernel = conv.kernel_size
+        self.out_features = conv.out_channels
+        self.packed = pack_int8(conv.weight.reshape(conv.out_channels, -1), conv.bias)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = pixels.shape
+        (kernel_height, kernel_width), grid_height, grid_width = (
+            self.kernel,
+            height // self.kernel[0],
+            width // self.kernel[1],
+        )
+        cropped = pixels[:, :, : grid_height * kernel_height, : grid_width * kernel_width]  # as the convolution drops
+        patches = cropped.reshape(batch, channels, grid_height, kernel_height, grid_width, kernel_width)
+        patches = patches.permute(0, 2, 4, 1, 3, 5)  # [batch, grid, grid, channels, kernel, kernel]
+        embedded = int8_linear(self.packed, patches.reshape(batch * grid_height * grid_width, -1))
+        return embedded.view(batch, grid_height, grid_width, -1).permute(0, 3, 1, 2).to(pixels.dtype)
+
+
+def is_patch_embedding(conv: torch.nn.Conv2d) -> bool:
+    return (
+        conv.kernel_size == conv.stride
+        and conv.padding in ((0, 0), 0, "valid")
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+    )
+
+
 class Int8SelfAttention(torch.nn.Module):
     """An inference-only stand-in for a self-attention `torch.nn.MultiheadAttention`, called as open_clip's
     transformer blocks call it: `(x, x, x, need_weights=False, attn_mask=None or additive)`."""
@@ -275,4 +310,8 @@ def quantize_image_tower(clip: torch.nn.Module) -> int:
             if isinstance(layer, torch.nn.Linear):
                 setattr(block.mlp, name, Int8Linear(layer))
                 swapped += 1
+    patches = getattr(clip.visual, "conv1", None)
+    if swapped and isinstance(patches, torch.nn.Conv2d) and is_patch_embedding(patches):
+        clip.visual.conv1 = Int8PatchEmbedding(patches)
+        swapped += 1
     return swapped
