@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
+from mlcore.devices import across_cores
 from mlcore.errors import MlcoreError
 
 
@@ -203,12 +204,16 @@ class Int8Mlp(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         flat = inputs.reshape(-1, inputs.shape[-1])
+        outputs = torch.cat(across_cores(self._in_blocks, flat))
+        return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
+
+    def _in_blocks(self, flat: torch.Tensor) -> torch.Tensor:
         if flat.shape[0] <= ROW_BLOCK:
-            return self.c_proj(self.gelu(self.c_fc(inputs)))
+            return self.c_proj(self.gelu(self.c_fc(flat)))
         outputs = flat.new_empty(flat.shape[0], self.c_proj.out_features)
         for start in range(0, flat.shape[0], ROW_BLOCK):
             outputs[start : start + ROW_BLOCK] = self.c_proj(self.gelu(self.c_fc(flat[start : start + ROW_BLOCK])))
-        return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
+        return outputs
 
 
 def is_plain_mlp(mlp: torch.nn.Module) -> bool:
@@ -229,16 +234,12 @@ class Int8PatchEmbedding(torch.nn.Module):
     def __init__(self, conv: torch.nn.Conv2d):
         super().__init__()
         self.kernel = conv.kernel_size
-        self.out_features = conv.out_channels
         self.packed = pack_int8(conv.weight.reshape(conv.out_channels, -1), conv.bias)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = pixels.shape
-        (kernel_height, kernel_width), grid_height, grid_width = (
-            self.kernel,
-            height // self.kernel[0],
-            width // self.kernel[1],
-        )
+        kernel_height, kernel_width = self.kernel
+        grid_height, grid_width = height // kernel_height, width // kernel_width
         cropped = pixels[:, :, : grid_height * kernel_height, : grid_width * kernel_width]  # as the convolution drops
         patches = cropped.reshape(batch, channels, grid_height, kernel_height, grid_width, kernel_width)
         patches = patches.permute(0, 2, 4, 1, 3, 5)  # [batch, grid, grid, channels, kernel, kernel]
@@ -275,12 +276,18 @@ class Int8SelfAttention(torch.nn.Module):
         if attn_mask is not None and attn_mask.dtype == torch.bool:
             raise ValueError("Int8SelfAttention takes additive float masks, as open_clip passes them")
         inputs = query if self.batch_first else query.transpose(0, 1)
+        if attn_mask is None or attn_mask.dim() == 2:  # the same mask for every image: images share the cores
+            outputs = torch.cat(across_cores(lambda images: self._attend(images, attn_mask), inputs))
+        else:
+            outputs = self._attend(inputs, attn_mask)
+        return (outputs if self.batch_first else outputs.transpose(0, 1)), None
+
+    def _attend(self, inputs: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         batch, length, width = inputs.shape
         qkv = int8_linear(self.in_proj, inputs).view(batch, length, 3, self.heads, width // self.heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, length, head_dim]
         attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-        outputs = self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
-        return (outputs if self.batch_first else outputs.transpose(0, 1)), None
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
 
 
 def supports_int8_attention(attention: torch.nn.MultiheadAttention) -> bool:
