@@ -243,7 +243,8 @@ class Int8PatchEmbedding(torch.nn.Module):
         cropped = pixels[:, :, : grid_height * kernel_height, : grid_width * kernel_width]  # as the convolution drops
         patches = cropped.reshape(batch, channels, grid_height, kernel_height, grid_width, kernel_width)
         patches = patches.permute(0, 2, 4, 1, 3, 5)  # [batch, grid, grid, channels, kernel, kernel]
-        embedded = int8_linear(self.packed, patches.reshape(batch * grid_height * grid_width, -1))
+        rows = patches.reshape(batch * grid_height * grid_width, -1)
+        embedded = torch.cat(across_cores(lambda part: int8_linear(self.packed, part), rows))
         return embedded.view(batch, grid_height, grid_width, -1).permute(0, 3, 1, 2).to(pixels.dtype)
 
 
