@@ -83,8 +83,8 @@ def sums_stay_exact_in_float(quantized: torch.Tensor) -> bool:
     return bool((largest < 2**24).all())
 
 
-# Rows per integer matmul. CLIP's blocks run 50 tokens x 64 images = 3,200 rows per call: in blocks of 512
-# the int32 products and their float copies stay in cache for the scaling passes that follow (CLIP's
+# Rows per integer matmul, at most. CLIP's blocks run 50 tokens x 64 images = 3,200 rows per call: in blocks of
+# at most 512 (`even_block`) the int32 products and their float copies stay in cache for the scaling passes that follow (CLIP's
 # int8 matmuls with their scaling took 20-50% less CPU time on Zen 4); each row's result is bitwise the same.
 ROW_BLOCK = 512
 
