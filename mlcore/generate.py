@@ -104,8 +104,8 @@ def generate_candidates(
             return beam_candidates(decoder, part, stop_token_id, options)
         return [[generated] for generated in sample_or_greedy(decoder, part, stop_token_id, options)]
 
-    if not int8:
-        return candidates(prefixes)
+    if not int8 or (options.strategy == "sample" and options.seed is None):
+        return candidates(prefixes)  # unseeded draws from torch's global generator would race between threads
     # int8 runs on a CPU, and a row's result never depends on its batch-mates: each core takes its share of images.
     return [each for part in across_cores(candidates, prefixes) for each in part]
 
