@@ -55,8 +55,9 @@ def across_cores(function: Callable[[torch.Tensor], T], inputs: torch.Tensor) ->
     running on its own thread with one core, in the order of the slices. For work whose rows are independent (int8
     captioning: a row's result never depends on its batch-mates): two-thread OpenMP regions meet at a barrier
     after every operation, thousands per batch, where threads that each own whole rows run through without
-    waiting. Captioning 64 images' prefixes in int8 on 2 cores, load 3.5: 34-107 s in one call with 2 OpenMP
-    threads, 4.0-9.1 s in two halves, the same captions.
+    waiting. Captioning 64 images' prefixes in int8 on 2 cores, the same captions: 4.2-4.4 s in two halves
+    against 4.5-5.2 s in one call with 2 OpenMP threads nearly quiet (load 1-1.5), 4.0-9.1 s against 34-107 s
+    under load 3.5 (a thread another process deschedules stalls its partner at every barrier).
 
     While it runs, torch's intra-op thread count is 1 for the whole process (`torch.set_num_threads` is global);
     it is restored afterwards. Grad and inference modes, which are per thread, follow the caller's."""
