@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
 from mlcore.decoder import IncrementalGPT2, at_least_fp32
+from mlcore.devices import across_cores
 
 Strategy = Literal["beam", "greedy", "sample"]
 # New tokens per caption when neither the caller nor the model says otherwise (a Captioner uses its
@@ -97,9 +98,16 @@ def generate_candidates(
     if options.max_length is None:
         options = replace(options, max_length=DEFAULT_MAX_LENGTH)
     decoder = IncrementalGPT2(gpt, int8=int8)
-    if options.strategy == "beam":
-        return beam_candidates(decoder, prefixes, stop_token_id, options)
-    return [[generated] for generated in sample_or_greedy(decoder, prefixes, stop_token_id, options)]
+
+    def candidates(part: torch.Tensor) -> list[list[GeneratedTokens]]:
+        if options.strategy == "beam":
+            return beam_candidates(decoder, part, stop_token_id, options)
+        return [[generated] for generated in sample_or_greedy(decoder, part, stop_token_id, options)]
+
+    if not int8 or (options.strategy == "sample" and options.seed is None):
+        return candidates(prefixes)  # unseeded draws from torch's global generator would race between threads
+    # int8 runs on a CPU, and a row's result never depends on its batch-mates: each core takes its share of images.
+    return [each for part in across_cores(candidates, prefixes) for each in part]
 
 
 def beam_candidates(

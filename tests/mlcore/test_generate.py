@@ -183,6 +183,24 @@ def test_sampling_with_a_seed_is_reproducible(tiny_clip_dir, tiny_gpt2_dir):
     assert all(math.isfinite(c.score) and c.score <= 0 for c in first)
 
 
+def test_unseeded_int8_sampling_draws_from_the_global_generator_as_one_call_does(tiny_clip_dir, tiny_gpt2_dir):
+    # int8 splits a batch across the cores; unseeded draws from torch's global generator must not be split.
+    model = random_model(tiny_clip_dir, tiny_gpt2_dir, seed=16).float()
+    options = DecodingOptions(strategy="sample", max_length=6)
+    previous = torch.get_num_threads()
+    drawn = {}
+    try:
+        with torch.inference_mode():
+            prefixes = model.prefix_embeddings(torch.randn(6, 24))
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                torch.manual_seed(3)
+                drawn[threads] = [c.token_ids for c in generate(model.gpt, prefixes, -1, options, int8=True)]
+    finally:
+        torch.set_num_threads(previous)
+    assert drawn[1] == drawn[2]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

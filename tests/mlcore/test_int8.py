@@ -1,3 +1,5 @@
+from collections import OrderedDict
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,7 +7,17 @@ from PIL import Image
 
 import mlcore.int8
 from mlcore.encoder import ClipEncoder
-from mlcore.int8 import ROW_BLOCK, Int8Linear, Int8SelfAttention, has_amx, int8_linear, pack_int8, quantize_image_tower
+from mlcore.int8 import (
+    ROW_BLOCK,
+    Int8Linear,
+    Int8Mlp,
+    Int8PatchEmbedding,
+    Int8SelfAttention,
+    has_amx,
+    int8_linear,
+    pack_int8,
+    quantize_image_tower,
+)
 
 needs_amx = pytest.mark.skipif(not has_amx(), reason="this CPU has no AMX")
 
@@ -61,13 +73,45 @@ def test_int8_vit_embeddings_stay_close_to_float(tiny_clip_dir):
     quantized = ClipEncoder.load(f"local-dir:{tiny_clip_dir}", device="cpu", int8=True)
     blocks = quantized.model.visual.transformer.resblocks
     assert all(isinstance(block.attn, Int8SelfAttention) for block in blocks)
-    assert all(isinstance(block.mlp.c_fc, Int8Linear) for block in blocks)
+    assert all(isinstance(block.mlp, Int8Mlp) and isinstance(block.mlp.c_fc, Int8Linear) for block in blocks)
+    assert isinstance(quantized.model.visual.conv1, Int8PatchEmbedding)
     expected, actual = full.encode_images(IMAGES), quantized.encode_images(IMAGES)
     similarity = F.cosine_similarity(actual, expected)
     assert not torch.equal(actual, expected)
     assert similarity.min() > 0.99
     texts = ["a red square", "a cat"]
     torch.testing.assert_close(quantized.encode_texts(texts), full.encode_texts(texts))  # the text tower is fp32
+
+
+def test_int8_mlp_in_row_blocks_gives_every_row_what_the_layers_give_it(int8_kernel):
+    # CLIP's MLP runs ROW_BLOCK rows at a time from one layer to the next; a row's result is the layers' result.
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(
+        OrderedDict(c_fc=torch.nn.Linear(64, 256), gelu=torch.nn.GELU(), c_proj=torch.nn.Linear(256, 64))
+    )
+    blocked = Int8Mlp(mlp)
+    inputs = torch.randn(3, ROW_BLOCK // 2 + 7, 64)  # three calls' worth of rows, the last block ragged
+    with torch.inference_mode():
+        expected = blocked.c_proj(mlp.gelu(blocked.c_fc(inputs.reshape(-1, 64)))).reshape(3, -1, 64)
+        one_image = blocked(inputs[1:2])
+        actual = blocked(inputs)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+    torch.testing.assert_close(one_image, expected[1:2], rtol=0, atol=0)
+    assert 0 < relative_error(actual, mlp(inputs)) < 0.03
+
+
+def test_int8_patch_embedding_matches_the_convolution_patch_by_patch(int8_kernel):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 48, kernel_size=8, stride=8, bias=False)
+    embedding = Int8PatchEmbedding(conv)
+    pixels = torch.randn(3, 3, 36, 28)  # not a whole number of patches: the convolution drops the rest
+    with torch.inference_mode():
+        expected = conv(pixels)
+        actual = embedding(pixels)
+        alone = torch.cat([embedding(image.unsqueeze(0)) for image in pixels])
+    assert actual.shape == expected.shape == (3, 48, 4, 3)
+    assert 0 < relative_error(actual, expected) < 0.03
+    torch.testing.assert_close(actual, alone, rtol=0, atol=0)
 
 
 def test_resnet_image_towers_stay_in_float(tiny_resnet_clip_dir):
