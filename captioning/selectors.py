@@ -481,10 +481,7 @@ def gallery_rows_for_upload(acting_user: UserOrAnonymous | None) -> list[dict]:
 
 def gallery_list_holding(photo: Photo, acting_user: UserOrAnonymous | None) -> list[Gallery]:
     """The galleries holding `photo` that `acting_user` may see listed (never someone's unlisted gallery whose
-    link they may not have): read from `photo_with_current_caption`'s prefetch when there is one."""
-    prefetched = getattr(photo, "holding_galleries", None)
-    if prefetched is not None:
-        return [gallery for gallery in prefetched if gallery.listed]
+    link they may not have)."""
     return list(gallery_list_visible_to(acting_user).filter(placements__photo=photo).order_by("title", "id"))
 
 
@@ -745,40 +742,6 @@ def photo_list_timeline(*, acting_user: AbstractBaseUser, include_shared: bool) 
     )
 
 
-# What lists read (the API's photo list and search hits: captioning.api.serializers): every column of the photos
-# but those below, and of their galleries and owners only what identifies them. Left unread: the 2 KB embedding,
-# JSON decoded for every photo and every caption's model, and whole user and gallery rows. A field left out still
-# reads, with one query per row (tests/api/test_query_counts.py sees it).
-_UNLISTED_PHOTO_FIELDS = {"embedding", "requested_decoding", "original", "display_image", "thumbnail", "sha256"}
-_LISTED_PHOTO_FIELDS = [
-    *(field.name for field in Photo._meta.concrete_fields if field.name not in _UNLISTED_PHOTO_FIELDS),
-    "owner__username",
-]
-_UNLISTED_CAPTION_FIELDS = ("model_version__checkpoint_path", "model_version__config", "model_version__metrics")
-
-
-def photo_with_current_caption(photos: QuerySet[Photo], *, acting_user: UserOrAnonymous | None) -> QuerySet[Photo]:
-    """`photos` as lists present `acting_user` them, with their current caption (and its model and author), the
-    galleries holding them that `acting_user` may see listed, and the owners of every gallery holding them (who
-    may manage them), each read in one more query."""
-    captions = (
-        Caption.objects.filter(is_current=True)
-        .select_related("model_version", "created_by", "reviewed_by")
-        .defer(*_UNLISTED_CAPTION_FIELDS)
-    )
-    # Every gallery holding each photo in one query: its owner (who may manage the photo) and whether
-    # `acting_user` may see it listed (the galleries the photo's representation names).
-    holding = Gallery.objects.only("public_id", "owner").annotate(listed=_listed(acting_user)).order_by("title", "id")
-    return (
-        photos.select_related("owner")
-        .only(*_LISTED_PHOTO_FIELDS)
-        .prefetch_related(
-            Prefetch("captions", queryset=captions, to_attr="current_captions"),
-            Prefetch("galleries", queryset=holding, to_attr="holding_galleries"),
-        )
-    )
-
-
 # The API's photo list reads its page as rows (dicts) rather than Photo instances: a model instance per photo, per
 # caption, per caption's model and author and per gallery holding it was most of that list's Python calls.
 PHOTO_ROW_FIELDS = (
@@ -871,8 +834,7 @@ def photo_rows_visible_by_id(*, acting_user: UserOrAnonymous | None, photo_ids: 
 
 
 def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
-    """`rows` of `photo_rows`, each given what `photo_with_current_caption` reads for a photo, in one query for
-    any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
+    """`rows` of `photo_rows`, each given what the API presents beside a photo, in one query for any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
     public_ids of the galleries holding it that `acting_user` may see listed, by title: `gallery_list_holding`)
     and `can_manage` (`photo_can_manage`)."""
     rows = list(rows)
@@ -947,10 +909,9 @@ def _manages(user: UserOrAnonymous | None, photo_owner_id: int, holding_owner_id
 
 def photo_can_manage(user: UserOrAnonymous | None, photo: Photo) -> bool:
     """Edit its caption, re-caption, retry, delete: the photo's owner and the owners of galleries holding it."""
-    holding = getattr(photo, "holding_galleries", None)
-    if holding is None and _signed_in(user) and user.pk != photo.owner_id:
-        return GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
-    return _manages(user, photo.owner_id, [gallery.owner_id for gallery in holding or []])
+    if not _signed_in(user):
+        return False
+    return user.pk == photo.owner_id or GalleryPhoto.objects.filter(photo=photo, gallery__owner=user).exists()
 
 
 def photo_can_delete(user: UserOrAnonymous | None, photo: Photo) -> bool:
