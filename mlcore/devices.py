@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -73,7 +74,7 @@ def across_cores(function: Callable[[torch.Tensor], T], inputs: torch.Tensor) ->
 
     torch.set_num_threads(1)
     try:
-        futures = [_pool(threads - 1).submit(run, part) for part in parts[1:]]
+        futures = [_pool(threads - 1, os.getpid()).submit(run, part) for part in parts[1:]]
         try:
             first = run(parts[0])
         finally:
@@ -84,7 +85,9 @@ def across_cores(function: Callable[[torch.Tensor], T], inputs: torch.Tensor) ->
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, process_id: int) -> ThreadPoolExecutor:
+    """A pool per process: a forked child inherits its parent's pool but none of its threads, and work handed to it
+    would wait forever."""
     return ThreadPoolExecutor(
         workers, thread_name_prefix="mlcore-core", initializer=torch.set_num_threads, initargs=(1,)
     )

@@ -1,3 +1,4 @@
+import multiprocessing
 import threading
 
 import pytest
@@ -39,3 +40,18 @@ def test_across_cores_passes_a_slices_error_on_and_restores_the_threads(two_thre
     with pytest.raises(ValueError, match="second slice"):
         across_cores(fail_on_the_second, torch.arange(4))
     assert torch.get_num_threads() == 2
+
+
+def test_across_cores_works_in_a_process_forked_after_it_ran(two_threads):
+    # A forked child inherits the parent's thread pool object but none of its threads: work handed to it would
+    # wait forever (a worker process forked from one that had captioned).
+    across_cores(lambda part: part * 2, torch.arange(4.0))
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        doubled = pool.apply_async(_doubled_across_cores).get(timeout=60)
+    assert doubled == [0.0, 2.0, 4.0, 6.0]
+
+
+def _doubled_across_cores() -> list[float]:
+    torch.set_num_threads(2)
+    return torch.cat(across_cores(lambda part: part * 2, torch.arange(4.0))).tolist()
