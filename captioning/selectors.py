@@ -834,9 +834,10 @@ def photo_rows_visible_by_id(*, acting_user: UserOrAnonymous | None, photo_ids: 
 
 
 def photo_rows_with_details(rows: Iterable[dict], *, acting_user: UserOrAnonymous | None) -> list[dict]:
-    """`rows` of `photo_rows`, each given what the API presents beside a photo, in one query for any number: `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the
-    public_ids of the galleries holding it that `acting_user` may see listed, by title: `gallery_list_holding`)
-    and `can_manage` (`photo_can_manage`)."""
+    """`rows` of `photo_rows`, each given what the API presents beside a photo, in one query for any number:
+    `caption` (its current caption, a row of CAPTION_ROW_FIELDS, or None), `galleries` (the public_ids of the
+    galleries holding it that `acting_user` may see listed, by title: `gallery_list_holding`) and `can_manage`
+    (`photo_can_manage`)."""
     rows = list(rows)
     photo_ids = [row["id"] for row in rows]
     # Per photo: the galleries holding it that acting_user may see listed, and the owners of all those holding it.

@@ -17,6 +17,7 @@ The integer matmul is oneDNN's, through one of two entry points that give the sa
 
 import functools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,8 +85,9 @@ def sums_stay_exact_in_float(quantized: torch.Tensor) -> bool:
 
 
 # Rows per integer matmul, at most. CLIP's blocks run 50 tokens x 64 images = 3,200 rows per call: in blocks of
-# at most 512 (`even_block`) the int32 products and their float copies stay in cache for the scaling passes that follow (CLIP's
-# int8 matmuls with their scaling took 20-50% less CPU time on Zen 4); each row's result is bitwise the same.
+# at most 512 (`even_block`) the int32 products and their float copies stay in cache for the scaling passes that
+# follow (CLIP's int8 matmuls with their scaling took 20-50% less CPU time on Zen 4); each row's result is bitwise
+# the same.
 ROW_BLOCK = 512
 
 
@@ -93,14 +95,21 @@ def int8_linear(packed: Int8Weights, inputs: torch.Tensor) -> torch.Tensor:
     """`inputs @ weight.T + bias` with the weights `pack_int8` packed; any leading dimensions. Each row is
     quantized with its own scale, so its result is the same whatever rows share the call."""
     flat = inputs.reshape(-1, inputs.shape[-1]).float()
-    if flat.shape[0] <= ROW_BLOCK:
-        outputs = _int8_rows(packed, flat)
-    else:
-        outputs = flat.new_empty(flat.shape[0], packed.out_features)
-        size = even_block(flat.shape[0])
-        for start in range(0, flat.shape[0], size):
-            outputs[start : start + size] = _int8_rows(packed, flat[start : start + size])
+    outputs = in_row_blocks(lambda rows: _int8_rows(packed, rows), flat, packed.out_features)
     return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
+
+
+def in_row_blocks(
+    function: Callable[[torch.Tensor], torch.Tensor], flat: torch.Tensor, out_features: int
+) -> torch.Tensor:
+    """`function` of the rows of `flat` [rows, in] -> [rows, out_features], in blocks of `even_block` rows."""
+    if flat.shape[0] <= ROW_BLOCK:
+        return function(flat)
+    outputs = flat.new_empty(flat.shape[0], out_features)
+    size = even_block(flat.shape[0])
+    for start in range(0, flat.shape[0], size):
+        outputs[start : start + size] = function(flat[start : start + size])
+    return outputs
 
 
 def even_block(rows: int) -> int:
@@ -216,13 +225,7 @@ class Int8Mlp(torch.nn.Module):
         return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])
 
     def _in_blocks(self, flat: torch.Tensor) -> torch.Tensor:
-        if flat.shape[0] <= ROW_BLOCK:
-            return self.c_proj(self.gelu(self.c_fc(flat)))
-        outputs = flat.new_empty(flat.shape[0], self.c_proj.out_features)
-        size = even_block(flat.shape[0])
-        for start in range(0, flat.shape[0], size):
-            outputs[start : start + size] = self.c_proj(self.gelu(self.c_fc(flat[start : start + size])))
-        return outputs
+        return in_row_blocks(lambda rows: self.c_proj(self.gelu(self.c_fc(rows))), flat, self.c_proj.out_features)
 
 
 def is_plain_mlp(mlp: torch.nn.Module) -> bool:
